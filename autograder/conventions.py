@@ -1,0 +1,93 @@
+"""The course's single source of truth for shapes, weight layout, gate order and tolerance.
+
+Every reference implementation, every exercise and every chapter of the book quotes
+this module; nothing else restates these facts.
+
+Shapes (batch-major, as in the exercises):
+    x   (N, T, D)   input sequence: N sequences, T time steps, D features
+    h0  (N, H)      initial hidden state
+    h   (N, T, H)   hidden states h_1 .. h_T
+    Wx  (D, G*H)    input-to-hidden weights, used as ``x_t @ Wx``
+    Wh  (H, G*H)    hidden-to-hidden weights, used as ``h_{t-1} @ Wh``
+    b   (G*H,)      bias (the GRU has two, bx and bh, because its reset gate
+                    multiplies ``h_{t-1} @ Wh + bh`` before the candidate's tanh,
+                    as torch's ``nn.GRUCell`` does)
+
+G is the number of gate blocks: 1 for the vanilla RNN, 4 for the LSTM, 3 for the GRU.
+Block k occupies columns ``k*H:(k+1)*H`` of Wx, Wh and b, in the order of ``GATES``.
+"""
+import numpy as np
+
+GATES = {
+    "rnn": ("h",),
+    "lstm": ("i", "f", "g", "o"),
+    "gru": ("r", "z", "n"),
+}
+
+GATE_NAMES = {
+    "h": "hidden (tanh)",
+    "i": "input gate",
+    "f": "forget gate",
+    "g": "candidate",
+    "o": "output gate",
+    "r": "reset gate",
+    "z": "update gate",
+    "n": "candidate",
+}
+
+SHAPES = {
+    "x": "(N, T, D)",
+    "h0": "(N, H)",
+    "c0": "(N, H)",
+    "h": "(N, T, H)",
+    "Wx": "(D, G*H)",
+    "Wh": "(H, G*H)",
+    "b": "(G*H,)",
+    "bx": "(3*H,)",
+    "bh": "(3*H,)",
+}
+
+#: Tolerance of every comparison between a student's array and the reference:
+#: element-wise ``|student - reference| <= ATOL + RTOL * |reference|``.
+#: Loose enough for an implementation that computes in float32, tight enough that
+#: every seeded bug in the test suite fails it by orders of magnitude.
+RTOL = 1e-4
+ATOL = 1e-5
+
+#: Reference implementations compute in this dtype.
+DTYPE = np.float64
+
+
+def gate_slice(kind, gate, H):
+    """Columns of Wx, Wh and b that hold ``gate`` of a ``kind`` cell with hidden size H."""
+    k = GATES[kind].index(gate)
+    return slice(k * H, (k + 1) * H)
+
+
+def split_gates(a, kind):
+    """Split the last axis of ``a`` (..., G*H) into a dict gate -> (..., H)."""
+    names = GATES[kind]
+    return dict(zip(names, np.split(a, len(names), axis=-1)))
+
+
+def torch_layout(kind):
+    """How our parameters map onto torch's ``nn.RNNCell``/``LSTMCell``/``GRUCell``.
+
+    torch stores ``weight_ih`` (G*H, D) and ``weight_hh`` (G*H, H) and computes
+    ``x @ weight_ih.T``: ours are their transposes, with the same gate order.
+    """
+    return {
+        "weight_ih": "Wx.T",
+        "weight_hh": "Wh.T",
+        "bias_ih": "b" if kind != "gru" else "bx",
+        "bias_hh": "0" if kind != "gru" else "bh",
+        "gate order": ", ".join(GATES[kind]),
+    }
+
+
+def layout_table(kind):
+    """Markdown table of the weight layout of ``kind``, for the book."""
+    rows = ["| block | columns | gate |", "|---|---|---|"]
+    for k, gate in enumerate(GATES[kind]):
+        rows.append(f"| {k} | `{k}*H:{k + 1}*H` | `{gate}`: {GATE_NAMES[gate]} |")
+    return "\n".join(rows)

@@ -1,0 +1,1 @@
+"""Reference implementations in float64: the answers the grader compares against."""

@@ -1,0 +1,1 @@
+"""Experiments the book runs at build time and the exercises reuse."""

@@ -1,0 +1,35 @@
+"""The course's nbgrader configuration, written once.
+
+``configure(c, root)`` fills a traitlets Config for a course directory; the
+repository's own ``nbgrader_config.py`` and :mod:`autograder.batch` both call it.
+"""
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
+                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+
+from .preprocessors import GradingExecute, VerifyResults
+
+COURSE_ID = "rnn-course"
+CELL_TIMEOUT = 60          # seconds one cell may run under the grader
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+
+
+def configure(c, root, source="source", release="release", db_url=None):
+    """Point ``c`` at the course directory ``root`` and install the grading pipeline."""
+    c.CourseDirectory.root = str(root)
+    c.CourseDirectory.course_id = COURSE_ID
+    c.CourseDirectory.source_directory = source
+    c.CourseDirectory.release_directory = release
+    if db_url:
+        c.CourseDirectory.db_url = db_url
+    c.ClearSolutions.code_stub = {"python": CODE_STUB}
+    c.Autograde.autograde_preprocessors = [
+        GradingExecute, IgnorePattern, ClearMetadataPreprocessor, VerifyResults,
+        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+    ]
+    c.Execute.timeout = CELL_TIMEOUT
+    c.Execute.interrupt_on_timeout = True
+    c.OverwriteCells.add_missing_cells = True
+    # Feedback never shows hidden tests.
+    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+    return c

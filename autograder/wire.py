@@ -1,0 +1,57 @@
+"""How results travel from the student's kernel to the grader: JSON, never pickle.
+
+An array becomes ``{"dtype": "<f8", "shape": [...], "data": base64}``. The grader
+decodes only float32/float64 arrays of bounded size, so a forged payload can
+at worst be wrong, never executed or huge.
+"""
+import base64
+
+import numpy as np
+
+#: MIME type of the display message that carries one check's results.
+MIME = "application/vnd.rnn-course.results+json"
+
+ACCEPTED_DTYPES = ("<f4", "<f8")
+MAX_ELEMENTS = 1_000_000
+MAX_NDIM = 4
+
+
+class WireError(ValueError):
+    """A payload that cannot be a student's array."""
+
+
+def encode(value):
+    """Student output -> JSON-able dict, or a string saying why it is not an array."""
+    try:
+        a = np.asarray(value)
+    except Exception as exc:  # arbitrary student objects
+        return f"not convertible to an array ({type(exc).__name__})"
+    if a.dtype.kind not in "fiu" or a.dtype.itemsize > 8:
+        return f"has dtype {a.dtype}, expected a float array"
+    if a.dtype.kind != "f":
+        a = a.astype(np.float64)
+    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    return {"dtype": a.dtype.str, "shape": list(a.shape),
+            "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def decode(payload):
+    """Inverse of :func:`encode`; raises WireError on anything else."""
+    if isinstance(payload, str):
+        raise WireError(payload)
+    if not isinstance(payload, dict) or set(payload) != {"dtype", "shape", "data"}:
+        raise WireError("malformed result")
+    dtype, shape, data = payload["dtype"], payload["shape"], payload["data"]
+    if dtype not in ACCEPTED_DTYPES:
+        raise WireError(f"has dtype {dtype}, expected a float array")
+    if (not isinstance(shape, list) or len(shape) > MAX_NDIM
+            or not all(isinstance(n, int) and 0 <= n <= MAX_ELEMENTS for n in shape)
+            or int(np.prod(shape)) > MAX_ELEMENTS):
+        raise WireError("has an impossible shape")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (ValueError, TypeError) as exc:
+        raise WireError("malformed result") from exc
+    if len(raw) != int(np.prod(shape)) * np.dtype(dtype).itemsize:
+        raise WireError("malformed result")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(np.float64)

@@ -18,7 +18,7 @@ import traceback
 import numpy as np
 
 from . import wire
-from .tasks import TASKS, StudentError
+from .tasks import TASKS, StudentError, copy_inputs
 
 GRADING_ENV = "RNN_COURSE_GRADING"
 
@@ -67,7 +67,7 @@ def collect(task, cases, namespace):
 
 
 def _run_one(task, namespace, inputs):
-    given = {k: v.copy() for k, v in inputs.items()}
+    given = copy_inputs(inputs)
     try:
         outputs = task.run(namespace, given)
     except StudentError as exc:

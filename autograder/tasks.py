@@ -11,7 +11,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from .conventions import GATES, DTYPE
+from .conventions import GATES
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,11 @@ class Task:
 
 class StudentError(Exception):
     """A student's function returned something of the wrong form."""
+
+
+def copy_inputs(inputs):
+    """A deep enough copy: arrays copied, scalars (k, max_norm) shared."""
+    return {k: v.copy() if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
 
 
 def unpack(result, count, what):
@@ -108,8 +113,7 @@ def lstm_gate_probes(case, inputs):
     H = case["H"]
     probes = {}
     for gate in GATES["lstm"]:
-        p = {k: v.copy() for k, v in inputs.items()}
-        k = GATES["lstm"].index(gate)
+        p = copy_inputs(inputs)
         for other, name in enumerate(GATES["lstm"]):
             if name == gate:
                 continue
@@ -120,19 +124,54 @@ def lstm_gate_probes(case, inputs):
         if gate != "f":
             p["prev_c"][:] = 0.0
         probes[f"gate_{gate}"] = p
-        del k
     return probes
 
 
 # ---------------------------------------------------------------- runners
 
-def _call(functions, name, *args, returns):
-    return unpack(functions[name](*args), returns, name) if returns > 1 else (functions[name](*args),)
+def forward(name, args, returns):
+    """Run forward function ``name`` on inputs ``args``; keep its outputs, drop its cache."""
+    def run(functions, inputs):
+        return unpack(functions[name](*(inputs[k] for k in args)), returns, name)[:-1]
+    return run
 
 
-def _first(functions, name, *args, returns):
-    """Outputs of a forward function without its cache."""
-    return _call(functions, name, *args, returns=returns)[:-1]
+def backward(fwd, fwd_args, fwd_returns, name, upstream, returns, extra=()):
+    """Run ``fwd`` for its cache, then backward function ``name(*upstream, cache, *extra)``."""
+    def run(functions, inputs):
+        cache = unpack(functions[fwd](*(inputs[k] for k in fwd_args)), fwd_returns, fwd)[-1]
+        args = [inputs[k] for k in upstream] + [cache] + [inputs[k] for k in extra]
+        return unpack(functions[name](*args), returns, name)
+    return run
+
+
+def plain(name, args, outputs):
+    """A function returning a single array, or a flat tuple of ``outputs`` arrays."""
+    def run(functions, inputs):
+        result = functions[name](*(inputs[k] for k in args))
+        return (result,) if len(outputs) == 1 else unpack(result, len(outputs), name)
+    return run
+
+
+def clipping(functions, inputs):
+    """clip_by_global_norm((g0, g1, g2), max_norm) -> ((c0, c1, c2), total_norm)."""
+    name = "clip_by_global_norm"
+    clipped, total = unpack(functions[name]((inputs["g0"], inputs["g1"], inputs["g2"]), inputs["max_norm"]),
+                            2, name)
+    return (*unpack(tuple(clipped), 3, f"the clipped gradients of {name}"), total)
+
+
+def clipping_inputs(case):
+    """Three gradient arrays and a max_norm below (``clip``) or above their global norm."""
+    rng, (D, H) = _rng(case), (case["D"], case["H"])
+    g = {"g0": 3 * rng.standard_normal((D, H)), "g1": 3 * rng.standard_normal((H, H)),
+         "g2": 3 * rng.standard_normal(H)}
+    total = np.sqrt(sum(np.sum(a ** 2) for a in g.values()))
+    return {**g, "max_norm": float(total * (0.3 if case["clip"] else 2.0))}
+
+
+def truncated_inputs(case):
+    return {**sequence_inputs("lstm", upstream=True)(case), "k": case["k"]}
 
 
 TASKS = {}
@@ -142,25 +181,56 @@ def _task(**kw):
     TASKS[kw["name"]] = Task(**kw)
 
 
+STEP = ("x", "prev_h")
+SEQ = ("x", "h0")
+RNN_P, LSTM_P, GRU_P = ("Wx", "Wh", "b"), ("Wx", "Wh", "b"), ("Wx", "Wh", "bx", "bh")
 _STEP = ({"N": 2, "D": 3, "H": 4, "seed": 0}, {"N": 1, "D": 5, "H": 2, "seed": 1})
 _SEQ = ({"N": 2, "T": 3, "D": 4, "H": 5, "seed": 0}, {"N": 3, "T": 1, "D": 2, "H": 3, "seed": 1})
 
 # --- 01 RNN
-_task(name="rnn_step_forward", kind="rnn", outputs=("next_h",), public=_STEP,
-      needs=("rnn_step_forward",), make_inputs=step_inputs("rnn"),
-      run=lambda f, a: _first(f, "rnn_step_forward", a["x"], a["prev_h"], a["Wx"], a["Wh"], a["b"], returns=2))
+_task(name="rnn_step_forward", kind="rnn", outputs=("next_h",), public=_STEP, needs=("rnn_step_forward",),
+      make_inputs=step_inputs("rnn"), run=forward("rnn_step_forward", STEP + RNN_P, 2))
 _task(name="rnn_step_backward", kind="rnn", outputs=("dx", "dprev_h", "dWx", "dWh", "db"), public=_STEP,
       needs=("rnn_step_forward", "rnn_step_backward"), make_inputs=step_inputs("rnn", ("dnext_h",)),
       gated=("dWx", "dWh", "db"),
-      run=lambda f, a: _call(f, "rnn_step_backward", a["dnext_h"],
-                             _call(f, "rnn_step_forward", a["x"], a["prev_h"], a["Wx"], a["Wh"], a["b"],
-                                   returns=2)[1], returns=5))
-_task(name="rnn_forward", kind="rnn", outputs=("h",), public=_SEQ, timed=("h",),
-      needs=("rnn_forward",), make_inputs=sequence_inputs("rnn"),
-      run=lambda f, a: _first(f, "rnn_forward", a["x"], a["h0"], a["Wx"], a["Wh"], a["b"], returns=2))
+      run=backward("rnn_step_forward", STEP + RNN_P, 2, "rnn_step_backward", ("dnext_h",), 5))
+_task(name="rnn_forward", kind="rnn", outputs=("h",), public=_SEQ, timed=("h",), needs=("rnn_forward",),
+      make_inputs=sequence_inputs("rnn"), run=forward("rnn_forward", SEQ + RNN_P, 2))
 _task(name="rnn_backward", kind="rnn", outputs=("dx", "dh0", "dWx", "dWh", "db"), public=_SEQ,
       needs=("rnn_forward", "rnn_backward"), make_inputs=sequence_inputs("rnn", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
-      run=lambda f, a: _call(f, "rnn_backward", a["dh"],
-                             _call(f, "rnn_forward", a["x"], a["h0"], a["Wx"], a["Wh"], a["b"],
-                                   returns=2)[1], returns=5))
+      run=backward("rnn_forward", SEQ + RNN_P, 2, "rnn_backward", ("dh",), 5))
+
+# --- 02 long-term dependencies
+_task(name="rnn_gradient_norms", kind="rnn", outputs=("norms",), public=_SEQ, needs=("rnn_gradient_norms",),
+      make_inputs=sequence_inputs("rnn"), run=plain("rnn_gradient_norms", SEQ + RNN_P, ("norms",)))
+_task(name="clip_by_global_norm", kind="rnn", outputs=("clipped_0", "clipped_1", "clipped_2", "total_norm"),
+      public=({"D": 3, "H": 4, "clip": True, "seed": 0}, {"D": 2, "H": 2, "clip": False, "seed": 1}),
+      needs=("clip_by_global_norm",), make_inputs=clipping_inputs, run=clipping)
+
+# --- 03 gates
+_task(name="lstm_step_forward", kind="lstm", outputs=("next_h", "next_c"), public=_STEP,
+      needs=("lstm_step_forward",), make_inputs=step_inputs("lstm"), probes=lstm_gate_probes,
+      run=forward("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3))
+_task(name="lstm_forward", kind="lstm", outputs=("h", "c"), public=_SEQ, timed=("h", "c"),
+      needs=("lstm_forward",), make_inputs=sequence_inputs("lstm"),
+      run=forward("lstm_forward", SEQ + ("c0",) + LSTM_P, 3))
+_task(name="gru_step_forward", kind="gru", outputs=("next_h",), public=_STEP, needs=("gru_step_forward",),
+      make_inputs=step_inputs("gru"), run=forward("gru_step_forward", STEP + GRU_P, 2))
+
+# --- 04 backpropagation through time
+_task(name="lstm_step_backward", kind="lstm", outputs=("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"),
+      public=_STEP, needs=("lstm_step_forward", "lstm_step_backward"),
+      make_inputs=step_inputs("lstm", ("dnext_h", "dnext_c")), gated=("dWx", "dWh", "db"),
+      run=backward("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3, "lstm_step_backward",
+                   ("dnext_h", "dnext_c"), 6))
+_task(name="lstm_backward", kind="lstm", outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"), public=_SEQ,
+      needs=("lstm_forward", "lstm_backward"), make_inputs=sequence_inputs("lstm", upstream=True),
+      probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
+      run=backward("lstm_forward", SEQ + ("c0",) + LSTM_P, 3, "lstm_backward", ("dh",), 6))
+_task(name="lstm_truncated_backward", kind="lstm", outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"),
+      public=({"N": 2, "T": 5, "D": 3, "H": 4, "k": 2, "seed": 0}, {"N": 1, "T": 3, "D": 2, "H": 2, "k": 3, "seed": 1}),
+      needs=("lstm_forward", "lstm_truncated_backward"), make_inputs=truncated_inputs,
+      probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
+      run=backward("lstm_forward", SEQ + ("c0",) + LSTM_P, 3, "lstm_truncated_backward", ("dh",), 6,
+                   extra=("k",)))

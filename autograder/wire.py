@@ -30,7 +30,7 @@ def encode(value):
         return f"has dtype {a.dtype}, expected a float array"
     if a.dtype.kind != "f":
         a = a.astype(np.float64)
-    a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<"))
+    a = a.astype(a.dtype.newbyteorder("<"), order="C")  # ascontiguousarray would make 0-d 1-d
     return {"dtype": a.dtype.str, "shape": list(a.shape),
             "data": base64.b64encode(a.tobytes()).decode("ascii")}
 

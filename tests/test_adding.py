@@ -7,7 +7,6 @@ import pytest
 from autograder.experiments.adding import (
     BASELINE_MSE,
     REFERENCE_LAYERS,
-    clip_by_norm,
     init_params,
     loss_and_grads,
     make_adding_batch,
@@ -67,15 +66,6 @@ def test_gradient_matches_finite_differences(cell):
                 shifted.append(loss_and_grads(cell, forward, backward, x, y, q)[0])
             numeric[idx] = (shifted[0] - shifted[1]) / (2 * eps)
         np.testing.assert_allclose(grads[name], numeric, rtol=1e-5, atol=1e-9, err_msg=name)
-
-
-def test_clip_by_norm():
-    grads = {"a": np.array([3.0, 0.0]), "b": np.array(4.0)}
-    clipped = clip_by_norm(grads, 1.0)
-    np.testing.assert_allclose(clipped["a"], [0.6, 0.0])
-    np.testing.assert_allclose(clipped["b"], 0.8)
-    unchanged = clip_by_norm(grads, 10.0)
-    np.testing.assert_allclose(unchanged["a"], grads["a"])
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])

@@ -17,6 +17,7 @@ reference.
 import numpy as np
 
 from autograder.conventions import DTYPE, GATES, gate_slice
+from autograder.reference.long_term import clip_by_global_norm
 from autograder.reference.lstm import lstm_backward, lstm_forward
 from autograder.reference.rnn import rnn_backward, rnn_forward
 
@@ -118,13 +119,6 @@ def loss_and_grads(cell, forward, backward, x, y, params):
     return float(np.mean(err**2)), grads
 
 
-def clip_by_norm(grads, max_norm):
-    """Scale all gradients together so that their joint L2 norm is at most max_norm."""
-    norm = np.sqrt(sum(np.sum(g**2) for g in grads.values()))
-    scale = min(1.0, max_norm / (norm + 1e-12))
-    return {k: g * scale for k, g in grads.items()}
-
-
 def adam_update(params, grads, state, lr, beta1=0.9, beta2=0.999, eps=1e-8):
     """One Adam step (Kingma & Ba, 2015), updating params and state in place.
 
@@ -146,12 +140,13 @@ def evaluate(cell, forward, params, x, y):
     return float(np.mean((predict(cell, forward, x, params) - y) ** 2))
 
 
-def train(cell, T, steps, seed, hidden=32, batch=64, lr=1e-2, clip=1.0,
-          forget_bias=1.0, eval_every=50, eval_batch=500, forward=None, backward=None):
+def train(cell, T, steps, seed, hidden=32, batch=64, lr=1e-2, clip=1.0, forget_bias=1.0,
+          eval_every=100, eval_batch=1000, forward=None, backward=None):
     """Train a ``cell`` ("rnn" or "lstm") layer plus readout on the adding problem.
 
     T: sequence length; steps: Adam updates, each on a fresh batch of ``batch``
-    sequences; seed: seeds the initial parameters and the training batches.
+    sequences, with the gradient clipped to norm ``clip``; seed: seeds the
+    initial parameters and the training batches.
     forward, backward: the recurrent layer's functions, with the signatures of
     the references for ``cell`` (the default); pass your own to train them.
     Every ``eval_every`` steps, and after the last, the model is scored on a
@@ -167,20 +162,16 @@ def train(cell, T, steps, seed, hidden=32, batch=64, lr=1e-2, clip=1.0,
     x_eval, y_eval = make_adding_batch(np.random.default_rng(EVAL_SEED), eval_batch, T)
     params = init_params(cell, hidden, rng, forget_bias)
     state = {"t": 0, "m": {}, "v": {}}
-    train_loss, eval_step, eval_mse = [], [], []
-    for step in range(steps + 1):
-        if step % eval_every == 0 or step == steps:
-            eval_step.append(step)
-            eval_mse.append(evaluate(cell, forward, params, x_eval, y_eval))
-        if step == steps:
-            break
+    train_loss, curve = [], []
+    for step in range(steps):
+        if step % eval_every == 0:
+            curve.append((step, evaluate(cell, forward, params, x_eval, y_eval)))
         x, y = make_adding_batch(rng, batch, T)
         loss, grads = loss_and_grads(cell, forward, backward, x, y, params)
-        adam_update(params, clip_by_norm(grads, clip), state, lr)
+        clipped, _ = clip_by_global_norm(list(grads.values()), clip)
+        adam_update(params, dict(zip(grads, clipped)), state, lr)
         train_loss.append(loss)
-    return {
-        "train_loss": np.array(train_loss),
-        "eval_step": np.array(eval_step),
-        "eval_mse": np.array(eval_mse),
-        "params": params,
-    }
+    curve.append((steps, evaluate(cell, forward, params, x_eval, y_eval)))
+    eval_step, eval_mse = map(np.array, zip(*curve))
+    return {"train_loss": np.array(train_loss), "eval_step": eval_step,
+            "eval_mse": eval_mse, "params": params}

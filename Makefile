@@ -1,0 +1,38 @@
+# Two commands do all set-up on a fresh machine (Python 3.11, package registries only):
+#   make book   create .venv, install, build the book into _build/html (cached)
+#   make test   create .venv, install, build the book strictly from scratch, run every test
+VENV   ?= .venv
+PYTHON ?= python3
+BIN    := $(VENV)/bin
+JB_FLAGS_STRICT := -W -n --keep-going
+
+.PHONY: setup book serve book-strict test release clean
+.DEFAULT_GOAL := book
+
+$(BIN)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	touch $@
+
+setup: $(BIN)/.installed
+
+book: setup
+	$(BIN)/jupyter-book build . --path-output .
+	@echo "open _build/html/index.html, or: make serve"
+
+serve: book
+	$(BIN)/python -m http.server --directory _build/html 8000
+
+book-strict: setup
+	rm -rf _build
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --path-output . $(JB_FLAGS_STRICT)
+
+test: book-strict
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadgroup
+
+release: setup
+	$(BIN)/python -m autograder release
+
+clean:
+	rm -rf _build course

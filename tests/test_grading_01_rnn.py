@@ -1,0 +1,140 @@
+"""Autograde exercise 01 end to end on typical submissions, through nbgrader."""
+import subprocess
+import sys
+
+import pytest
+
+from autograder import batch
+from submissions import mutate, solution_cells, student_notebook, write_submissions
+
+pytestmark = pytest.mark.xdist_group("grading")
+A = "01_rnn"
+SOL = solution_cells(A)
+
+LOOPS = {
+    "rnn_step_forward": '''
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    N, H = prev_h.shape
+    next_h = np.empty((N, H))
+    for n in range(N):
+        for j in range(H):
+            a = b[j]
+            for d in range(x.shape[1]):
+                a += x[n, d] * Wx[d, j]
+            for k in range(H):
+                a += prev_h[n, k] * Wh[k, j]
+            next_h[n, j] = np.tanh(a)
+    return next_h, {"x": x, "prev_h": prev_h, "Wx": Wx, "Wh": Wh, "h": next_h}
+''',
+    "rnn_step_backward": '''
+def rnn_step_backward(dnext_h, cache):
+    da = dnext_h * (1 - cache["h"] ** 2)
+    dx = np.einsum("nj,dj->nd", da, cache["Wx"])
+    dprev_h = np.einsum("nj,kj->nk", da, cache["Wh"])
+    dWx = np.einsum("nd,nj->dj", cache["x"], da)
+    dWh = np.einsum("nk,nj->kj", cache["prev_h"], da)
+    db = np.einsum("nj->j", da)
+    return dx, dprev_h, dWx, dWh, db
+''',
+    "rnn_forward": '''
+def rnn_forward(x, h0, Wx, Wh, b):
+    x32 = x.astype(np.float32)
+    hs, caches, h = [], [], h0
+    for t in range(x.shape[1]):
+        h, c = rnn_step_forward(x32[:, t], h, Wx, Wh, b)
+        hs.append(h)
+        caches.append(c)
+    return np.stack(hs, axis=1).astype(np.float32), caches
+''',
+    "rnn_backward": '''
+def rnn_backward(dh, cache):
+    grads = None
+    carry = np.zeros_like(dh[:, 0])
+    dxs = []
+    for t in range(dh.shape[1] - 1, -1, -1):
+        dx_t, carry, *dW = rnn_step_backward(dh[:, t] + carry, cache[t])
+        dxs.insert(0, dx_t)
+        grads = dW if grads is None else [g + d for g, d in zip(grads, dW)]
+    return (np.stack(dxs, axis=1), carry, *grads)
+''',
+}
+
+STUDENTS = {
+    "solution": student_notebook(A),
+    "blank": student_notebook(A, released=True),
+    "loops_einsum_float32": student_notebook(A, LOOPS),
+    "sigmoid_activation": student_notebook(A, {"rnn_step_forward": mutate(
+        SOL["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "1 / (1 + np.exp(-(x @ Wx + prev_h @ Wh + b)))")}),
+    "no_recurrent_term": student_notebook(A, {"rnn_step_forward": mutate(
+        SOL["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + b)")}),
+    "no_accumulation": student_notebook(A, {"rnn_backward": mutate(
+        SOL["rnn_backward"], "dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t", "dWx, dWh, db = dWx_t, dWh_t, db_t")}),
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grading")
+    subs = write_submissions(root / "submissions", A, STUDENTS)
+    course = root / "course"
+    pairs = batch.prepare_course(course, subs)
+    outcomes = batch.autograde(course, pairs)
+    assert all(o.ok for o in outcomes), outcomes
+    rows = {r["student"]: r for r in batch.grade_rows(course)}
+    return course, rows
+
+
+def test_solution_gets_full_marks(graded):
+    _, rows = graded
+    assert rows["solution"]["score"] == rows["solution"]["max_score"] == 10
+
+
+def test_blank_release_gets_zero(graded):
+    course, rows = graded
+    assert rows["blank"]["score"] == 0
+    assert any("not implemented yet" in m for m in batch.failures(course, "blank", A))
+
+
+def test_correct_loops_einsum_float32_gets_full_marks(graded):
+    course, rows = graded
+    assert rows["loops_einsum_float32"]["score"] == 10, batch.failures(course, "loops_einsum_float32", A)
+
+
+@pytest.mark.parametrize("student, cell, words", [
+    ("sigmoid_activation", "test_rnn_step_forward", "next_h: wrong"),
+    ("no_recurrent_term", "test_rnn_step_forward", "next_h: wrong"),
+    ("no_accumulation", "test_rnn_backward", "dWx: wrong"),
+])
+def test_wrong_implementations_lose_points_with_a_message(graded, student, cell, words):
+    course, rows = graded
+    row = rows[student]
+    assert 0 < row["score"] < row["max_score"]
+    assert row["cells"][cell] < rows["solution"]["cells"][cell]
+    messages = batch.failures(course, student, A)
+    assert any(words in m for m in messages), messages
+    assert not any("BEGIN HIDDEN" in m or "check(" in m for m in messages)
+
+
+def test_accumulation_bug_is_located_in_time(graded):
+    course, _ = graded
+    messages = [m for m in batch.failures(course, "no_accumulation", A) if "dWh" in m]
+    # Only t=0's contribution survives the overwrite: sequences of length 1 are right.
+    assert messages and all("from t=1" in m for m in messages), messages
+
+
+def test_feedback_has_no_hidden_tests(graded):
+    course, _ = graded
+    html = (course / "feedback" / "no_accumulation" / A / f"{A}.html").read_text()
+    assert "BEGIN HIDDEN TESTS" not in html and "1401" not in html
+    assert "dWx" in html
+
+
+def test_grade_command_prints_table_and_csv(tmp_path):
+    subs = write_submissions(tmp_path / "subs", A, {k: STUDENTS[k] for k in ("solution", "no_recurrent_term")})
+    out = subprocess.run([sys.executable, "-m", "autograder", "grade", str(subs), "--course", str(tmp_path / "c")],
+                         capture_output=True, text=True, check=True)
+    assert "solution" in out.stdout and "10.00 / 10" in out.stdout
+    assert "next_h: wrong" in out.stdout
+    csv = (tmp_path / "c" / "grades.csv").read_text().splitlines()
+    assert csv[0].startswith("student,assignment,score,max_score,test_rnn_backward")
+    assert len(csv) == 3

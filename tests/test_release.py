@@ -1,0 +1,88 @@
+"""exercises/ is exactly what nbgrader generates from solutions/, and leaks nothing."""
+import re
+
+import nbformat
+import pytest
+
+from autograder import batch
+from autograder.preprocessors import expected_checks
+from autograder.tasks import TASKS
+from submissions import REPO
+
+ASSIGNMENTS = batch.assignments_in()
+
+
+def cells(nb, **flags):
+    return [c for c in nb.cells
+            if all(c.metadata.get("nbgrader", {}).get(k) == v for k, v in flags.items())]
+
+
+def load(folder, a):
+    return nbformat.read(REPO / folder / a / f"{a}.ipynb", as_version=4)
+
+
+def hidden_regions(source):
+    return re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source, flags=re.S)
+
+
+def test_every_exercise_has_a_solution_and_back():
+    assert ASSIGNMENTS == ["01_rnn", "02_long_term", "03_gates", "04_bptt"]
+    assert sorted(p.name for p in (REPO / "exercises").iterdir() if p.is_dir()) == ASSIGNMENTS
+
+
+def test_exercises_are_up_to_date(tmp_path):
+    batch.release(ASSIGNMENTS, exercises=tmp_path)
+    for a in ASSIGNMENTS:
+        fresh = (tmp_path / a / f"{a}.ipynb").read_text()
+        committed = (REPO / "exercises" / a / f"{a}.ipynb").read_text()
+        assert fresh == committed, f"exercises/{a} is stale: run `make release` and commit"
+
+
+@pytest.mark.parametrize("a", ASSIGNMENTS)
+def test_exercise_contains_no_solution_and_no_hidden_test(a):
+    source, released = load("solutions", a), load("exercises", a)
+    text = "\n".join(c.source for c in released.cells)
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "cases=" not in text
+    for cell in cells(source, solution=True):
+        for region in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, flags=re.S):
+            for line in region.splitlines():
+                if len(line.strip()) > 12:
+                    assert line.strip() not in text, f"solution line leaked: {line.strip()!r}"
+    for cell in cells(source, grade=True, solution=False):
+        for region in hidden_regions(cell.source):
+            for seed in re.findall(r'"seed": (\d+)', region):
+                assert f'"seed": {seed}' not in text and seed not in text
+
+
+@pytest.mark.parametrize("a", ASSIGNMENTS)
+def test_source_notebook_is_well_formed(a):
+    nb = load("solutions", a)
+    nbformat.validate(nb)
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
+    assert len(ids) == len(set(ids)), "grade_ids must be unique"
+    assert all(c.metadata["nbgrader"].get("schema_version") == 3 for c in nb.cells if "nbgrader" in c.metadata)
+    tests = cells(nb, grade=True, solution=False)
+    assert tests and all(c.metadata["nbgrader"]["locked"] and c.metadata["nbgrader"]["points"] > 0 for c in tests)
+
+
+@pytest.mark.parametrize("a", ASSIGNMENTS)
+def test_hidden_cases_are_new_and_varied(a):
+    """Every test cell: a public check and hidden cases the student never saw, T=1 among them."""
+    for cell in cells(load("solutions", a), grade=True, solution=False):
+        (hidden,) = hidden_regions(cell.source)
+        (task, public), (task2, cases) = expected_checks(cell.source)
+        assert task == task2 and public == list(TASKS[task].public)
+        assert len(cases) >= 3 and not any(c in public for c in cases)
+        assert len({c["seed"] for c in cases} | {c["seed"] for c in public}) == len(cases) + len(public)
+        if "T" in cases[0]:
+            assert any(c["T"] == 1 for c in cases), f"{task}: no hidden case with T=1"
+        for c in cases:
+            dims = [c[k] for k in ("N", "D", "H", "T") if k in c]
+            if len(dims) == 4 and min(dims) > 1:
+                assert len(set(dims)) >= 3, f"{task}: hidden case {c} barely varies its shapes"
+
+
+def test_every_task_is_graded_somewhere():
+    used = {task for a in ASSIGNMENTS for c in cells(load("solutions", a), grade=True, solution=False)
+            for task, _ in expected_checks(c.source)}
+    assert used == set(TASKS)

@@ -29,7 +29,7 @@ class GradingExecute(Execute):
     start_new_kernel = run_sync(async_start_new_kernel)
 
 
-class TestCellError(ValueError):
+class BadTestCell(ValueError):
     """An instructor's test cell that the grader cannot use."""
 
 
@@ -41,11 +41,11 @@ def expected_checks(source):
             args = list(node.args) + [kw.value for kw in node.keywords if kw.arg == "cases"]
             task = ast.literal_eval(args[0])
             if task not in TASKS:
-                raise TestCellError(f"unknown task {task!r}")
+                raise BadTestCell(f"unknown task {task!r}")
             cases = ast.literal_eval(args[1]) if len(args) > 1 else TASKS[task].public
             calls.append((task, list(cases)))
     if not calls:
-        raise TestCellError("an autograded test cell must call check(): "
+        raise BadTestCell("an autograded test cell must call check(): "
                             "no grade may be decided inside the student's kernel")
     return calls
 

@@ -1,0 +1,181 @@
+"""The verifier on its own: wire format, comparisons, diagnosis, parsing of test cells."""
+import numpy as np
+import pytest
+import scipy.special
+from nbformat.v4 import new_output
+
+from autograder import wire
+from autograder.preprocessors import BadTestCell, emitted_results, expected_checks, score, verdict
+from autograder.probe import case_key, collect
+from autograder.reference import gru, long_term, lstm, rnn
+from autograder.tasks import TASKS
+from autograder.verify import REFERENCES, grade_check
+
+TASK_NAMES = sorted(TASKS)
+
+
+def run(task_name, functions, cases=None):
+    task = TASKS[task_name]
+    cases = list(task.public) if cases is None else cases
+    return grade_check(task_name, cases, collect(task, cases, functions))
+
+
+# ------------------------------------------------------------------ wire
+
+@pytest.mark.parametrize("value", [np.arange(6.0).reshape(2, 3), np.float32(2.5) * np.ones((2, 1, 3), np.float32),
+                                   3.25, np.array(7), [[1, 2], [3, 4]]])
+def test_wire_round_trip(value):
+    assert np.array_equal(wire.decode(wire.encode(value)), np.asarray(value, dtype=np.float64))
+    assert wire.decode(wire.encode(value)).shape == np.shape(value)
+
+
+@pytest.mark.parametrize("value, words", [(np.array(["a"]), "dtype"), (np.array([1 + 2j]), "dtype"),
+                                          ({"a": 1}, "dtype object"), (None, "dtype object")])
+def test_wire_refuses_non_float_outputs(value, words):
+    encoded = wire.encode(value)
+    assert isinstance(encoded, str) and words in encoded
+    with pytest.raises(wire.WireError):
+        wire.decode(encoded)
+
+
+@pytest.mark.parametrize("payload", [
+    {"dtype": "|O", "shape": [1], "data": ""},
+    {"dtype": "<f8", "shape": [10 ** 9], "data": ""},
+    {"dtype": "<f8", "shape": [2], "data": "AAAAAAAADEA="},
+    {"dtype": "<f8", "shape": [-1], "data": ""},
+    {"dtype": "<f8", "shape": [1], "data": "not base64!"},
+    {"dtype": "<f8", "shape": [1], "data": "AAAAAAAADEA=", "extra": 1},
+    ["not", "a", "dict"],
+])
+def test_wire_rejects_forged_payloads(payload):
+    with pytest.raises(wire.WireError):
+        wire.decode(payload)
+
+
+def test_array_subclass_that_always_compares_equal_is_graded_on_its_data():
+    class Liar(np.ndarray):
+        def __eq__(self, other):
+            return np.ones(np.shape(self), bool)
+        __array_priority__ = 1000
+
+    def rnn_step_forward(x, prev_h, Wx, Wh, b):
+        return np.zeros((x.shape[0], Wh.shape[0])).view(Liar), None
+
+    report = run("rnn_step_forward", {"rnn_step_forward": rnn_step_forward})
+    assert report.passed == 2 and report.total == 4  # only "inputs untouched" passes
+
+
+# ------------------------------------------------------------------ comparisons
+
+@pytest.mark.parametrize("task_name", TASK_NAMES)
+def test_references_pass_their_own_checks(task_name):
+    report = run(task_name, REFERENCES)
+    assert report.passed == report.total and not report.failures
+
+
+def float32_functions():
+    """Every reference, computing in float32 internally: a correct implementation in single precision."""
+    def cast(fn):
+        def wrapped(*args):
+            args = [a.astype(np.float32) if isinstance(a, np.ndarray) else
+                    tuple(g.astype(np.float32) for g in a) if isinstance(a, tuple) and all(isinstance(g, np.ndarray) for g in a)
+                    else a for a in args]
+            return fn(*args)
+        return wrapped
+    return {name: cast(fn) for name, fn in REFERENCES.items()}
+
+
+@pytest.mark.parametrize("task_name", TASK_NAMES)
+def test_float32_implementations_get_full_marks(task_name):
+    task = TASKS[task_name]
+    big = [dict(c, seed=c["seed"] + 100, **{k: 2 * c[k] for k in ("N", "D", "H") if k in c}) for c in task.public]
+    report = run(task_name, float32_functions(), list(task.public) + big)
+    assert report.passed == report.total, report.text()
+
+
+def test_expit_lstm_gets_full_marks(monkeypatch):
+    monkeypatch.setattr(lstm, "sigmoid", scipy.special.expit)
+    report = run("lstm_step_forward", {"lstm_step_forward": lstm.lstm_step_forward})
+    assert report.passed == report.total
+
+
+def test_wrong_gate_block_is_named():
+    def lstm_step_backward(dnext_h, dnext_c, cache):
+        dx, dh, dc, dWx, dWh, db = lstm.lstm_step_backward(dnext_h, dnext_c, cache)
+        H = dh.shape[1]
+        dWx = dWx.copy()
+        dWx[:, H:2 * H] *= 1.5
+        return dx, dh, dc, dWx, dWh, db
+    report = run("lstm_step_backward", {**REFERENCES, "lstm_step_backward": lstm_step_backward})
+    assert report.passed == report.total - 2
+    assert all("dWx: wrong in the forget gate (f) block" in m for _, m in report.failures), report.text()
+
+
+def test_wrong_time_step_is_located():
+    def rnn_forward(x, h0, Wx, Wh, b):
+        h, cache = rnn.rnn_forward(x, h0, Wx, Wh, b)
+        if h.shape[1] > 2:
+            h = h.copy()
+            h[:, 2:] = 0
+        return h, cache
+    report = run("rnn_forward", {"rnn_forward": rnn_forward}, [{"N": 2, "T": 5, "D": 3, "H": 4, "seed": 9}])
+    assert report.failures == [("N=2, T=5, D=3, H=4", report.failures[0][1])]
+    assert "first wrong at t=2" in report.failures[0][1]
+
+
+def test_in_place_modification_costs_a_unit():
+    def rnn_step_forward(x, prev_h, Wx, Wh, b):
+        out = rnn.rnn_step_forward(x, prev_h, Wx, Wh, b)
+        b += 1.0
+        return out
+    report = run("rnn_step_forward", {"rnn_step_forward": rnn_step_forward})
+    assert report.passed == 2 and all("modified its inputs in place: b" in m for _, m in report.failures)
+
+
+def test_missing_function_and_exceptions_are_reported():
+    report = run("gru_step_forward", {})
+    assert report.passed == 0 and "gru_step_forward is not defined" in report.failures[0][1]
+
+    def gru_step_forward(*args):
+        raise ValueError("shapes do not align")
+    report = run("gru_step_forward", {"gru_step_forward": gru_step_forward})
+    assert report.passed == 0 and "raised ValueError: shapes do not align" in report.failures[0][1]
+
+
+def test_wrong_return_form_is_explained():
+    report = run("rnn_step_forward", {"rnn_step_forward": lambda *a: rnn.rnn_step_forward(*a)[0]})
+    assert "must return a tuple of 2 values, got ndarray" in report.failures[0][1]
+
+
+# ------------------------------------------------------------------ test cells and emitted results
+
+CELL = 'check("rnn_forward")\n### BEGIN HIDDEN TESTS\ncheck("rnn_forward", cases=[{"N": 1, "T": 2, "D": 1, "H": 1, "seed": 5}])\n### END HIDDEN TESTS'
+
+
+def test_expected_checks_come_from_the_cell_source():
+    (t1, public), (t2, hidden) = expected_checks(CELL)
+    assert t1 == t2 == "rnn_forward" and public == list(TASKS["rnn_forward"].public)
+    assert hidden == [{"N": 1, "T": 2, "D": 1, "H": 1, "seed": 5}]
+    for bad in ("assert True", 'check("no_such_task")', 'check("rnn_forward", cases=make())'):
+        with pytest.raises((BadTestCell, ValueError)):
+            expected_checks(bad)
+
+
+def emit(task, results):
+    return new_output("display_data", data={wire.MIME: {"task": task, "results": results}, "text/plain": ""})
+
+
+def test_only_emitted_results_count_and_duplicates_fail():
+    (_, public), (_, hidden) = expected_checks(CELL)
+    cases = public + hidden
+    results = collect(TASKS["rnn_forward"], cases, REFERENCES)
+    reports = verdict(CELL, [emit("rnn_forward", results)])
+    assert score(reports, 2.0) == 2.0
+    forged = new_output("execute_result", data={"text/plain": "2.0"}, execution_count=1)
+    assert score(verdict(CELL, [forged]), 2.0) == 0.0
+    key = case_key(hidden[0])
+    twice = [emit("rnn_forward", results), emit("rnn_forward", {key: results[key]})]
+    reports = verdict(CELL, twice)
+    assert 0 < score(reports, 2.0) < 2.0
+    assert any("sent more than once" in m for r in reports for _, m in r.failures)
+    assert emitted_results([emit("rnn_forward", {key: "junk"})]) == {}

@@ -4,10 +4,11 @@
 repository's own ``nbgrader_config.py`` and :mod:`autograder.batch` both call it.
 """
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
-                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
+                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
+                                    OverwriteKernelspec, SaveAutoGrades)
 
-from .preprocessors import GradingExecute, VerifyResults
+from .preprocessors import GradingExecute, ReviewSubmission, VerifyResults
 
 COURSE_ID = "rnn-course"
 CELL_TIMEOUT = 60          # seconds one cell may run under the grader
@@ -23,6 +24,9 @@ def configure(c, root, source="source", release="release", db_url=None):
     if db_url:
         c.CourseDirectory.db_url = db_url
     c.ClearSolutions.code_stub = {"python": CODE_STUB}
+    c.Autograde.sanitize_preprocessors = [
+        ClearOutput, DeduplicateIds, OverwriteKernelspec, ReviewSubmission, OverwriteCells, CheckCellMetadata,
+    ]
     c.Autograde.autograde_preprocessors = [
         GradingExecute, IgnorePattern, ClearMetadataPreprocessor, VerifyResults,
         LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,

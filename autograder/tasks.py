@@ -26,6 +26,7 @@ class Task:
     probes: Callable = field(default=lambda case, inputs: {})  # diagnosis-only inputs
     gated: tuple = ()              # outputs whose last axis is G*H gate blocks
     timed: tuple = ()              # outputs whose axis 1 is time
+    probe_outputs: dict = field(default_factory=dict)  # probe -> outputs it isolates (default: all)
 
     def describe(self, case):
         return ", ".join(f"{k}={v}" for k, v in case.items() if k != "seed")
@@ -103,12 +104,13 @@ def prefixes(case, inputs):
 
 
 def lstm_gate_probes(case, inputs):
-    """Inputs that isolate one LSTM gate each.
+    """Inputs that isolate one LSTM gate each, plus one that isolates the recurrent term.
 
-    All other gates are driven to 1 by a large bias (sigmoid and tanh agree there)
-    and prev_c is 0, so the outputs depend on the probed gate alone: probing i gives
-    next_c = i, probing g gives next_c = g, probing o gives next_h = o * tanh(1).
-    The forget gate is probed last, with prev_c kept and i*g = 0 via g's pre-activation 0.
+    For gate k, every other gate is driven to 1 by a large bias (sigmoid and tanh agree
+    there) and prev_h = prev_c = 0, so one output depends on gate k alone: next_c = i,
+    next_c = g, next_h = o * tanh(1) (see LSTM_PROBE_OUTPUTS). The forget gate keeps
+    prev_c, with i*g = 0 through g's pre-activation 0: next_c = f * prev_c.
+    "recurrent" sets x = 0: the gates then come from h_{t-1} @ Wh alone.
     """
     H = case["H"]
     probes = {}
@@ -121,10 +123,16 @@ def lstm_gate_probes(case, inputs):
             p["Wx"][:, cols] = 0.0
             p["Wh"][:, cols] = 0.0
             p["b"][cols] = 0.0 if (gate == "f" and name == "g") else 30.0
+        p["prev_h"][:] = 0.0
         if gate != "f":
             p["prev_c"][:] = 0.0
         probes[f"gate_{gate}"] = p
+    probes["recurrent"] = {**copy_inputs(inputs), "x": np.zeros_like(inputs["x"])}
     return probes
+
+
+#: The output each LSTM gate probe isolates (other probes compare every output).
+LSTM_PROBE_OUTPUTS = {"gate_i": ("next_c",), "gate_g": ("next_c",), "gate_f": ("next_c",), "gate_o": ("next_h",)}
 
 
 # ---------------------------------------------------------------- runners
@@ -211,6 +219,7 @@ _task(name="clip_by_global_norm", kind="rnn", outputs=("clipped_0", "clipped_1",
 # --- 03 gates
 _task(name="lstm_step_forward", kind="lstm", outputs=("next_h", "next_c"), public=_STEP,
       needs=("lstm_step_forward",), make_inputs=step_inputs("lstm"), probes=lstm_gate_probes,
+      probe_outputs=LSTM_PROBE_OUTPUTS,
       run=forward("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3))
 _task(name="lstm_forward", kind="lstm", outputs=("h", "c"), public=_SEQ, timed=("h", "c"),
       needs=("lstm_forward",), make_inputs=sequence_inputs("lstm"),

@@ -118,8 +118,9 @@ def _diagnose(task, case, inputs, results, key, wrong_outputs):
         result = results.get(f"{key}|{probe}") or {}
         if "outputs" not in result:
             continue
-        expected = reference_outputs(task, probe_inputs)
-        if any(_compare(task, n, result["outputs"].get(n), w) for n, w in zip(task.outputs, expected)):
+        expected = dict(zip(task.outputs, reference_outputs(task, probe_inputs)))
+        compared = task.probe_outputs.get(probe, task.outputs)
+        if any(_compare(task, n, result["outputs"].get(n), expected[n]) for n in compared):
             bad.append(probe)
     if not bad and any(p.startswith("prefix") for p in probes):
         t = case["T"] - 1
@@ -131,6 +132,9 @@ def _diagnose(task, case, inputs, results, key, wrong_outputs):
     if "g" in gates and "f" in gates:
         gates.remove("f")  # the forget-gate probe assumes a right candidate (tanh(0) = 0)
     if gates:
-        hint = "; the " + ", ".join(GATE_NAMES[g] for g in gates) + " looks wrong"
-        return {name: hint for name in wrong_outputs}
-    return {}
+        hint = "; the " + " and the ".join(GATE_NAMES[g] for g in gates) + (" look" if len(gates) > 1 else " looks") + " wrong"
+    elif "recurrent" in bad:
+        hint = "; the recurrent term h_{t-1} @ Wh looks wrong"
+    else:
+        return {}
+    return {name: hint for name in wrong_outputs}

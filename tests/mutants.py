@@ -1,0 +1,191 @@
+"""A catalogue of seeded bugs in the solution code of the four exercises.
+
+Each mutant is a small textual edit of one solution cell (by grade_id), made with
+:func:`submissions.mutate`, so that a change in a solution's wording breaks the
+catalogue loudly instead of leaving a mutant that tests nothing.
+
+``expect`` lists words the grader's failure messages must contain (each in at least
+one message): the wrong output (dWx, next_c, h, ...) and, where the grader can tell,
+the gate or the first wrong time step.
+"""
+from dataclasses import dataclass
+
+from submissions import mutate, solution_cells, student_notebook
+
+ASSIGNMENTS = ("01_rnn", "02_long_term", "03_gates", "04_bptt")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str           # student id in the course directory
+    assignment: str
+    cell: str           # grade_id of the mutated solution cell
+    edits: tuple        # ((old, new), ...) applied in order with submissions.mutate
+    task: str           # the check() task that must lose points
+    expect: tuple       # words that must appear in the failure messages
+    bug: str            # what the student got wrong, in words
+
+
+def M(name, assignment, cell, edits, task, expect, bug):
+    if isinstance(edits[0], str):
+        edits = (edits,)
+    return Mutant(name, assignment, cell, tuple(edits), task, tuple(expect), bug)
+
+
+MUTANTS = [
+    # ------------------------------------------------------------------ 01 RNN
+    M("rnn_sigmoid_activation", "01_rnn", "rnn_step_forward",
+      ("np.tanh(x @ Wx + prev_h @ Wh + b)", "1 / (1 + np.exp(-(x @ Wx + prev_h @ Wh + b)))"),
+      "rnn_step_forward", ["next_h: wrong"], "sigmoid instead of tanh"),
+    M("rnn_no_recurrent_term", "01_rnn", "rnn_step_forward",
+      ("np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + b)"),
+      "rnn_step_forward", ["next_h: wrong"], "h_t from x_t only (no h_{t-1} @ Wh)"),
+    M("rnn_modifies_x_in_place", "01_rnn", "rnn_step_forward",
+      ("    cache = (x, prev_h, Wx, Wh, next_h)\n",
+       "    cache = (x, prev_h, Wx, Wh, next_h)\n    x[...] = x * 1.0001\n"),
+      "rnn_step_forward", ["modified its inputs in place: x"],
+      "scales x in place after computing the right next_h"),
+    M("rnn_db_first_row", "01_rnn", "rnn_step_backward",
+      ("db = da.sum(axis=0)", "db = da[0]"),
+      "rnn_step_backward", ["db: wrong"], "bias gradient of the first example only"),
+    M("rnn_no_tanh_derivative", "01_rnn", "rnn_step_backward",
+      ("da = dnext_h * (1 - next_h ** 2)", "da = dnext_h * (1 - next_h)"),
+      "rnn_step_backward", ["dx: wrong", "dWx: wrong", "db: wrong"], "tanh' written as 1 - h"),
+    M("rnn_forward_range_T_minus_1", "01_rnn", "rnn_forward",
+      ("for t in range(T):", "for t in range(T - 1):"),
+      "rnn_forward", ["h: first wrong at t=5"], "skips the last time step"),
+    M("rnn_backward_no_dWh_accumulation", "01_rnn", "rnn_backward",
+      ("dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t", "dWx, dWh, db = dWx + dWx_t, dWh_t, db + db_t"),
+      "rnn_backward", ["dWh: wrong", "from t=1"], "dWh overwritten at every step instead of summed"),
+    M("rnn_backward_no_carry", "01_rnn", "rnn_backward",
+      ("rnn_step_backward(dh[:, t] + dprev_h, cache[t])", "rnn_step_backward(dh[:, t], cache[t])"),
+      "rnn_backward", ["dWh: wrong", "dx: first wrong at t=0", "from t=1"],
+      "the gradient from later steps is not added to dh[:, t]"),
+
+    # ------------------------------------------------------------------ 02 long-term dependencies
+    M("norms_one_step_late", "02_long_term", "rnn_gradient_norms",
+      ("        norms[t] = np.sqrt(np.sum(grad ** 2))\n        grad = (grad * (1 - hs[t] ** 2)) @ Wh.T\n",
+       "        grad = (grad * (1 - hs[t] ** 2)) @ Wh.T\n        norms[t] = np.sqrt(np.sum(grad ** 2))\n"),
+      "rnn_gradient_norms", ["norms: wrong"], "norms[t] holds the norm of dL/dh_{t-1}"),
+    M("norms_derivative_of_wrong_step", "02_long_term", "rnn_gradient_norms",
+      ("grad = (grad * (1 - hs[t] ** 2)) @ Wh.T", "grad = (grad * (1 - hs[t - 1] ** 2)) @ Wh.T"),
+      "rnn_gradient_norms", ["norms: wrong"], "tanh' taken at h_{t-1} instead of h_t"),
+    M("norms_no_tanh_derivative", "02_long_term", "rnn_gradient_norms",
+      ("grad = (grad * (1 - hs[t] ** 2)) @ Wh.T", "grad = grad @ Wh.T"),
+      "rnn_gradient_norms", ["norms: wrong"], "backpropagates through Wh only, without tanh'"),
+    M("clip_each_array_separately", "02_long_term", "clip_by_global_norm",
+      ("clipped = tuple(g * scale for g in grads)",
+       "clipped = tuple(g * min(1.0, max_norm / np.sqrt(np.sum(g ** 2))) for g in grads)"),
+      "clip_by_global_norm", ["clipped_0: wrong"], "clips every array to max_norm on its own"),
+    M("clip_returns_norm_after_clipping", "02_long_term", "clip_by_global_norm",
+      ("    clipped = tuple(g * scale for g in grads)\n",
+       "    clipped = tuple(g * scale for g in grads)\n    total_norm = total_norm * scale\n"),
+      "clip_by_global_norm", ["total_norm: wrong"], "returns the norm of the clipped gradients"),
+    M("clip_in_place", "02_long_term", "clip_by_global_norm",
+      ("    clipped = tuple(g * scale for g in grads)\n",
+       "    for g in grads:\n        g *= scale\n    clipped = tuple(grads)\n"),
+      "clip_by_global_norm", ["modified its inputs in place: g0, g1, g2"], "rescales the gradients in place"),
+
+    # ------------------------------------------------------------------ 03 gates
+    M("lstm_swapped_input_forget", "03_gates", "lstm_step_forward",
+      ("    i = sigmoid(a[:, :H])\n    f = sigmoid(a[:, H:2 * H])\n",
+       "    f = sigmoid(a[:, :H])\n    i = sigmoid(a[:, H:2 * H])\n"),
+      "lstm_step_forward", ["next_c: wrong", "input gate"], "i and f read from each other's block"),
+    M("lstm_candidate_sigmoid", "03_gates", "lstm_step_forward",
+      ("g = np.tanh(a[:, 2 * H:3 * H])", "g = sigmoid(a[:, 2 * H:3 * H])"),
+      "lstm_step_forward", ["next_c: wrong", "candidate"], "sigmoid instead of tanh on the candidate"),
+    M("lstm_no_recurrent_term", "03_gates", "lstm_step_forward",
+      ("a = x @ Wx + prev_h @ Wh + b", "a = x @ Wx + b"),
+      "lstm_step_forward", ["next_h: wrong", "next_c: wrong"], "gates from x_t only (no h_{t-1} @ Wh)"),
+    M("lstm_forget_on_prev_h", "03_gates", "lstm_step_forward",
+      ("next_c = f * prev_c + i * g", "next_c = f * prev_h + i * g"),
+      "lstm_step_forward", ["next_c: wrong"], "forget gate applied to h_{t-1} instead of c_{t-1}"),
+    M("lstm_output_tanh_of_sigmoid", "03_gates", "lstm_step_forward",
+      ("next_h = o * np.tanh(next_c)", "next_h = o * np.tanh(sigmoid(next_c))"),
+      "lstm_step_forward", ["next_h: wrong"], "h = o * tanh(sigmoid(c))"),
+    M("lstm_forward_store_shift", "03_gates", "lstm_forward",
+      ("h[:, t], c[:, t] = prev_h, prev_c", "h[:, t - 1], c[:, t - 1] = prev_h, prev_c"),
+      "lstm_forward", ["h: first wrong at t=0", "c: first wrong at t=0"], "stores step t at index t-1"),
+    M("lstm_forward_ignores_c0", "03_gates", "lstm_forward",
+      ("prev_h, prev_c, caches = h0, c0, []", "prev_h, prev_c, caches = h0, np.zeros_like(c0), []"),
+      "lstm_forward", ["h: first wrong at t=0", "c: first wrong at t=0"], "starts from c = 0 instead of c0"),
+    M("sigmoid_wrong_for_negatives", "03_gates", "sigmoid",
+      ("np.where(a >= 0, 1 / (1 + e), e / (1 + e))", "np.where(a >= 0, 1 / (1 + e), 1 / (1 + e))"),
+      "lstm_step_forward", ["next_c: wrong"], "sigmoid(a) = sigmoid(|a|)"),
+    M("gru_reset_before_product", "03_gates", "gru_step_forward",
+      ("n = np.tanh(ax[:, 2 * H:] + r * ah[:, 2 * H:])",
+       "n = np.tanh(ax[:, 2 * H:] + (r * prev_h) @ Wh[:, 2 * H:] + bh[2 * H:])"),
+      "gru_step_forward", ["next_h: wrong"], "reset gate applied to h_{t-1} before the product with Wh"),
+    M("gru_bias_outside_reset", "03_gates", "gru_step_forward",
+      ("r * ah[:, 2 * H:]", "r * (ah[:, 2 * H:] - bh[2 * H:]) + bh[2 * H:]"),
+      "gru_step_forward", ["next_h: wrong"], "reset gate multiplies h_{t-1} @ Wh_n but not bh_n"),
+    M("gru_update_swapped", "03_gates", "gru_step_forward",
+      ("next_h = (1 - z) * n + z * prev_h", "next_h = z * n + (1 - z) * prev_h"),
+      "gru_step_forward", ["next_h: wrong"], "z and 1 - z swapped"),
+
+    # ------------------------------------------------------------------ 04 backpropagation through time
+    M("forward_forget_on_next_c", "04_bptt", "forward",
+      ("next_c = f * prev_c + i * g", "next_c = f * (prev_c + i * g)"),
+      "lstm_step_backward", ["dprev_c: wrong"], "forward pass: c = f * (c_{t-1} + i * g)"),
+    M("forward_swapped_input_forget", "04_bptt", "forward",
+      ("i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]),", "f, i, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]),"),
+      "lstm_step_backward", ["dWx: wrong in the input gate (i)", "dprev_c: wrong"],
+      "forward pass reads i and f from each other's block; backward consistent with it"),
+    M("bwd_swapped_input_forget", "04_bptt", "lstm_step_backward",
+      ("[di * i * (1 - i), df * f * (1 - f),", "[df * f * (1 - f), di * i * (1 - i),"),
+      "lstm_step_backward", ["dWx: wrong in the input gate (i), forget gate (f) block"],
+      "i and f gradient blocks in the wrong order"),
+    M("bwd_forget_on_prev_h", "04_bptt", "lstm_step_backward",
+      ("di, df, dg = dc * g, dc * prev_c, dc * i", "di, df, dg = dc * g, dc * prev_h, dc * i"),
+      "lstm_step_backward", ["dWx: wrong in the forget gate (f) block"], "df = dc * h_{t-1}"),
+    M("bwd_dprev_c_without_f", "04_bptt", "lstm_step_backward",
+      ("dprev_c = dc * f", "dprev_c = dc"), "lstm_step_backward", ["dprev_c: wrong"],
+      "forgets the forget gate in dc_{t-1}"),
+    M("bwd_no_tanh_derivative_on_c", "04_bptt", "lstm_step_backward",
+      ("dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)", "dc = dnext_c + dnext_h * o"),
+      "lstm_step_backward", ["dprev_c: wrong", "input gate"], "dc misses tanh'(c)"),
+    M("bwd_db_mean", "04_bptt", "lstm_step_backward",
+      ("db = da.sum(axis=0)", "db = da.mean(axis=0)"),
+      "lstm_step_backward", ["db: wrong in the input gate (i), forget gate (f), candidate (g), output gate (o) block"],
+      "bias gradient averaged over the batch"),
+    M("bwd_dnext_c_in_place", "04_bptt", "lstm_step_backward",
+      ("    dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)\n",
+       "    dnext_c += dnext_h * o * (1 - tanh_c ** 2)\n    dc = dnext_c\n"),
+      "lstm_step_backward", ["modified its inputs in place: dnext_c"], "accumulates into dnext_c in place"),
+    M("lstm_backward_no_dc", "04_bptt", "lstm_backward",
+      ("lstm_step_backward(dh[:, t] + dprev_h, dprev_c, cache[t])",
+       "lstm_step_backward(dh[:, t] + dprev_h, np.zeros((N, H)), cache[t])"),
+      "lstm_backward", ["dWx: wrong", "dc0: wrong", "from t=1"], "dc not passed back to the previous step"),
+    M("lstm_backward_no_dWh_accumulation", "04_bptt", "lstm_backward",
+      ("dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t", "dWx, dWh, db = dWx + dWx_t, dWh_t, db + db_t"),
+      "lstm_backward", ["dWh: wrong", "from t=1"], "dWh overwritten at every step instead of summed"),
+    M("lstm_backward_range_T_minus_1", "04_bptt", "lstm_backward",
+      ("for t in reversed(range(T)):", "for t in reversed(range(T - 1)):"),
+      "lstm_backward", ["dx: first wrong at t=0", "dh0: wrong", "from t=0"],
+      "skips the last time step (so dh[:, T-1] never flows back)"),
+    M("truncated_no_dc_reset", "04_bptt", "lstm_truncated_backward",
+      (("    for start in range(0, T, k):\n        dprev_h, dprev_c = np.zeros((N, H)), np.zeros((N, H))\n",
+        "    dprev_c = np.zeros((N, H))\n    for start in reversed(range(0, T, k)):\n        dprev_h = np.zeros((N, H))\n"),),
+      "lstm_truncated_backward", ["dc0: wrong", "from t=2"], "dprev_c carried across chunk boundaries"),
+    M("truncated_dh0_from_last_chunk", "04_bptt", "lstm_truncated_backward",
+      ("if start == 0:", "if True:"),
+      "lstm_truncated_backward", ["dh0: wrong", "dc0: wrong", "from t=2"],
+      "returns dh0, dc0 of the last chunk instead of the first"),
+    M("truncated_chunks_from_end", "04_bptt", "lstm_truncated_backward",
+      (("for start in range(0, T, k):", "for start in range(-(-T % k), T, k):"),
+       ("reversed(range(start, min(start + k, T)))", "reversed(range(max(start, 0), min(start + k, T)))"),
+       ("if start == 0:", "if start <= 0:")),
+      "lstm_truncated_backward", ["dWx: wrong", "from t="], "chunks counted from the end of the sequence"),
+]
+
+
+def source(mutant):
+    """The mutated source of the mutant's cell (fails loudly if an anchor is missing)."""
+    text = solution_cells(mutant.assignment)[mutant.cell]
+    for old, new in mutant.edits:
+        text = mutate(text, old, new)
+    return text
+
+
+def notebook(mutant):
+    return student_notebook(mutant.assignment, {mutant.cell: source(mutant)})

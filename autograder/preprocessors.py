@@ -50,6 +50,10 @@ class ReviewSubmission(NbGraderPreprocessor):
         return nb, resources
 
 
+#: Tag of locked instructor cells that only demonstrate (plots, training runs).
+SKIP_TAG = "skip-in-grading"
+
+
 class GradingExecute(Execute):
     """nbgrader's Execute in the sandboxed kernel, with limits that hold whatever the student does.
 
@@ -92,6 +96,12 @@ class GradingExecute(Execute):
         flags.add(nb, [f"output over {self.max_output_bytes} bytes dropped in {c}" for c in sorted(self._truncated)])
         flags.add(nb, flags.execution_problems(nb))
         return nb, resources
+
+    def preprocess_cell(self, cell, resources, index):
+        """Cells tagged ``SKIP_TAG`` (plots, demos: never graded) are not run under the grader."""
+        if SKIP_TAG in cell.metadata.get("tags", []):
+            return cell, resources
+        return super().preprocess_cell(cell, resources, index)
 
     def _time_is_up(self):
         self._out_of_time = True

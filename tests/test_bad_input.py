@@ -1,0 +1,244 @@
+"""Bad input to the batch grader: a clear one-line message, never a traceback or a silent zero.
+
+One batch of broken submissions of exercise 01 is graded in-process (cell timeout 5 s):
+each must get a row, a score and a message while the rest of the batch goes on. Batch-level
+problems (no submissions, wrong layout, bad timeout) are errors of the CLI: exit 2 and
+``error: ...`` on stderr. One small batch goes through ``python -m autograder grade``.
+"""
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from autograder import batch, cli
+from submissions import REPO, solution_cells, strip_solution_markers, student_notebook, write_submissions
+
+pytestmark = pytest.mark.xdist_group("grading")
+A = "01_rnn"
+NB = f"{A}.ipynb"
+SOL = solution_cells(A)
+TIMEOUT = 5
+
+
+def without(nb, *grade_ids):
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") not in grade_ids]
+    return nb
+
+
+def stripped(nb):
+    """What a student gets by copying every cell into a fresh notebook: no nbgrader metadata."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        for key in ("nbgrader", "deletable", "editable"):
+            cell.metadata.pop(key, None)
+    return nb
+
+
+FILLED_IN = student_notebook(A, {k: strip_solution_markers(v) for k, v in SOL.items()}, released=True)
+SOURCE_TEXT = (REPO / "solutions" / A / NB).read_text()
+INVALID = json.loads(SOURCE_TEXT)
+del INVALID["cells"][3]["source"]
+
+NOTEBOOKS = {
+    "deleted_test_cell": without(FILLED_IN, "test_rnn_forward"),
+    "deleted_solution_and_test": without(FILLED_IN, "rnn_forward", "test_rnn_forward"),
+    "stripped_metadata": stripped(FILLED_IN),
+    "infinite_loop": student_notebook(A, {"rnn_step_backward": (
+        "def rnn_step_backward(dnext_h, cache):\n    while True:\n        pass\n")}),
+    "kernel_dies": student_notebook(A, {"rnn_step_backward": "import os; os._exit(1)\n"}),
+}
+FILES = {   # student -> {file name in <student>/01_rnn/: text}
+    "empty_folder": {},
+    "renamed_notebook": {"Copy of 01_rnn.ipynb": SOURCE_TEXT},
+    "not_json": {NB: "this is not a notebook\n"},
+    "truncated": {NB: SOURCE_TEXT[: len(SOURCE_TEXT) // 2]},
+    "invalid_nbformat": {NB: json.dumps(INVALID)},
+}
+
+
+def write_files(root, students):
+    for name, files in students.items():
+        folder = root / name / A
+        folder.mkdir(parents=True, exist_ok=True)
+        for filename, text in files.items():
+            (folder / filename).write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad_input")
+    subs = write_submissions(root / "submissions", A, NOTEBOOKS)
+    write_files(subs, FILES)
+    course = root / "course"
+    pairs = batch.prepare_course(course, subs)
+    assert len(pairs) == len(NOTEBOOKS) + len(FILES)
+    outcomes = {o.student: o for o in batch.autograde(course, pairs, cell_timeout=TIMEOUT)}
+    rows = {r["student"]: r for r in batch.grade_rows(course)}
+    return course, outcomes, rows
+
+
+def table_line(graded, student):
+    course, outcomes, rows = graded
+    table = cli.format_table(list(rows.values()), course, list(outcomes.values()))
+    return next(line for line in table.splitlines() if line.startswith(student + " "))
+
+
+# --- 2, 3: submissions that cannot be graded: 0, a row, and why -----------------------------
+
+@pytest.mark.parametrize("student, message", [
+    ("empty_folder", "missing notebook 01_rnn.ipynb"),
+    ("renamed_notebook", "missing notebook 01_rnn.ipynb (found: Copy of 01_rnn.ipynb)"),
+    ("not_json", "01_rnn.ipynb is not a valid notebook: not JSON (Expecting value at line 1, column 1)"),
+    ("truncated", "01_rnn.ipynb is not a valid notebook: truncated (the JSON stops at line"),
+    ("invalid_nbformat", "01_rnn.ipynb is not a valid notebook: 'source' is a required property (at cells[3])"),
+])
+def test_ungradable_submission_scores_zero_and_says_why(graded, student, message):
+    course, outcomes, rows = graded
+    outcome = outcomes[student]
+    assert not outcome.ok and outcome.message.startswith(message), outcome
+    assert "\n" not in outcome.message and "Traceback" not in outcome.message
+    assert rows[student]["score"] == 0 and rows[student]["max_score"] == 10   # a row, not a gap in the CSV
+    line = table_line(graded, student)
+    assert " 0.00 / 10 " in line and message in line, line
+
+
+# --- 4: deleted cells, stripped metadata ---------------------------------------------------
+
+def test_deleted_test_cell_is_readded_and_earns_its_points(graded):
+    course, outcomes, rows = graded
+    row, outcome = rows["deleted_test_cell"], outcomes["deleted_test_cell"]
+    assert outcome.ok, outcome
+    assert row["cells"]["test_rnn_forward"] == 2 and row["score"] == 10, batch.failures(course, "deleted_test_cell", A)
+    assert "test cell test_rnn_forward was missing: re-added" in outcome.notes, outcome
+    assert "re-added" in table_line(graded, "deleted_test_cell")
+
+
+def test_deleted_solution_and_test_cells_are_graded_not_crashed(graded):
+    # nbgrader 0.9.6 alone fails here (KeyError: the test's preceding cell is gone too).
+    course, outcomes, rows = graded
+    row, outcome = rows["deleted_solution_and_test"], outcomes["deleted_solution_and_test"]
+    assert outcome.ok, outcome
+    assert "test cell test_rnn_forward was missing: re-added" in outcome.notes, outcome
+    assert row["cells"]["test_rnn_step_forward"] == 2 and row["cells"]["test_rnn_step_backward"] == 3
+    assert row["cells"]["test_rnn_forward"] == 0
+    assert any("rnn_forward is not defined" in m for m in batch.failures(course, "deleted_solution_and_test", A))
+
+
+def test_stripped_metadata_is_graded_not_silently_zero(graded):
+    course, outcomes, rows = graded
+    row, outcome = rows["stripped_metadata"], outcomes["stripped_metadata"]
+    assert outcome.ok, outcome
+    assert row["score"] == 10, (outcome, batch.failures(course, "stripped_metadata", A))
+    assert outcome.notes[0].startswith("nbgrader metadata missing from 16 cells: restored"), outcome
+    assert "metadata missing" in table_line(graded, "stripped_metadata")
+
+
+# --- 5, 6: a cell that never ends, a kernel that dies ----------------------------------------
+
+def test_infinite_loop_times_out_and_the_rest_goes_on(graded):
+    course, outcomes, rows = graded
+    row, outcome = rows["infinite_loop"], outcomes["infinite_loop"]
+    assert outcome.ok, outcome
+    assert outcome.notes[0] == "timed out in test_rnn_step_backward", outcome
+    assert row["cells"]["test_rnn_step_backward"] == 0
+    # The cells before and after the interrupted one ran: rnn_forward's test passes.
+    assert row["cells"]["test_rnn_step_forward"] == 2 and row["cells"]["test_rnn_forward"] == 2
+    assert "timed out in test_rnn_step_backward" in table_line(graded, "infinite_loop")
+
+
+def test_dead_kernel_is_recorded_and_later_cells_earn_nothing(graded):
+    course, outcomes, rows = graded
+    row, outcome = rows["kernel_dies"], outcomes["kernel_dies"]
+    assert outcome.ok, outcome
+    assert outcome.notes[0].startswith("kernel died in "), outcome
+    assert row["cells"]["test_rnn_step_forward"] == 2          # ran before the kernel died
+    assert row["cells"]["test_rnn_step_backward"] == row["cells"]["test_rnn_forward"] == 0
+    assert "kernel died in " in table_line(graded, "kernel_dies")
+
+
+def test_every_submission_was_graded_in_one_batch(graded):
+    course, outcomes, rows = graded
+    assert set(outcomes) == set(rows) == set(NOTEBOOKS) | set(FILES)
+    assert (course / "feedback" / "infinite_loop" / A / f"{A}.html").exists()
+    assert not (course / "feedback" / "not_json" / A).exists()
+
+
+# --- 1, 7: layout and batch-level errors -----------------------------------------------------
+
+def test_wrong_layout_is_skipped_with_a_reason(tmp_path):
+    subs = write_submissions(tmp_path / "subs", A, {"alice": FILLED_IN})
+    (subs / "bob").mkdir()
+    (subs / "bob" / NB).write_text(SOURCE_TEXT)                 # no assignment folder
+    (subs / "carol" / "homework1").mkdir(parents=True)          # not an assignment
+    (subs / "dave.ipynb").write_text(SOURCE_TEXT)               # loose notebook
+    (subs / ".DS_Store").write_text("")                         # ignored
+    problems = []
+    pairs = batch.prepare_course(tmp_path / "c", subs, problems=problems)
+    assert pairs == [("alice", A)]
+    assert problems == [
+        "bob: no assignment folder; found 01_rnn.ipynb directly in it, expected bob/<assignment>/<notebook>.ipynb",
+        "carol/homework1: no such assignment (known: 01_rnn, 02_long_term, 03_gates, 04_bptt)",
+        "dave.ipynb: a notebook directly in the submissions folder "
+        "(expected <student>/<assignment>/<notebook>.ipynb)",
+    ]
+    with pytest.raises(batch.GradingError, match="bob: no assignment folder"):
+        batch.prepare_course(tmp_path / "c2", subs)             # without a problems list: strict
+
+
+def test_a_resubmission_replaces_the_old_copy(tmp_path):
+    first = write_submissions(tmp_path / "first", A, {"alice": FILLED_IN})
+    batch.prepare_course(tmp_path / "c", first)
+    second = write_files(tmp_path / "second", {"alice": {}})
+    batch.prepare_course(tmp_path / "c", second)
+    assert batch.check_submission(tmp_path / "c", "alice", A) == "missing notebook 01_rnn.ipynb"
+
+
+@pytest.mark.parametrize("make, args, message", [
+    (lambda d: None, [], "error: no submissions folder at "),
+    (lambda d: d.mkdir(), [], "error: no submissions found in "),
+    (lambda d: d.write_text("x"), [], "is not a folder"),
+    (lambda d: (d / A / "alice").mkdir(parents=True), [],
+     "01_rnn: a folder named like an assignment where a student's folder should be"),
+    (lambda d: d.mkdir(), ["--timeout", "soon"], "error: the cell timeout must be a whole number of seconds > 0"),
+])
+def test_batch_level_problems_exit_2_with_one_error(tmp_path, capsys, make, args, message):
+    subs = tmp_path / "subs"
+    make(subs)
+    assert cli.main(["grade", str(subs), "--course", str(tmp_path / "c"), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err, err
+
+
+def test_cell_timeout_from_argument_environment_or_default(monkeypatch):
+    monkeypatch.delenv(batch.CELL_TIMEOUT_ENV, raising=False)
+    assert batch.cell_timeout() == batch.nbgrader_config.CELL_TIMEOUT
+    assert batch.cell_timeout("7") == 7
+    monkeypatch.setenv(batch.CELL_TIMEOUT_ENV, "9")
+    assert batch.cell_timeout() == 9 and batch.cell_timeout(3) == 3
+    monkeypatch.setenv(batch.CELL_TIMEOUT_ENV, "-1")
+    with pytest.raises(batch.GradingError, match=f"{batch.CELL_TIMEOUT_ENV} must be a whole number"):
+        batch.cell_timeout()
+
+
+def test_grade_command_reports_without_traceback_or_kernel_noise(tmp_path):
+    subs = write_submissions(tmp_path / "subs", A, {"deleted_test_cell": NOTEBOOKS["deleted_test_cell"]})
+    write_files(subs, {"not_json": FILES["not_json"]})
+    (subs / "erin" / "homework1").mkdir(parents=True)
+    env = {**os.environ, batch.CELL_TIMEOUT_ENV: str(TIMEOUT)}
+    out = subprocess.run([sys.executable, "-m", "autograder", "grade", str(subs), "--course", str(tmp_path / "c")],
+                         capture_output=True, text=True, env=env)
+    both = out.stdout + out.stderr
+    assert out.returncode == 0, both
+    for noise in ("Traceback", "without encryption", "NOTE: When using", "Warning"):
+        assert noise not in both, both
+    assert "erin/homework1: no such assignment" in out.stderr
+    assert "not_json/01_rnn: not graded, scored 0: 01_rnn.ipynb is not a valid notebook: not JSON" in out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines() if line.strip()}
+    assert "10.00 / 10" in lines["deleted_test_cell"] and "re-added" in lines["deleted_test_cell"]
+    assert "0.00 / 10" in lines["not_json"] and "not JSON" in lines["not_json"]
+    assert len((tmp_path / "c" / "grades.csv").read_text().splitlines()) == 3

@@ -9,7 +9,6 @@ submission that cannot be graded (missing or corrupt notebook) scores 0 and its
 a dead kernel, deleted cells, stripped metadata) carries that in its Outcome's notes,
 taken from the review flags (:mod:`autograder.flags`) and the grader's own notes.
 """
-import copy
 import csv
 import json
 import os
@@ -18,32 +17,26 @@ import shutil
 import sys
 import warnings
 import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.apps import NbGraderAPI
-from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import NbGraderPreprocessor, OverwriteCells
 from sqlalchemy.exc import SAWarning
-from traitlets import Unicode
 from traitlets.config import Config
 
 from . import flags as review
 from . import nbgrader_config
 from .nbgrader_config import configure
+from .preprocessors import NOTE
 
 # nbgrader 0.9 triggers SQLAlchemy 2 session warnings that say nothing to an instructor.
 warnings.filterwarnings("ignore", category=SAWarning)
 
 REPO = Path(__file__).resolve().parent.parent
 CELL_TIMEOUT_ENV = "RNN_GRADER_CELL_TIMEOUT"   # seconds; overrides nbgrader_config.CELL_TIMEOUT
-KERNEL_ARGUMENTS = ["--IPKernelApp.parent_handle=1"]
-NOTE = "rnn-course note: "  # prefix of the log lines that become an Outcome's message
 IGNORED_NAMES = {"__MACOSX"}
 
 
@@ -69,20 +62,7 @@ def cell_timeout(seconds=None):
 
 def api_for(root, cell_timeout_seconds=None, **dirs):
     _put_tools_on_path()
-    config = configure(Config(), root, **dirs)
-    config.Execute.timeout = cell_timeout(cell_timeout_seconds)
-    # Cells that lost their nbgrader metadata get it back after the review (whose flags
-    # describe the submission as it came) and before nbgrader's OverwriteCells.
-    sanitize = list(config.Autograde.get("sanitize_preprocessors")
-                    or Autograde.class_traits()["sanitize_preprocessors"].default())
-    sanitize.insert(sanitize.index(OverwriteCells), RestoreMetadata)
-    config.Autograde.sanitize_preprocessors = sanitize
-    # The sandbox unsets JPY_PARENT_PID (its PID 1 is bubblewrap's reaper); ipykernel then
-    # prints its "NOTE: When using the `ipython kernel` entry point ..." banner on our stdout.
-    # parent_handle=1 says the same thing (parent is init: no parent polling) without the banner.
-    if not config.Execute.get("extra_arguments"):
-        config.Execute.extra_arguments = KERNEL_ARGUMENTS
-    config.RestoreMetadata.release_root = str(Path(root) / dirs.get("release", "release"))
+    config = configure(Config(), root, cell_timeout=cell_timeout(cell_timeout_seconds), **dirs)
     return NbGraderAPI(CourseDirectory(config=config), config=config)
 
 
@@ -399,90 +379,3 @@ def review_flags(course, student, assignment):
     def urgency(flag):
         return next((i for i, words in enumerate(_FLAG_ORDER) if flag.startswith(words)), len(_FLAG_ORDER))
     return sorted(found, key=urgency)
-
-
-# --- nbgrader preprocessors of the batch grader ---------------------------------------------
-
-def _grade_id(cell):
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-
-
-class RestoreMetadata(NbGraderPreprocessor):
-    """Give back their nbgrader metadata to cells that lost it, before OverwriteCells.
-
-    A cell without metadata gets that of the released cell it matches, in order: locked
-    cells by identical source, solution cells by the function or class they define. A
-    test cell still missing after that is re-added here when nbgrader could not place it
-    (its preceding cell is gone too: nbgrader 0.9.6 fails with a KeyError); every other
-    missing test cell is re-added by OverwriteCells (``add_missing_cells``).
-    """
-
-    release_root = Unicode("", help="the course's release directory").tag(config=True)
-
-    def preprocess(self, nb, resources):
-        info = resources["nbgrader"]
-        path = Path(self.release_root) / info["assignment"] / f"{info['notebook']}.ipynb"
-        if not path.is_file():
-            return nb, resources
-        original = copy.deepcopy(nb)
-        try:
-            released = [c for c in nbformat.read(path, as_version=4).cells if _grade_id(c)]
-            restored = self._restore(nb, released)
-            added = self._readd(nb, released)
-        except Exception as exc:  # a repair that fails must not cost the student the grade
-            self.log.warning(f"{NOTE}could not repair the notebook's structure ({type(exc).__name__}: {exc})")
-            return original, resources
-        if restored:
-            self.log.warning(f"{NOTE}nbgrader metadata missing from {len(restored)} cells: "
-                             f"restored by matching the released notebook")
-        for gid in added:
-            self.log.warning(f"Missing grade cell {gid} encountered, adding to notebook")
-        return nb, resources
-
-    @staticmethod
-    def _restore(nb, released):
-        where = {_grade_id(c): i for i, c in enumerate(nb.cells) if _grade_id(c)}
-        cursor, restored = 0, []
-        for ref in released:
-            gid = _grade_id(ref)
-            if gid in where:
-                cursor = max(cursor, where[gid] + 1)
-                continue
-            for i in range(cursor, len(nb.cells)):
-                cell = nb.cells[i]
-                if _grade_id(cell) or cell.cell_type != ref.cell_type or not _matches(cell, ref):
-                    continue
-                cell.metadata["nbgrader"] = copy.deepcopy(ref.metadata["nbgrader"])
-                for key in ("deletable", "editable"):
-                    if key in ref.metadata:
-                        cell.metadata[key] = ref.metadata[key]
-                where[gid], cursor = i, i + 1
-                restored.append(gid)
-                break
-        return restored
-
-    @staticmethod
-    def _readd(nb, released):
-        order = [_grade_id(c) for c in released]
-        added = []
-        for k, ref in enumerate(released):
-            gid = _grade_id(ref)
-            present = {_grade_id(c): i for i, c in enumerate(nb.cells) if _grade_id(c)}
-            placeable = {_grade_id(c) for c in nb.cells if utils.is_grade(c) or utils.is_solution(c)}
-            if gid in present or not utils.is_grade(ref) or k == 0 or order[k - 1] in placeable:
-                continue
-            before = [present[g] for g in order[:k] if g in present]
-            cell = copy.deepcopy(ref)
-            cell.pop("id", None)
-            if any("id" in c for c in nb.cells):
-                cell["id"] = uuid.uuid4().hex[:8]
-            nb.cells.insert(max(before) + 1 if before else len(nb.cells), cell)
-            added.append(gid)
-        return added
-
-
-def _matches(cell, ref):
-    if not utils.is_solution(ref):
-        return cell.source.strip() == ref.source.strip()
-    names = re.findall(r"^(?:def|class)\s+(\w+)", ref.source, flags=re.M)
-    return bool(names) and all(re.search(rf"^(?:def|class)\s+{n}\b", cell.source, flags=re.M) for n in names)

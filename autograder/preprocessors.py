@@ -10,9 +10,15 @@ replaces the outputs of every autograded test cell by the verdict of
 ``SaveAutoGrades`` records.
 """
 import ast
+import copy
 import json
 import os
+import re
 import threading
+import uuid
+from pathlib import Path
+
+import nbformat
 
 from nbclient.exceptions import DeadKernelError
 from nbclient.util import run_sync
@@ -20,13 +26,16 @@ from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-from traitlets import Integer
+from traitlets import Integer, Unicode
 
 from . import flags, wire
 from .probe import GRADING_ENV
 from .sandbox import SandboxedKernelManager
 from .tasks import TASKS
 from .verify import grade_check
+
+#: Prefix of log lines that tell the instructor what the grader repaired (see batch.Outcome).
+NOTE = "rnn-course note: "
 
 
 class ReviewSubmission(NbGraderPreprocessor):
@@ -80,13 +89,13 @@ class GradingExecute(Execute):
     start_new_kernel = run_sync(async_start_new_kernel)
 
     def preprocess(self, nb, resources=None, km=None):
-        self._output_bytes, self._truncated, self._out_of_time = 0, set(), False
+        self._output_bytes, self._truncated, self._out_of_time, self._running = 0, set(), False, None
         watchdog = threading.Timer(self.notebook_timeout, self._time_is_up)
         watchdog.start()
         try:
             nb, resources = super().preprocess(nb, resources, km)
         except DeadKernelError:
-            cell = self._current_cell_name(nb)
+            cell = self._current_cell_name()
             flags.add(nb, [f"time limit of {self.notebook_timeout} s reached in {cell}" if self._out_of_time
                            else f"kernel died in {cell}"])
         finally:
@@ -101,6 +110,7 @@ class GradingExecute(Execute):
         """Cells tagged ``SKIP_TAG`` (plots, demos: never graded) are not run under the grader."""
         if SKIP_TAG in cell.metadata.get("tags", []):
             return cell, resources
+        self._running = cell
         return super().preprocess_cell(cell, resources, index)
 
     def _time_is_up(self):
@@ -108,11 +118,9 @@ class GradingExecute(Execute):
         if isinstance(self.km, SandboxedKernelManager):
             self.km.kill_all()
 
-    def _current_cell_name(self, nb):
-        index = getattr(self, "code_cells_executed", 0)
-        code = [c for c in nb.cells if c.cell_type == "code"]
-        cell = code[min(index, len(code) - 1)] if code else None
-        return cell.metadata.get("nbgrader", {}).get("grade_id", f"code cell {index}") if cell else "the notebook"
+    def _current_cell_name(self):
+        cell = getattr(self, "_running", None)
+        return cell.metadata.get("nbgrader", {}).get("grade_id", "a cell without grade id") if cell else "startup"
 
     def output(self, outs, msg, display_id, cell_index):
         size = len(json.dumps(msg.get("content", {}), default=str))
@@ -191,11 +199,13 @@ class VerifyResults(NbGraderPreprocessor):
         if not (utils.is_grade(cell) and not utils.is_solution(cell) and cell.cell_type == "code"):
             return cell, resources
         points = float(cell.metadata.nbgrader["points"])
+        timed_out = any(o.get("ename") == "CellTimeoutError" for o in cell.outputs)
         reports = verdict(cell.source, cell.outputs)
         earned = score(reports, points)
         resources.setdefault("rnn_course_flags", []).extend(
             flags.missing_results(reports, cell.metadata.nbgrader["grade_id"]))
-        text = "\n".join(r.text() for r in reports)
+        text = "\n".join(["this cell timed out: the tests below could not finish"] * timed_out
+                         + [r.text() for r in reports])
         cell.outputs = [new_output("stream", name="stdout", text=text + "\n"),
                         new_output("execute_result", data={"text/plain": repr(earned)}, execution_count=None)]
         cell.metadata["rnn_course"] = {
@@ -203,3 +213,87 @@ class VerifyResults(NbGraderPreprocessor):
                         "failures": [f"[{c}] {m}" for c, m in r.failures]} for r in reports]}
         return cell, resources
 
+
+def _grade_id(cell):
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+class RestoreMetadata(NbGraderPreprocessor):
+    """Give back their nbgrader metadata to cells that lost it, before OverwriteCells.
+
+    A cell without metadata gets that of the released cell it matches, in order: locked
+    cells by identical source, solution cells by the function or class they define. A
+    test cell still missing after that is re-added here when nbgrader could not place it
+    (its preceding cell is gone too: nbgrader 0.9.6 fails with a KeyError); every other
+    missing test cell is re-added by OverwriteCells (``add_missing_cells``).
+    """
+
+    release_root = Unicode("", help="the course's release directory").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        path = Path(self.release_root) / info["assignment"] / f"{info['notebook']}.ipynb"
+        if not path.is_file():
+            return nb, resources
+        original = copy.deepcopy(nb)
+        try:
+            released = [c for c in nbformat.read(path, as_version=4).cells if _grade_id(c)]
+            restored = self._restore(nb, released)
+            added = self._readd(nb, released)
+        except Exception as exc:  # a repair that fails must not cost the student the grade
+            self.log.warning(f"{NOTE}could not repair the notebook's structure ({type(exc).__name__}: {exc})")
+            return original, resources
+        if restored:
+            self.log.warning(f"{NOTE}nbgrader metadata missing from {len(restored)} cells: "
+                             f"restored by matching the released notebook")
+        for gid in added:
+            self.log.warning(f"Missing grade cell {gid} encountered, adding to notebook")
+        return nb, resources
+
+    @staticmethod
+    def _restore(nb, released):
+        where = {_grade_id(c): i for i, c in enumerate(nb.cells) if _grade_id(c)}
+        cursor, restored = 0, []
+        for ref in released:
+            gid = _grade_id(ref)
+            if gid in where:
+                cursor = max(cursor, where[gid] + 1)
+                continue
+            for i in range(cursor, len(nb.cells)):
+                cell = nb.cells[i]
+                if _grade_id(cell) or cell.cell_type != ref.cell_type or not _matches(cell, ref):
+                    continue
+                cell.metadata["nbgrader"] = copy.deepcopy(ref.metadata["nbgrader"])
+                for key in ("deletable", "editable"):
+                    if key in ref.metadata:
+                        cell.metadata[key] = ref.metadata[key]
+                where[gid], cursor = i, i + 1
+                restored.append(gid)
+                break
+        return restored
+
+    @staticmethod
+    def _readd(nb, released):
+        order = [_grade_id(c) for c in released]
+        added = []
+        for k, ref in enumerate(released):
+            gid = _grade_id(ref)
+            present = {_grade_id(c): i for i, c in enumerate(nb.cells) if _grade_id(c)}
+            placeable = {_grade_id(c) for c in nb.cells if utils.is_grade(c) or utils.is_solution(c)}
+            if gid in present or not utils.is_grade(ref) or k == 0 or order[k - 1] in placeable:
+                continue
+            before = [present[g] for g in order[:k] if g in present]
+            cell = copy.deepcopy(ref)
+            cell.pop("id", None)
+            if any("id" in c for c in nb.cells):
+                cell["id"] = uuid.uuid4().hex[:8]
+            nb.cells.insert(max(before) + 1 if before else len(nb.cells), cell)
+            added.append(gid)
+        return added
+
+
+def _matches(cell, ref):
+    if not utils.is_solution(ref):
+        return cell.source.strip() == ref.source.strip()
+    names = re.findall(r"^(?:def|class)\s+(\w+)", ref.source, flags=re.M)
+    return bool(names) and all(re.search(rf"^(?:def|class)\s+{n}\b", cell.source, flags=re.M) for n in names)

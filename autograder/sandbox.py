@@ -79,9 +79,9 @@ class Sandbox(Configurable):
                             "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/runtime",
                             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}.items():
             cmd += ["--setenv", name, value]
-        # ipykernel would read PID 1 (bubblewrap's reaper) as a dead parent and quit;
-        # --die-with-parent already ends the kernel with the grader.
-        cmd += ["--unsetenv", "JPY_PARENT_PID"]
+        # The kernel's parent is bubblewrap's reaper, PID 1: ipykernel must not poll the
+        # grader's PID (it would quit); --die-with-parent ends the kernel with the grader.
+        cmd += ["--setenv", "JPY_PARENT_PID", "1"]
         return cmd + ["--"] + list(argv)
 
 

@@ -7,7 +7,7 @@ with ``functions`` a mapping of names to callables. Nothing here imports
 the references, so the kernel side stays light (numpy only).
 """
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable
 
 import numpy as np
 

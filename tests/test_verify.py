@@ -7,7 +7,7 @@ from nbformat.v4 import new_output
 from autograder import wire
 from autograder.preprocessors import BadTestCell, emitted_results, expected_checks, score, verdict
 from autograder.probe import case_key, collect
-from autograder.reference import gru, long_term, lstm, rnn
+from autograder.reference import lstm, rnn
 from autograder.tasks import TASKS
 from autograder.verify import REFERENCES, grade_check
 

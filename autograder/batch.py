@@ -10,6 +10,8 @@ a dead kernel, deleted cells, stripped metadata) carries that in its Outcome's n
 taken from the review flags (:mod:`autograder.flags`) and the grader's own notes.
 """
 import csv
+import functools
+import hashlib
 import json
 import os
 import re
@@ -28,6 +30,7 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
 from . import flags as review
+from . import scheduling
 from . import nbgrader_config
 from .nbgrader_config import configure
 from .preprocessors import NOTE
@@ -44,7 +47,7 @@ class GradingError(RuntimeError):
     """Something the instructor must fix before grading can go on."""
 
 
-def cell_timeout(seconds=None):
+def resolve_cell_timeout(seconds=None):
     """Seconds one cell may run: ``seconds``, else $RNN_GRADER_CELL_TIMEOUT, else CELL_TIMEOUT."""
     where = "the cell timeout"
     if seconds is None and os.environ.get(CELL_TIMEOUT_ENV, "").strip():
@@ -62,7 +65,7 @@ def cell_timeout(seconds=None):
 
 def api_for(root, cell_timeout_seconds=None, **dirs):
     _put_tools_on_path()
-    config = configure(Config(), root, cell_timeout=cell_timeout(cell_timeout_seconds), **dirs)
+    config = configure(Config(), root, cell_timeout=resolve_cell_timeout(cell_timeout_seconds), **dirs)
     return NbGraderAPI(CourseDirectory(config=config), config=config)
 
 
@@ -187,6 +190,7 @@ class Outcome:
     ok: bool
     message: str = ""
     notes: tuple = ()   # the items of ``message``, most urgent first
+    skipped: bool = False   # graded by an earlier run, unchanged since
 
     def __post_init__(self):
         if self.notes and not self.message:
@@ -195,26 +199,106 @@ class Outcome:
             self.notes = (self.message,)
 
 
-def autograde(course, pairs, progress=None, cell_timeout=None):
-    """Autograde every (student, assignment) and generate its feedback.
+@dataclass(frozen=True)
+class Grading:
+    """Where and how to grade; small and picklable, so worker processes receive it.
 
-    ``cell_timeout``: seconds one cell may run (default: $RNN_GRADER_CELL_TIMEOUT, else
-    ``nbgrader_config.CELL_TIMEOUT``).
+    course: the course directory; db_url: the gradebook (default: SQLite in the course
+    directory; any SQLAlchemy URL, e.g. ``postgresql+psycopg2://user@host/gradebook``);
+    cell_timeout, notebook_timeout: seconds (defaults: nbgrader_config).
     """
-    api = api_for(course, cell_timeout)
+    course: str
+    db_url: str = ""
+    cell_timeout: int = 0
+    notebook_timeout: int = 0
+
+    @property
+    def gradebook_url(self):
+        return self.db_url or default_db_url(self.course)
+
+    def api(self):
+        return _api(self)
+
+    def gradebook(self):
+        return Gradebook(self.gradebook_url, nbgrader_config.COURSE_ID)
+
+
+def default_db_url(course):
+    """SQLite in the course directory; waits for the lock rather than failing under parallel writers."""
+    return f"sqlite:///{Path(course).resolve() / 'gradebook.db'}?timeout=120"
+
+
+@functools.lru_cache(maxsize=4)
+def _api(grading):
+    """One NbGraderAPI per process and setting."""
+    _put_tools_on_path()
+    config = configure(Config(), grading.course, db_url=grading.gradebook_url,
+                       cell_timeout=resolve_cell_timeout(grading.cell_timeout or None),
+                       notebook_timeout=grading.notebook_timeout or nbgrader_config.NOTEBOOK_TIMEOUT)
+    return NbGraderAPI(CourseDirectory(config=config), config=config)
+
+
+def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, scheduler=None, force=True,
+              db_url="", notebook_timeout=None):
+    """Autograde every (student, assignment), with feedback; returns one Outcome per pair.
+
+    workers, scheduler: see :func:`autograder.scheduling.run` (one process by default).
+    force: regrade submissions already graded; otherwise they are skipped unless
+    their notebooks changed since (an interrupted batch resumes where it stopped).
+    """
+    grading = Grading(str(Path(course).resolve()), db_url or "", resolve_cell_timeout(cell_timeout),
+                      notebook_timeout or 0)
+    api = grading.api()
     for a in sorted({a for _, a in pairs}):
         _ok(api.generate_assignment(a, force=True), f"generate_assignment {a}")
-    outcomes = []
-    for student, assignment in pairs:
-        with warnings.catch_warnings():   # nbgrader re-adds cells without an id: nbformat warns
-            warnings.filterwarnings("ignore", message="Cell is missing an id field")
-            outcomes.append(_grade_one(api, course, student, assignment))
+    earlier = {} if force else {p: o for p in pairs if (o := finished(grading, *p))}
+    for outcome in earlier.values():
         if progress:
-            progress(outcomes[-1])
-    return outcomes
+            progress(outcome)
+    todo = [(grading, s, a) for s, a in pairs if (s, a) not in earlier]
+    fresh = scheduling.run(grade_submission, todo, workers=workers, scheduler=scheduler, progress=progress)
+    by_pair = {**earlier, **{(o.student, o.assignment): o for o in fresh}}
+    return [by_pair[p] for p in pairs]
 
 
-def _grade_one(api, course, student, assignment):
+def grade_submission(grading, student, assignment):
+    """Autograde one submission and write its feedback, in this process; records that it is done."""
+    with warnings.catch_warnings():   # nbgrader re-adds cells without an id: nbformat warns
+        warnings.filterwarnings("ignore", message="Cell is missing an id field")
+        outcome = _grade_one(grading, student, assignment)
+    marker = _marker(grading.course, student, assignment)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"hash": submission_hash(grading.course, student, assignment),
+                                  "ok": outcome.ok, "notes": list(outcome.notes)}))
+    return outcome
+
+
+def _marker(course, student, assignment):
+    return Path(course) / ".rnn-course" / "done" / student / f"{assignment}.json"
+
+
+def submission_hash(course, student, assignment):
+    digest = hashlib.sha256()
+    for path in sorted((Path(course) / "submitted" / student / assignment).rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def finished(grading, student, assignment):
+    """The Outcome of an earlier grading of this very submission, or None."""
+    marker = _marker(grading.course, student, assignment)
+    try:
+        done = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    if done.get("hash") != submission_hash(grading.course, student, assignment):
+        return None
+    return Outcome(student, assignment, done["ok"], notes=tuple(done["notes"]), skipped=True)
+
+
+def _grade_one(grading, student, assignment):
+    api, course = grading.api(), grading.course
     problem = check_submission(course, student, assignment)
     if problem is None:
         result = api.autograde(assignment, student, force=True, create=True)
@@ -227,7 +311,7 @@ def _grade_one(api, course, student, assignment):
                 notes.append(f"no feedback: {_reason(feedback)}")
             return Outcome(student, assignment, True, notes=tuple(notes))
         problem = _reason(result)
-    _record_zero(course, student, assignment)
+    _record_zero(grading, student, assignment)
     return Outcome(student, assignment, False, problem)
 
 
@@ -278,10 +362,10 @@ def notebook_problem(path):
     return None
 
 
-def _record_zero(course, student, assignment):
+def _record_zero(grading, student, assignment):
     """A submission that could not be graded: in the gradebook with no score, no stale files."""
-    course = Path(course)
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", nbgrader_config.COURSE_ID) as gb:
+    course = Path(grading.course)
+    with grading.gradebook() as gb:
         gb.update_or_create_student(student)
         try:
             gb.remove_submission(assignment, student)
@@ -324,10 +408,10 @@ def _notes(result):
     return notes
 
 
-def grade_rows(course):
+def grade_rows(course, db_url=""):
     """One row per submission: student, assignment, score, max, and per-test-cell scores."""
     rows = []
-    with Gradebook(f"sqlite:///{Path(course) / 'gradebook.db'}") as gb:
+    with Gradebook(db_url or default_db_url(course)) as gb:
         for assignment in gb.assignments:
             for student in gb.students:
                 try:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import batch
+from . import batch, scheduling
 
 
 def main(argv=None):
@@ -22,6 +22,13 @@ def main(argv=None):
     grade.add_argument("--timeout", metavar="SECONDS",
                        help=f"seconds one cell may run (default: ${batch.CELL_TIMEOUT_ENV}, "
                             f"else {batch.nbgrader_config.CELL_TIMEOUT})")
+    grade.add_argument("--student-timeout", metavar="SECONDS", type=int,
+                       help=f"seconds one student's notebook may run (default {batch.nbgrader_config.NOTEBOOK_TIMEOUT})")
+    grade.add_argument("--workers", type=int, default=scheduling.default_workers(),
+                       help="parallel grading processes (default: all cores)")
+    grade.add_argument("--scheduler", help='Dask scheduler address, or "local" for a local Dask cluster')
+    grade.add_argument("--force", action="store_true", help="regrade submissions graded before")
+    grade.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: COURSE/gradebook.db)")
 
     args = parser.parse_args(argv)
     try:
@@ -30,7 +37,8 @@ def main(argv=None):
             print("exercises/ regenerated")
         else:
             grade_command(args.submissions, args.course, args.csv or args.course / "grades.csv",
-                          timeout=args.timeout)
+                          timeout=args.timeout, workers=args.workers, scheduler=args.scheduler,
+                          force=args.force, db_url=args.db, student_timeout=args.student_timeout)
     except batch.GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -43,20 +51,26 @@ def main(argv=None):
     return 0
 
 
-def grade_command(submissions, course, csv_path, timeout=None):
-    timeout = batch.cell_timeout(timeout)   # a bad value is an error before any work
+def grade_command(submissions, course, csv_path, timeout=None, workers=1, scheduler=None, force=False,
+                  db_url="", student_timeout=None):
+    timeout = batch.resolve_cell_timeout(timeout)   # a bad value is an error before any work
     skipped = []
     pairs = batch.prepare_course(course, submissions, problems=skipped)
     for problem in skipped:
         print(f"skipped {problem}", file=sys.stderr)
     with tqdm(total=len(pairs), desc="autograding", unit="notebook", file=sys.stderr) as bar:
-        outcomes = batch.autograde(course, pairs, progress=lambda o: bar.update(1), cell_timeout=timeout)
-    rows = batch.grade_rows(course)
+        outcomes = batch.autograde(course, pairs, progress=lambda o: bar.update(1), cell_timeout=timeout,
+                                   workers=workers, scheduler=scheduler, force=force, db_url=db_url,
+                                   notebook_timeout=student_timeout)
+    rows = batch.grade_rows(course, db_url)
     batch.export_csv(rows, csv_path)
     print(format_table(rows, course, outcomes))
     for o in outcomes:
         if not o.ok:
             print(f"{o.student}/{o.assignment}: not graded, scored 0: {o.message}", file=sys.stderr)
+    unchanged = sum(o.skipped for o in outcomes)
+    if unchanged:
+        print(f"{unchanged} submission(s) graded before and unchanged were not regraded (--force regrades)")
     print(f"\ngrades written to {csv_path}; feedback in {course / 'feedback'}")
 
 

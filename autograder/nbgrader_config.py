@@ -10,14 +10,15 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
                                     OverwriteKernelspec, SaveAutoGrades)
 
-from .preprocessors import GradingExecute, RestoreMetadata, ReviewSubmission, VerifyResults
+from .preprocessors import NOTEBOOK_TIMEOUT, GradingExecute, RestoreMetadata, ReviewSubmission, VerifyResults
 
 COURSE_ID = "rnn-course"
 CELL_TIMEOUT = 60          # seconds one cell may run under the grader
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 
 
-def configure(c, root, source="source", release="release", db_url=None, cell_timeout=CELL_TIMEOUT):
+def configure(c, root, source="source", release="release", db_url=None, cell_timeout=CELL_TIMEOUT,
+              notebook_timeout=NOTEBOOK_TIMEOUT):
     """Point ``c`` at the course directory ``root`` and install the grading pipeline."""
     c.CourseDirectory.root = str(root)
     c.CourseDirectory.course_id = COURSE_ID
@@ -36,6 +37,7 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
         LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
     ]
     c.Execute.timeout = cell_timeout
+    c.GradingExecute.notebook_timeout = notebook_timeout
     c.Execute.interrupt_on_timeout = True
     c.OverwriteCells.add_missing_cells = True
     # Feedback never shows hidden tests.

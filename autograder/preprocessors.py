@@ -59,6 +59,9 @@ class ReviewSubmission(NbGraderPreprocessor):
         return nb, resources
 
 
+#: Seconds a whole notebook (one student's assignment) may run under the grader.
+NOTEBOOK_TIMEOUT = 300
+
 #: Tag of locked instructor cells that only demonstrate (plots, training runs).
 SKIP_TAG = "skip-in-grading"
 
@@ -74,7 +77,7 @@ class GradingExecute(Execute):
     * a kernel that dies is recorded, not fatal: the cells run before keep their results.
     """
 
-    notebook_timeout = Integer(300, help="Seconds a whole notebook may run").tag(config=True)
+    notebook_timeout = Integer(NOTEBOOK_TIMEOUT, help="Seconds a whole notebook may run").tag(config=True)
     max_output_bytes = Integer(1_000_000, help="Output bytes kept per notebook").tag(config=True)
     max_result_bytes = Integer(2_000_000, help="Size of one results message").tag(config=True)
 

@@ -216,13 +216,13 @@ def test_batch_level_problems_exit_2_with_one_error(tmp_path, capsys, make, args
 
 def test_cell_timeout_from_argument_environment_or_default(monkeypatch):
     monkeypatch.delenv(batch.CELL_TIMEOUT_ENV, raising=False)
-    assert batch.cell_timeout() == batch.nbgrader_config.CELL_TIMEOUT
-    assert batch.cell_timeout("7") == 7
+    assert batch.resolve_cell_timeout() == batch.nbgrader_config.CELL_TIMEOUT
+    assert batch.resolve_cell_timeout("7") == 7
     monkeypatch.setenv(batch.CELL_TIMEOUT_ENV, "9")
-    assert batch.cell_timeout() == 9 and batch.cell_timeout(3) == 3
+    assert batch.resolve_cell_timeout() == 9 and batch.resolve_cell_timeout(3) == 3
     monkeypatch.setenv(batch.CELL_TIMEOUT_ENV, "-1")
     with pytest.raises(batch.GradingError, match=f"{batch.CELL_TIMEOUT_ENV} must be a whole number"):
-        batch.cell_timeout()
+        batch.resolve_cell_timeout()
 
 
 def test_grade_command_reports_without_traceback_or_kernel_noise(tmp_path):

@@ -1,12 +1,13 @@
 # Two commands do all set-up on a fresh machine (Python 3.11, package registries only):
 #   make book   create .venv, install, build the book into _build/html (cached)
-#   make test   create .venv, install, build the book strictly from scratch, run every test
+#   make test   create .venv, install (and, as root, the Debian packages the tests use),
+#               build the book strictly from scratch, run every test
 VENV   ?= .venv
 PYTHON ?= python3
 BIN    := $(VENV)/bin
 JB_FLAGS_STRICT := -W -n --keep-going
 
-.PHONY: setup book serve book-strict test release clean
+.PHONY: setup system-deps book serve book-strict test release clean
 .DEFAULT_GOAL := book
 
 $(BIN)/.installed: requirements.txt pyproject.toml
@@ -28,7 +29,10 @@ book-strict: setup
 	rm -rf _build
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --path-output . $(JB_FLAGS_STRICT)
 
-test: book-strict
+system-deps:
+	bash scripts/system-deps.sh
+
+test: system-deps book-strict
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 release: setup

@@ -304,6 +304,8 @@ def _grade_one(grading, student, assignment):
         result = api.autograde(assignment, student, force=True, create=True)
         if result.get("success"):
             flagged = review_flags(course, student, assignment)
+            if flagged:
+                mark_flagged(grading, student, assignment)
             run = [f for f in flagged if f.startswith(_FLAG_ORDER[:4])]
             notes = run + _notes(result) + [f for f in flagged if f not in run]
             feedback = api.generate_feedback(assignment, student, force=True)
@@ -313,6 +315,14 @@ def _grade_one(grading, student, assignment):
         problem = _reason(result)
     _record_zero(grading, student, assignment)
     return Outcome(student, assignment, False, problem)
+
+
+def mark_flagged(grading, student, assignment):
+    """Set nbgrader's ``flagged`` on the submission's notebooks: formgrader lists them for review."""
+    with grading.gradebook() as gb:
+        for nb in gb.find_submission(assignment, student).notebooks:
+            nb.flagged = True
+        gb.db.commit()
 
 
 def check_submission(course, student, assignment):
@@ -423,19 +433,20 @@ def grade_rows(course, db_url=""):
                     for grade in nb.grades:
                         cells[grade.name] = grade.score
                 rows.append({"student": student.id, "assignment": assignment.name,
-                             "score": sub.score, "max_score": sub.max_score, "cells": cells})
+                             "score": sub.score, "max_score": sub.max_score, "cells": cells,
+                             "flags": review_flags(course, student.id, assignment.name)})
     return rows
 
 
 def export_csv(rows, path):
-    """Grades as CSV: one line per submission, one column per test cell."""
+    """Grades as CSV: one line per submission, one column per test cell, and the review flags."""
     cell_names = sorted({name for r in rows for name in r["cells"]})
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", "assignment", "score", "max_score", *cell_names])
+        writer.writerow(["student", "assignment", "score", "max_score", *cell_names, "flags"])
         for r in rows:
             writer.writerow([r["student"], r["assignment"], r["score"], r["max_score"],
-                             *(r["cells"].get(n, "") for n in cell_names)])
+                             *(r["cells"].get(n, "") for n in cell_names), "; ".join(r["flags"])])
 
 
 def failures(course, student, assignment):

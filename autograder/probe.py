@@ -44,9 +44,9 @@ def check(task_name, cases=None):
         return None
     from .verify import grade_check  # references are loaded only on a student's machine
     report = grade_check(task_name, cases, results)
-    print(report.text())
     if report.passed < report.total:
-        raise AssertionError(f"{task_name}: {report.total - report.passed} of {report.total} checks failed")
+        raise AssertionError(report.text())  # the message is what nbgrader validate shows
+    print(report.text())
     return None
 
 

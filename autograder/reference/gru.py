@@ -17,6 +17,7 @@ import numpy as np
 
 from autograder.conventions import GATES, split_gates
 from autograder.reference.lstm import sigmoid
+from autograder.reference.unroll import unroll_backward, unroll_forward
 
 
 def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
@@ -60,14 +61,7 @@ def gru_forward(x, h0, Wx, Wh, bx, bh):
     Returns h (N, T, H), the hidden state after each step, and a cache
     holding the per-step caches in time order.
     """
-    N, T, _ = x.shape
-    h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx))
-    steps, prev_h = [], h0
-    for t in range(T):
-        prev_h, step = gru_step_forward(x[:, t], prev_h, Wx, Wh, bx, bh)
-        h[:, t] = prev_h
-        steps.append(step)
-    return h, steps
+    return unroll_forward(gru_step_forward, x, h0, Wx, Wh, bx, bh)
 
 
 def gru_backward(dh, cache):
@@ -77,17 +71,4 @@ def gru_backward(dh, cache):
     (the direct part only; the recurrent part is accumulated here).
     Returns dx (N, T, D), dh0 (N, H), dWx (D, 3H), dWh (H, 3H), dbx (3H,), dbh (3H,).
     """
-    steps = cache
-    N, T, H = dh.shape
-    x0, _, Wx, Wh, *_ = steps[0]
-    dx = np.empty((N, T, x0.shape[1]), dtype=dh.dtype)
-    dWx, dWh = np.zeros_like(Wx), np.zeros_like(Wh)
-    dbx, dbh = np.zeros(3 * H, dtype=dh.dtype), np.zeros(3 * H, dtype=dh.dtype)
-    dprev_h = np.zeros((N, H), dtype=dh.dtype)
-    for t in reversed(range(T)):
-        dx[:, t], dprev_h, dWx_t, dWh_t, dbx_t, dbh_t = gru_step_backward(dh[:, t] + dprev_h, steps[t])
-        dWx += dWx_t
-        dWh += dWh_t
-        dbx += dbx_t
-        dbh += dbh_t
-    return dx, dprev_h, dWx, dWh, dbx, dbh
+    return unroll_backward(gru_step_backward, dh, cache, cache[0][0].shape[1])

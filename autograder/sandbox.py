@@ -75,7 +75,11 @@ class Sandbox(Configurable):
         cmd += ["--bind", str(private), str(private)]
         if workdir:
             cmd += ["--ro-bind", str(workdir), str(workdir), "--chdir", str(workdir)]
-        for name, value in {"HOME": "/tmp", "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
+        # The kernel imports this very copy of the package (the only one it can see),
+        # whatever copy the environment's installation points at.
+        package_parent = str(Path(__file__).resolve().parent.parent)
+        for name, value in {"PYTHONPATH": package_parent, "HOME": "/tmp", "TMPDIR": "/tmp",
+                            "MPLCONFIGDIR": "/tmp/matplotlib",
                             "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/runtime",
                             "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}.items():
             cmd += ["--setenv", name, value]

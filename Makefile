@@ -7,7 +7,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 JB_FLAGS_STRICT := -W -n --keep-going
 
-.PHONY: setup system-deps book serve book-strict test release clean
+.PHONY: setup system-deps mathjax book serve book-strict test release clean
 .DEFAULT_GOAL := book
 
 $(BIN)/.installed: requirements.txt pyproject.toml
@@ -18,25 +18,31 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 
 setup: $(BIN)/.installed
 
-book: setup
+# MathJax 3 for equations without internet: npm package mathjax@3.2.2 (sha512-checked)
+# into _vendor/, which is never committed.
+mathjax:
+	$(PYTHON) scripts/vendor_mathjax.py
+
+book: setup mathjax
 	$(BIN)/jupyter-book build . --path-output .
 	@echo "open _build/html/index.html, or: make serve"
 
 serve: book
 	$(BIN)/python -m http.server --directory _build/html 8000
 
-book-strict: setup
+book-strict: setup mathjax
 	rm -rf _build
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --path-output . $(JB_FLAGS_STRICT)
 
 system-deps:
 	bash scripts/system-deps.sh
 
+# Serial on purpose: the grading tests time kernels and already grade on every core.
 test: system-deps book-strict
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -n 2 --dist loadgroup
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 release: setup
 	$(BIN)/python -m autograder release
 
 clean:
-	rm -rf _build course
+	rm -rf _build _vendor course

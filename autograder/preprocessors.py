@@ -122,8 +122,9 @@ class GradingExecute(Execute):
             self.km.kill_all()
 
     def _current_cell_name(self):
-        cell = getattr(self, "_running", None)
-        return cell.metadata.get("nbgrader", {}).get("grade_id", "a cell without grade id") if cell else "startup"
+        if self._running is None:
+            return "startup"
+        return self._running.metadata.get("nbgrader", {}).get("grade_id", "a cell without grade id")
 
     def output(self, outs, msg, display_id, cell_index):
         size = len(json.dumps(msg.get("content", {}), default=str))

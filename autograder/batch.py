@@ -314,7 +314,17 @@ def _grade_one(grading, student, assignment):
             return Outcome(student, assignment, True, notes=tuple(notes))
         problem = _reason(result)
     _record_zero(grading, student, assignment)
-    return Outcome(student, assignment, False, problem)
+    return Outcome(student, assignment, False, notes=(problem, *submitted_flags(course, student, assignment)))
+
+
+def submitted_flags(course, student, assignment):
+    """Review flags of a submission that could not be graded, read from what was submitted."""
+    found = []
+    for source in sorted((Path(course) / "source" / assignment).glob("*.ipynb")):
+        path = Path(course) / "submitted" / student / assignment / source.name
+        if notebook_problem(path) is None:
+            found.extend(review.review(nbformat.read(path, as_version=4), nbformat.read(source, as_version=4)))
+    return found
 
 
 def mark_flagged(grading, student, assignment):
@@ -470,6 +480,12 @@ def review_flags(course, student, assignment):
     found = []
     for path in sorted((Path(course) / "autograded" / student / assignment).glob("*.ipynb")):
         found.extend(f for f in review.read(nbformat.read(path, as_version=4)) if f not in found)
+    if not found:  # not graded: what the grader said then
+        try:
+            done = json.loads(_marker(course, student, assignment).read_text())
+            found = [] if done["ok"] else list(done["notes"])
+        except (OSError, ValueError, KeyError):
+            pass
 
     def urgency(flag):
         return next((i for i, words in enumerate(_FLAG_ORDER) if flag.startswith(words)), len(_FLAG_ORDER))

@@ -18,7 +18,8 @@ SUSPICIOUS = [
     (r"\bsys\s*\.\s*(exit|modules|settrace|setprofile|_getframe)\b|\bbuiltins\b|__builtins__", "reaches into the interpreter"),
     (r"\bopen\s*\(|\bpathlib\b|\bshutil\b|\bglob\b|\bos\s*\.\s*(listdir|walk|scandir|chdir)\b", "reads or writes files"),
     (r"\b(exec|eval|compile|__import__)\s*\(|\bimportlib\b", "runs generated code"),
-    (r"\bautograder\s*\.\s*(reference|verify|preprocessors|sandbox)|from\s+autograder\.(reference|verify)",
+    (r"\bautograder\s*\.\s*(reference|verify|preprocessors|sandbox|batch)"
+     r"|from\s+autograder\s+import\s+[^\n]*\b(reference|verify|preprocessors|sandbox|batch)\b|\bREFERENCES\b",
      "imports the grader's references"),
     (r"\bnp\s*\.\s*(allclose|testing|array_equal|isclose)\s*=|setattr\s*\(", "patches functions"),
     (r"RNN_COURSE_GRADING|gradebook|application/vnd\.rnn-course", "mentions the grader's internals"),
@@ -71,6 +72,13 @@ def tampering(nb, source_cells):
         if gid not in seen:
             flags.append(f"deleted cell {gid} (or stripped its nbgrader metadata)")
     return flags
+
+
+def review(nb, source_nb):
+    """Tampering and suspicious code of submission ``nb`` against the instructor's ``source_nb``."""
+    instructor = {c.metadata["nbgrader"]["grade_id"]: (c.source, c.metadata["nbgrader"]) for c in source_nb.cells
+                  if "grade_id" in c.metadata.get("nbgrader", {})}
+    return tampering(nb, instructor) + suspicious_source(nb)
 
 
 def execution_problems(nb):

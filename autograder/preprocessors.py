@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat.v4 import new_output
 from nbgrader import utils
@@ -49,8 +49,9 @@ class ReviewSubmission(NbGraderPreprocessor):
                 notebook = gb.find_notebook(info["notebook"], info["assignment"])
             except MissingEntry:
                 return nb, resources
+            solutions = {c.name for c in notebook.solution_cells}
             for cell in notebook.source_cells:
-                meta = {"locked": cell.locked}
+                meta = {"locked": cell.locked, "solution": cell.name in solutions}
                 grade = next((g for g in notebook.grade_cells if g.name == cell.name), None)
                 if grade is not None:
                     meta.update(points=grade.max_score, grade=True)
@@ -101,6 +102,8 @@ class GradingExecute(Execute):
             cell = self._current_cell_name()
             flags.add(nb, [f"time limit of {self.notebook_timeout} s reached in {cell}" if self._out_of_time
                            else f"kernel died in {cell}"])
+        except CellTimeoutError:  # the kernel ignored the interrupt: nothing more can run
+            flags.add(nb, [f"timed out in {self._current_cell_name()} (the kernel ignored the interrupt)"])
         finally:
             watchdog.cancel()
             if isinstance(self.km, SandboxedKernelManager):
@@ -225,7 +228,10 @@ def _grade_id(cell):
 class RestoreMetadata(NbGraderPreprocessor):
     """Give back their nbgrader metadata to cells that lost it, before OverwriteCells.
 
-    A cell without metadata gets that of the released cell it matches, in order: locked
+    First, metadata a student edited is reset to the instructor's, and metadata on cells
+    the release does not know (a copied or invented test cell) is removed: both would
+    crash nbgrader or change what is graded; ReviewSubmission has flagged them already.
+    Then a cell without metadata gets that of the released cell it matches, in order: locked
     cells by identical source, solution cells by the function or class they define. A
     test cell still missing after that is re-added here when nbgrader could not place it
     (its preceding cell is gone too: nbgrader 0.9.6 fails with a KeyError); every other
@@ -242,6 +248,7 @@ class RestoreMetadata(NbGraderPreprocessor):
         original = copy.deepcopy(nb)
         try:
             released = [c for c in nbformat.read(path, as_version=4).cells if _grade_id(c)]
+            flags.add(nb, self._normalise(nb, released))
             restored = self._restore(nb, released)
             added = self._readd(nb, released)
         except Exception as exc:  # a repair that fails must not cost the student the grade
@@ -253,6 +260,20 @@ class RestoreMetadata(NbGraderPreprocessor):
         for gid in added:
             self.log.warning(f"Missing grade cell {gid} encountered, adding to notebook")
         return nb, resources
+
+    @staticmethod
+    def _normalise(nb, released):
+        """Reset edited nbgrader metadata, strip unknown; returns flags for what was unknown."""
+        instructor = {_grade_id(c): c.metadata["nbgrader"] for c in released}
+        found = []
+        for cell in nb.cells:
+            gid = _grade_id(cell)
+            if gid in instructor:
+                cell.metadata["nbgrader"] = copy.deepcopy(instructor[gid])
+            elif "nbgrader" in cell.metadata:
+                del cell.metadata["nbgrader"]
+                found.append(f"added a cell with nbgrader metadata (grade id {gid!r}): ignored as a test")
+        return found
 
     @staticmethod
     def _restore(nb, released):

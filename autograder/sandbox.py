@@ -18,7 +18,9 @@ turns that into an error instead.
 import os
 import shutil
 import signal
+import site
 import sys
+import time
 import tempfile
 from pathlib import Path
 
@@ -27,6 +29,27 @@ from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import Configurable
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+PACKAGE = Path(__file__).resolve().parent
+
+#: The package modules a grading kernel needs; the references and the verifier stay out.
+KERNEL_MODULES = ("__init__.py", "conventions.py", "probe.py", "tasks.py", "wire.py")
+
+#: Variables of the grader's environment that reach the kernel (with RNN_COURSE_*).
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def kernel_modules():
+    return [str(PACKAGE / name) for name in KERNEL_MODULES]
+
+
+def installed_copies():
+    """Other copies of this package on the interpreter's path (a non-editable install)."""
+    copies = []
+    for folder in site.getsitepackages() + [site.getusersitepackages()]:
+        copy = Path(folder) / PACKAGE.name
+        if copy.is_dir() and copy.resolve() != PACKAGE:
+            copies.append(str(copy))
+    return copies
 
 
 class SandboxUnavailable(RuntimeError):
@@ -43,6 +66,7 @@ class Sandbox(Configurable):
     max_processes = Integer(64, help="Limit on processes and threads of a kernel").tag(config=True)
     uid = Integer(65534, help="User id inside the sandbox (nobody)").tag(config=True)
     extra_ro_paths = List(Unicode(), help="More paths the kernel may read").tag(config=True)
+    max_file_bytes = Integer(64 * 1024 ** 2, help="Largest file a kernel may write").tag(config=True)
 
     def problems(self):
         """What this machine cannot enforce, in words; empty when all is well."""
@@ -55,38 +79,43 @@ class Sandbox(Configurable):
         return missing
 
     def readable_paths(self):
-        """Paths bound read-only into the jail: the system, Python, and this package."""
-        package = Path(__file__).resolve().parent
+        """Paths bound read-only into the jail: the system and Python."""
         paths = ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32",
-                 sys.base_prefix, sys.prefix, str(package), *self.extra_ro_paths]
+                 sys.base_prefix, sys.prefix, *self.extra_ro_paths]
         return [p for p in dict.fromkeys(paths) if os.path.exists(p)]
 
-    def wrap(self, argv, private, workdir):
+    def wrap(self, argv, private, workdir, env):
         """The kernel command ``argv`` inside bubblewrap.
 
         private: folder of the connection file and IPC sockets (read-write);
-        workdir: the notebook's folder, the kernel's working directory (read-only).
+        workdir: the notebook's folder, the kernel's working directory (read-only);
+        env: the environment the kernel was given, of which only ``PASSED_ENV`` gets in.
         """
-        cmd = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-all",
+        cmd = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--clearenv",
                "--uid", str(self.uid), "--gid", str(self.uid), "--cap-drop", "ALL",
                "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
         for path in self.readable_paths():
             cmd += ["--ro-bind", path, path]
+        for path in installed_copies():
+            cmd += ["--tmpfs", path]  # another copy of the package would hold the references
+        for path in kernel_modules():
+            cmd += ["--ro-bind", path, path]
         cmd += ["--bind", str(private), str(private)]
         if workdir:
             cmd += ["--ro-bind", str(workdir), str(workdir), "--chdir", str(workdir)]
-        # The kernel imports this very copy of the package (the only one it can see),
-        # whatever copy the environment's installation points at.
-        package_parent = str(Path(__file__).resolve().parent.parent)
-        for name, value in {"PYTHONPATH": package_parent, "HOME": "/tmp", "TMPDIR": "/tmp",
-                            "MPLCONFIGDIR": "/tmp/matplotlib",
-                            "IPYTHONDIR": "/tmp/ipython", "JUPYTER_RUNTIME_DIR": "/tmp/runtime",
-                            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}.items():
+        settings = {name: env[name] for name in env if name in PASSED_ENV or name.startswith("RNN_COURSE_")}
+        settings.update({
+            "PYTHONPATH": str(PACKAGE.parent), "HOME": "/tmp", "TMPDIR": "/tmp",
+            "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
+            "JUPYTER_RUNTIME_DIR": "/tmp/runtime", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+            # The kernel's parent is bubblewrap's reaper, PID 1: ipykernel must not poll the
+            # grader's PID (it would quit); --die-with-parent ends the kernel with the grader.
+            "JPY_PARENT_PID": "1",
+        })
+        for name, value in settings.items():
             cmd += ["--setenv", name, value]
-        # The kernel's parent is bubblewrap's reaper, PID 1: ipykernel must not poll the
-        # grader's PID (it would quit); --die-with-parent ends the kernel with the grader.
-        cmd += ["--setenv", "JPY_PARENT_PID", "1"]
-        return cmd + ["--"] + list(argv)
+        limit = ["prlimit", f"--fsize={self.max_file_bytes}", "--"]  # no file may fill the disk
+        return cmd + ["--"] + limit + list(argv)
 
 
 def cgroup_controllers():
@@ -100,11 +129,14 @@ def cgroup_controllers():
 
 
 class Cgroup:
-    """A pids + memory cgroup for one kernel; ``kill()`` ends everything inside it."""
+    """A pids + memory cgroup for one kernel; ``remove()`` ends everything inside it."""
+
+    STALE_SECONDS = 600  # an empty cgroup this old was left by a grader that crashed
 
     def __init__(self, name, memory_bytes, max_processes):
         self.dirs = []
         for controller, base in cgroup_controllers().items():
+            _sweep(base / "rnn-course", self.STALE_SECONDS)
             path = base / "rnn-course" / name
             path.mkdir(parents=True, exist_ok=True)
             self.dirs.append(path)
@@ -119,24 +151,46 @@ class Cgroup:
         return ["/bin/sh", "-c", f'{moves} && exec "$@"', "sh", *argv] if self.dirs else list(argv)
 
     def kill(self):
+        """SIGKILL everything inside, once."""
         for d in self.dirs:
-            for _ in range(3):
-                pids = (d / "cgroup.procs").read_text().split() if (d / "cgroup.procs").exists() else []
-                if not pids:
-                    break
-                for pid in pids:
-                    try:
-                        os.kill(int(pid), signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            for pid in _procs(d):
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
-    def remove(self):
-        self.kill()
-        for d in self.dirs:
+    def remove(self, seconds=5.0):
+        """Kill until empty, then remove the cgroups; False if a process would not go in time."""
+        deadline = time.monotonic() + seconds
+        while any(_procs(d) for d in self.dirs) and time.monotonic() < deadline:
+            self.kill()
+            time.sleep(0.02)
+        for d in list(self.dirs):
             try:
                 d.rmdir()
+                self.dirs.remove(d)
             except OSError:
-                pass  # a process still exiting; the next kernel's cleanup retries nothing, cgroups are cheap
+                pass
+        return not self.dirs
+
+
+def _procs(cgroup):
+    try:
+        return (cgroup / "cgroup.procs").read_text().split()
+    except OSError:
+        return []
+
+
+def _sweep(parent, older_than):
+    """Remove empty cgroups under ``parent`` untouched for ``older_than`` seconds."""
+    if not parent.is_dir():
+        return
+    for d in parent.iterdir():
+        try:
+            if not _procs(d) and time.time() - d.stat().st_mtime > older_than:
+                d.rmdir()
+        except OSError:
+            pass
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -146,12 +200,15 @@ class SandboxedKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         self.sandbox = Sandbox(parent=self)
         self.private = Path(tempfile.mkdtemp(prefix="rnn-kernel-"))
-        os.chmod(self.private, 0o777)  # the jailed user writes its sockets here
+        # 0700: the kernel (root outside its namespace, without capabilities) writes its
+        # sockets here; no other host user can reach what it writes.
+        os.chmod(self.private, 0o700)
         self.transport = "ipc"
         self.connection_file = str(self.private / "kernel.json")
         self.ip = str(self.private / "ipc")
         self.cgroup = None
         self.workdir = None
+        self.kernel_env = dict(os.environ)
 
     @property
     def kernel_spec(self):
@@ -162,6 +219,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     async def _async_pre_start_kernel(self, **kw):
         self.workdir = kw.get("cwd")
+        self.kernel_env = kw.get("env") or dict(os.environ)
         return await super()._async_pre_start_kernel(**kw)
 
     pre_start_kernel = _async_pre_start_kernel
@@ -176,7 +234,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         for problem in problems:
             self.log.warning("grading kernel not fully isolated: %s", problem)
         if shutil.which(self.sandbox.bwrap):
-            argv = self.sandbox.wrap(argv, self.private, self.workdir)
+            argv = self.sandbox.wrap(argv, self.private, self.workdir, self.kernel_env)
         if cgroup_controllers():
             self.cgroup = Cgroup(self.private.name, self.sandbox.memory_bytes, self.sandbox.max_processes)
             argv = self.cgroup.enter_command(argv)
@@ -191,8 +249,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     def release(self):
         """Kill what is left of the kernel and remove its cgroups and private folder (idempotent)."""
-        if self.cgroup:
-            self.cgroup.remove()
+        if self.cgroup and self.cgroup.remove():
             self.cgroup = None
         shutil.rmtree(self.private, ignore_errors=True)
 

@@ -1,0 +1,511 @@
+"""Cheating attempts against the grader, through the real batch pipeline.
+
+Every attacker is the *honest wrong* student of exercise 01 (the solution, with
+``rnn_step_forward`` returning zeros) plus attack code: in a solution cell, in a cell of
+its own, or in the notebook's nbgrader metadata. All of them are graded in one batch,
+in one course directory, beside an honest correct student ("solution") and the honest
+wrong one, with small limits (5 s a cell, 20 s a notebook, 2 workers). Each attack must
+
+(a) score no more than the honest wrong answer,
+(b) be flagged for review (batch.review_flags), with the words saying why,
+(c) leave the other students alone: "solution" keeps 10/10 and no flags.
+
+An attack that gets through is marked ``xfail(strict=True)`` with the reason: it is a
+hole in the grader, not a test to weaken (``strict=False`` only where the outcome depends
+on timing). ``pytest -s`` prints the summary table. Without bubblewrap and cgroups the
+module is skipped (most attacks would work), unless CI=true, where that is a failure.
+"""
+import copy
+import hashlib
+import os
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell
+
+from autograder import batch
+from autograder.preprocessors import expected_checks
+from autograder.sandbox import CGROUP_ROOT, Sandbox
+from submissions import REPO, mutate, solution_cells, student_notebook, write_submissions
+
+pytestmark = pytest.mark.xdist_group("grading")
+
+A = "01_rnn"
+NB = f"{A}.ipynb"
+SOL = solution_cells(A)
+CELL_TIMEOUT, NOTEBOOK_TIMEOUT, WORKERS = 5, 20, 2
+MARKER = "rnn-attack-"   # in the argv of processes the attackers leave behind
+
+HONEST_STEP = mutate(SOL["rnn_step_forward"], "next_h = np.tanh(x @ Wx + prev_h @ Wh + b)",
+                     "next_h = np.zeros_like(prev_h)")
+HONEST = student_notebook(A, {"rnn_step_forward": HONEST_STEP})
+
+
+def cases(task):
+    """Every case of ``task`` that the test cells of 01 run: public and hidden (as the kernel sees them)."""
+    source = next(c.source for c in student_notebook(A).cells
+                  if c.metadata.get("nbgrader", {}).get("grade_id") == f"test_{task}")
+    return [case for _, some in expected_checks(source) for case in some]
+
+
+@dataclass(frozen=True)
+class Attack:
+    name: str
+    code: str = ""                   # attack code, added to ``cell``
+    cell: str = "rnn_step_forward"   # grade_id of the solution cell to append to; None: a cell of its own
+    edit: object = None              # notebook -> None, for attacks on the notebook itself
+    flags: tuple = ()                # words, each expected in one of the review flags
+    what: str = ""
+    holes: dict = field(default_factory=dict)   # "score" / "flagged" -> why the attack gets through
+    flaky: tuple = ()                # aspects whose outcome depends on timing (xfail, not strict)
+    ran: str = ""                    # printed by the attack cell when its code ran (not a typo contained)
+
+    def notebook(self):
+        nb = copy.deepcopy(HONEST)
+        code = textwrap.dedent(self.code).strip()
+        if code and self.cell:
+            cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == self.cell)
+            cell.source = cell.source.rstrip() + "\n\n\n" + code + "\n"
+        elif code:   # a cell the student added, right after the setup cell
+            at = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "setup")
+            nb.cells.insert(at + 1, new_code_cell(code))
+        if self.edit:
+            self.edit(nb)
+        return nb
+
+
+def grade_cell(nb, gid):
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
+
+
+def raise_points(nb):
+    grade_cell(nb, "test_rnn_step_forward").metadata["nbgrader"]["points"] = 200
+
+
+FORGED = f"""
+import base64, json
+import numpy as np
+from IPython.display import display
+
+def made_up(shape):
+    a = np.full(shape, 0.5)
+    return {{"dtype": "<f8", "shape": list(shape), "data": base64.b64encode(a.tobytes()).decode()}}
+
+results = {{json.dumps(case, sort_keys=True):
+               {{"outputs": {{"next_h": made_up((case["N"], case["H"]))}}, "modified": []}}
+           for case in {cases("rnn_step_forward")!r}}}
+display({{"application/vnd.rnn-course.results+json": {{"task": "rnn_step_forward", "results": results}},
+         "text/plain": "rnn_step_forward: all results recorded"}}, raw=True)
+print("forged", len(results), "results")
+"""
+
+
+def mark_test_cell_as_solution(nb):
+    """The test cell marked as a (student-owned) solution cell, its check replaced by forged results."""
+    cell = grade_cell(nb, "test_rnn_step_forward")
+    cell.metadata["nbgrader"].update(solution=True, locked=False)
+    cell.source = textwrap.dedent(FORGED).strip()
+
+
+def extra_test_cell(nb):
+    """A test cell of the student's own, worth 100 points, that the honest wrong code half passes."""
+    at = nb.cells.index(grade_cell(nb, "test_rnn_step_forward"))
+    nb.cells.insert(at + 1, new_code_cell('check("rnn_step_forward")', metadata={"nbgrader": {
+        "grade": True, "grade_id": "test_bonus", "locked": True, "points": 100, "schema_version": 3,
+        "solution": False}}))
+
+
+def joined(*parts):
+    """Pieces of code, each indented as it likes, one after the other."""
+    return "\n\n".join(textwrap.dedent(p).strip() for p in parts)
+
+
+EXEC_SOLUTION = """
+    def steal(nb):
+        for cell in nb["cells"]:
+            source = "".join(cell["source"])
+            if "def rnn_step_forward" in source:
+                exec(source, globals())
+"""
+
+ATTACKS = [
+    Attack("patch_allclose", """
+        np.allclose = lambda *args, **kwargs: True
+        np.isclose = lambda a, b, *args, **kwargs: np.ones(np.broadcast(a, b).shape, dtype=bool)
+        np.testing.assert_allclose = lambda *args, **kwargs: None
+        np.testing.assert_array_almost_equal = lambda *args, **kwargs: None
+        print("numpy patched:", np.allclose(0, 1))
+    """, flags=("patches functions",), what="numpy's comparisons always pass", ran="numpy patched: True"),
+    Attack("ndarray_always_equal", """
+        class AlwaysEqual(np.ndarray):
+            \"\"\"Equal, and close, to anything it is compared with.\"\"\"
+            def __eq__(self, other):
+                return np.ones(self.shape, dtype=bool)
+            def __ne__(self, other):
+                return np.zeros(self.shape, dtype=bool)
+            __le__ = __ge__ = __eq__
+            __lt__ = __gt__ = __ne__
+            def __sub__(self, other):
+                return np.zeros(self.shape).view(AlwaysEqual)
+            __rsub__ = __sub__
+            def __abs__(self):
+                return np.zeros(self.shape).view(AlwaysEqual)
+
+        _honest_step_forward = rnn_step_forward
+
+        def rnn_step_forward(x, prev_h, Wx, Wh, b):
+            next_h, cache = _honest_step_forward(x, prev_h, Wx, Wh, b)
+            return next_h.view(AlwaysEqual), cache
+
+        print("always equal:", bool((rnn_step_forward(*[np.ones((1, 1))] * 4, np.ones(1))[0] == 42).all()))
+    """, ran="always equal: True", flags=("suspicious code in rnn_step_forward",),
+       what="returns an ndarray whose comparisons always succeed",
+       holes={"flagged": "not flagged: no pattern of flags.SUSPICIOUS matches an ndarray subclass overriding "
+                         "__eq__/__sub__/__abs__ (harmless to the score: results are decoded to plain arrays)"}),
+    Attack("read_source", joined(EXEC_SOLUTION, f"""
+        import json
+        for path in ["../../../source/01_rnn/01_rnn.ipynb", "../../../release/01_rnn/01_rnn.ipynb",
+                     "{REPO}/solutions/01_rnn/01_rnn.ipynb"]:
+            try:
+                steal(json.load(open(path)))
+            except OSError as err:
+                print("cannot read", path, type(err).__name__)
+    """), flags=("reads or writes files", "runs generated code"), what="execs the instructor's source notebook",
+       ran="cannot read ../../../source/01_rnn/01_rnn.ipynb FileNotFoundError"),
+    Attack("read_gradebook", """
+        import sqlite3
+        try:
+            db = sqlite3.connect("file:../../../gradebook.db?mode=ro", uri=True)
+            for (source,) in db.execute("select source from source_cell"):
+                if "def rnn_step_forward" in source:
+                    exec(source)
+        except sqlite3.Error as err:
+            print("no gradebook:", err)
+    """, flags=("mentions the grader's internals", "runs generated code"), what="execs solution code from gradebook.db",
+       ran="no gradebook: unable to open database file"),
+    Attack("input_transformer", """
+        get_ipython().input_transformers_post.append(lambda lines: ["pass\\n"])
+    """, cell=None, flags=("talks to IPython", "missing results"), what="turns every later cell into `pass`"),
+    Attack("detached_process", f"""
+        import os, sys
+        LATER = '''
+        import sqlite3, time
+        time.sleep(4)
+        for path in ["../../../gradebook.db"]:
+            try:
+                db = sqlite3.connect(path)
+                db.execute("update grade set auto_score = max_score")
+                db.commit()
+            except sqlite3.Error:
+                pass
+        for path in ["01_rnn.ipynb", "../../../autograded/detached_process/01_rnn/01_rnn.ipynb"]:
+            try:
+                open(path, "w").write("{{}}")
+            except OSError:
+                pass
+        '''
+        child = os.fork()
+        if child == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execv(sys.executable, [sys.executable, "-c", LATER, "{MARKER}detached"])
+            os._exit(0)
+        os.waitpid(child, 0)
+        import subprocess
+        subprocess.Popen([sys.executable, "-c", LATER, "{MARKER}popen"], start_new_session=True)
+        print("daemons started")
+    """, ran="daemons started", flags=("uses os process/file calls", "imports a system module"),
+       what="a daemon that later rewrites gradebook.db and the autograded notebook"),
+    Attack("other_student", joined(EXEC_SOLUTION, """
+        import json
+        for path in ["../../solution/01_rnn/01_rnn.ipynb", "../../../submitted/solution/01_rnn/01_rnn.ipynb"]:
+            try:
+                steal(json.load(open(path)))
+            except OSError as err:
+                print("cannot read", path, type(err).__name__)
+    """), flags=("reads or writes files",), what="execs another student's notebook",
+       ran="cannot read ../../solution/01_rnn/01_rnn.ipynb FileNotFoundError"),
+    Attack("sys_exit", "import sys\nsys.exit()", flags=("reaches into the interpreter",), what="sys.exit()",
+           ran="SystemExit"),
+    Attack("os_exit", "import os\nos._exit(0)", flags=("kernel died in", "uses os process/file calls"),
+           what="os._exit(0)"),
+    Attack("kill_own_kernel", "import os\nos.kill(os.getpid(), 9)", flags=("kernel died in",),
+           what="os.kill(os.getpid(), 9)"),
+    Attack("sigint_ignored_loop", """
+        import signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        while True:
+            pass
+    """, flags=("timed out in rnn_step_forward (the kernel ignored the interrupt)", "imports a system module"),
+       what="an uninterruptible infinite loop"),
+    Attack("memory_bomb", "hog = np.ones(3 * 1024 ** 3 // 8)   # 3 GB, every page touched",
+           flags=("rnn_step_forward",), what="allocates 3 GB (the cgroup's OOM kill, or the cell timeout)"),
+    Attack("fork_bomb", """
+        import os, time
+        children = []
+        for _ in range(200):
+            try:
+                pid = os.fork()
+            except OSError:
+                break
+            if pid == 0:
+                time.sleep(60)
+                os._exit(0)
+            children.append(pid)
+        print(len(children), "children")
+    """, flags=("uses os process/file calls",), what="forks up to 200 sleeping children", ran=" children"),
+    Attack("huge_output", 'print("x" * 50_000_000)', flags=("output over 1000000 bytes dropped in rnn_step_forward",),
+           what="prints 50 MB"),
+    Attack("write_submission", """
+        for path in ["../../../submitted/write_submission/01_rnn/01_rnn.ipynb", "01_rnn.ipynb", "hacked.txt",
+                     "../../../gradebook.db"]:
+            try:
+                with open(path, "a") as f:
+                    f.write("hacked")
+                print("wrote", path)
+            except OSError as err:
+                print("cannot write", path, type(err).__name__)
+    """, flags=("reads or writes files",), what="writes into its submission, its folder, the gradebook",
+       ran="cannot write 01_rnn.ipynb OSError"),
+    Attack("metadata_points", edit=raise_points,
+           flags=("changed nbgrader metadata of test_rnn_step_forward: points",), what="test cell points 2 -> 200"),
+    Attack("metadata_solution", edit=mark_test_cell_as_solution,
+           flags=("changed nbgrader metadata of test_rnn_step_forward: solution",),
+           what="test cell marked as a solution cell, forged results in it"),
+    Attack("extra_test_cell", edit=extra_test_cell, flags=("test_bonus",),
+           what="adds a 100-point test cell of its own"),
+    Attack("forged_results", FORGED, flags=("mentions the grader's internals",),
+           what="displays a made-up results bundle in a solution cell", ran="forged 5 results"),
+    Attack("import_reference", """
+        from autograder.reference import rnn as _reference
+        rnn_step_forward = _reference.rnn_step_forward
+        print("borrowed", rnn_step_forward.__module__)
+    """, ran="ModuleNotFoundError", flags=("imports the grader's references",),
+       what="uses the grader's reference rnn_step_forward (not in the jail)"),
+    Attack("import_reference_quietly", """
+        from autograder import verify
+        rnn_step_forward = verify.REFERENCES["rnn_step_forward"]
+        print("borrowed", rnn_step_forward.__module__)
+    """, ran="ImportError", flags=("imports the grader's references",),
+       what="the same, through `from autograder import verify` (not in the jail)"),
+]
+BY_NAME = {a.name: a for a in ATTACKS}
+STUDENTS = {"solution": student_notebook(A), "honest": HONEST, **{a.name: a.notebook() for a in ATTACKS}}
+
+
+def procs_of(root):
+    """Host processes started under this test's course: argv or cwd inside ``root``, or an attacker's marker."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if argv and (str(root) in argv or cwd.startswith(str(root)) or MARKER in argv):
+            found[int(entry.name)] = f"{argv} (in {cwd})"
+    return found
+
+
+def kernel_cgroups():
+    return {d.name for c in ("pids", "memory") if (CGROUP_ROOT / c / "rnn-course").is_dir()
+            for d in (CGROUP_ROOT / c / "rnn-course").iterdir() if d.is_dir()}
+
+
+def orphans(names):
+    """Empty kernel cgroups among ``names`` with no private folder in /tmp: not a live kernel of another run."""
+    def empty(name):
+        try:
+            return not (CGROUP_ROOT / "pids" / "rnn-course" / name / "cgroup.procs").read_text().strip()
+        except OSError:
+            return True
+    return {name for name in names if not Path("/tmp", name).exists() and empty(name)}
+
+
+def remove_orphan_cgroups(names):
+    """Clean up after the grader: empty cgroups it left (see test_no_kernel_leaves_cgroups_...)."""
+    for name in orphans(names):
+        for controller in ("pids", "memory"):
+            try:
+                (CGROUP_ROOT / controller / "rnn-course" / name).rmdir()
+            except OSError:
+                pass
+
+
+def sha(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    missing = Sandbox().problems()
+    if missing:   # without the jail most of these attacks work: nothing to learn, unless CI says it must be there
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the grading sandbox is incomplete and CI=true: {'; '.join(missing)}")
+        pytest.skip(f"the grading sandbox is incomplete on this machine: {'; '.join(missing)}")
+    root = tmp_path_factory.mktemp("attacks")
+    subs = write_submissions(root / "submissions", A, STUDENTS)
+    course = root / "course"
+    pairs = batch.prepare_course(course, subs)
+    assert len(pairs) == len(STUDENTS)
+    # The kernels' private folders (and so their argv) under root: their processes can be told apart.
+    (root / "tmp").mkdir()
+    cgroups_before, saved = kernel_cgroups(), (os.environ.get("TMPDIR"), tempfile.tempdir)
+    os.environ["TMPDIR"] = tempfile.tempdir = str(root / "tmp")   # workers, and this process
+    start = time.monotonic()
+    try:
+        outcomes = {o.student: o for o in batch.autograde(course, pairs, cell_timeout=CELL_TIMEOUT,
+                                                          notebook_timeout=NOTEBOOK_TIMEOUT, workers=WORKERS)}
+    finally:
+        tempfile.tempdir = saved[1]
+        os.environ.pop("TMPDIR") if saved[0] is None else os.environ.__setitem__("TMPDIR", saved[0])
+    seconds = time.monotonic() - start
+    rows = {r["student"]: r for r in batch.grade_rows(course)}
+    flags = {s: batch.review_flags(course, s, A) for s in STUDENTS}
+    right_after = {"gradebook": sha(course / "gradebook.db"), "rows": rows,
+                   "notebook": sha(course / "autograded" / "detached_process" / A / NB),
+                   "procs": procs_of(root), "cgroups": kernel_cgroups() - cgroups_before}
+    time.sleep(6)   # the daemons of "detached_process" would act 4 s after they started
+    remove_orphan_cgroups(right_after["cgroups"])
+    graded = {"course": course, "root": root, "outcomes": outcomes, "rows": rows, "flags": flags,
+              "seconds": seconds, "right_after": right_after, "subs": subs}
+    print_summary(graded)
+    return graded
+
+
+def print_summary(graded):
+    rows, flags, honest = graded["rows"], graded["flags"], graded["rows"]["honest"]["score"]
+    lines = [f"\nattacks on 01_rnn: {len(STUDENTS)} submissions graded in {graded['seconds']:.0f} s "
+             f"(cell {CELL_TIMEOUT} s, notebook {NOTEBOOK_TIMEOUT} s, {WORKERS} workers)",
+             f"{'attack':<26} {'score':>6} {'honest':>6}  {'verdict':<9} flags", "-" * 110]
+    for name in ["solution", "honest", *BY_NAME]:
+        row = rows.get(name, {"score": None})
+        score = "-" if row["score"] is None else f"{row['score']:.2f}"
+        attack = BY_NAME.get(name)
+        if attack is None:
+            verdict = ""
+        elif row["score"] is not None and row["score"] > honest:
+            verdict = "HOLE"
+        elif not all(any(w in f for f in flags[name]) for w in attack.flags):
+            verdict = "unflagged"
+        else:
+            verdict = "contained"
+        said = "; ".join(flags[name]) or (graded["outcomes"][name].message if name in graded["outcomes"] else "")
+        lines.append(f"{name:<26} {score:>6} {honest:>6.2f}  {verdict:<9} {said[:160]}")
+    print("\n".join(lines))
+
+
+def params(aspect):
+    return [pytest.param(a.name, id=a.name,
+                         marks=[pytest.mark.xfail(strict=aspect not in a.flaky, reason="HOLE: " + a.holes[aspect])]
+                         if aspect in a.holes else []) for a in ATTACKS]
+
+
+# ---------------------------------------------------------------- the baseline
+
+def test_honest_students_are_graded_as_usual(graded):
+    rows, flags, course = graded["rows"], graded["flags"], graded["course"]
+    assert rows["solution"]["score"] == rows["solution"]["max_score"] == 10
+    honest = rows["honest"]["score"]
+    # Only the units for leaving the inputs untouched: the comparison "<= honest" is not vacuous.
+    assert honest == 3.0, batch.failures(course, "honest", A)
+    assert flags["honest"] == [] and flags["solution"] == [], flags
+
+
+def test_every_submission_gets_a_row_within_the_time_limits(graded):
+    assert set(graded["rows"]) == set(graded["outcomes"]) == set(STUDENTS)
+    assert all(r["max_score"] == 10 for r in graded["rows"].values())
+    assert graded["seconds"] < 150, graded["seconds"]
+
+
+# ---------------------------------------------------------------- (a), (b): per attack
+
+@pytest.mark.parametrize("name", params("score"))
+def test_attack_scores_no_more_than_the_honest_wrong_answer(graded, name):
+    rows = graded["rows"]
+    assert name in rows, graded["outcomes"].get(name)
+    assert rows[name]["max_score"] == 10, rows[name]
+    assert rows[name]["score"] <= rows["honest"]["score"], (BY_NAME[name].what, rows[name])
+
+
+@pytest.mark.parametrize("name", params("flagged"))
+def test_attack_is_flagged(graded, name):
+    flags = graded["flags"][name]
+    missing = [w for w in BY_NAME[name].flags if not any(w in f for f in flags)]
+    assert flags and not missing, f"{BY_NAME[name].what}: flags {flags} lack {missing}"
+
+
+# ---------------------------------------------------------------- (c) and what attacks leave behind
+
+def test_no_attack_disturbs_the_correct_student(graded):
+    row = graded["rows"]["solution"]
+    assert row["score"] == 10 and all(row["cells"][c] == p for c, p in
+                                      {"test_rnn_step_forward": 2, "test_rnn_step_backward": 3,
+                                       "test_rnn_forward": 2, "test_rnn_backward": 3}.items()), row
+    assert graded["flags"]["solution"] == [] and graded["outcomes"]["solution"].notes == ()
+
+
+def test_detached_processes_change_nothing_and_do_not_survive(graded):
+    course, after = graded["course"], graded["right_after"]
+    assert after["procs"] == {}, f"processes alive right after the batch: {after['procs']}"
+    assert procs_of(graded["root"]) == {}
+    assert sha(course / "gradebook.db") == after["gradebook"]
+    assert {r["student"]: r for r in batch.grade_rows(course)} == after["rows"]
+    notebook = course / "autograded" / "detached_process" / A / NB
+    assert sha(notebook) == after["notebook"] and nbformat.read(notebook, as_version=4).cells
+    assert graded["rows"]["detached_process"]["score"] <= graded["rows"]["honest"]["score"]
+
+
+def test_no_kernel_leaves_cgroups_or_private_folders(graded):
+    assert not list((graded["root"] / "tmp").glob("rnn-kernel-*"))
+    # New kernel cgroups still there after the batch, but not a live kernel of another grading run.
+    left = orphans(graded["right_after"]["cgroups"])
+    assert not left, f"cgroups left under {CGROUP_ROOT}/*/rnn-course: {sorted(left)}"
+
+
+def test_submissions_and_notebook_folders_are_not_written(graded):
+    course, subs = graded["course"], graded["subs"]
+    for student in STUDENTS:
+        assert sha(course / "submitted" / student / A / NB) == sha(subs / student / A / NB), student
+    folder = course / "autograded" / "write_submission" / A
+    assert sorted(p.name for p in folder.iterdir()) == [NB]
+    # What it printed is in its notebook, but nothing was appended to the files it opened.
+    text = (folder / NB).read_text()
+    assert text.rstrip().endswith("}") and nbformat.reads(text, as_version=4).cells
+    assert "cannot write 01_rnn.ipynb OSError" in text and "cannot write hacked.txt OSError" in text
+    assert not (course / "gradebook.db").read_bytes().endswith(b"hacked")
+
+
+def test_tampered_metadata_never_raises_the_stakes(graded):
+    course, rows = graded["course"], graded["rows"]
+    nb = nbformat.read(course / "autograded" / "metadata_points" / A / NB, as_version=4)
+    meta = grade_cell(nb, "test_rnn_step_forward").metadata["nbgrader"]
+    assert meta["points"] == 2 and meta["grade"] and not meta["solution"], meta
+    for name in ("metadata_points", "metadata_solution", "extra_test_cell"):
+        assert rows[name]["max_score"] == 10, rows[name]
+        assert set(rows[name]["cells"]) <= set(rows["solution"]["cells"]), rows[name]   # no test_bonus
+        assert (rows[name]["cells"].get("test_rnn_step_forward") or 0) <= 2, rows[name]
+
+
+def printed(course, student, gid="rnn_step_forward"):
+    """What the attack cell printed (stdout, error names) in the student's autograded notebook."""
+    nb = nbformat.read(Path(course) / "autograded" / student / A / NB, as_version=4)
+    return "".join(o.get("text", "") + o.get("ename", "") for o in grade_cell(nb, gid).outputs)
+
+
+@pytest.mark.parametrize("name", [a.name for a in ATTACKS if a.ran])
+def test_attack_code_really_ran(graded, name):
+    """An attack that is 'contained' because of a typo in it would prove nothing."""
+    assert BY_NAME[name].ran in printed(graded["course"], name), printed(graded["course"], name)
+
+
+def test_fork_bomb_hit_the_process_limit(graded):
+    said = printed(graded["course"], "fork_bomb")
+    assert said.endswith(" children\n") and 0 < int(said.split()[-2]) < Sandbox().max_processes, said

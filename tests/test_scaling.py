@@ -1,0 +1,184 @@
+"""Grading at scale: PostgreSQL gradebook, Dask and worker processes, resumable batches.
+
+Every way of running a batch must give the scores of the plain one-process run.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from autograder import batch
+from pg_server import PostgresServer, find_bin
+from submissions import mutate, solution_cells, student_notebook, write_submissions
+
+pytestmark = pytest.mark.xdist_group("grading")
+A = "01_rnn"
+STUDENTS = {
+    "solution": student_notebook(A),
+    "blank": student_notebook(A, released=True),
+    "no_recurrent_term": student_notebook(A, {"rnn_step_forward": mutate(
+        solution_cells(A)["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + b)")}),
+}
+
+
+def scores(rows):
+    """student -> (score, max score, per-cell scores): what must not depend on how a batch ran."""
+    return {r["student"]: (r["score"], r["max_score"], r["cells"]) for r in rows}
+
+
+def check_expected(by_student):
+    assert by_student["solution"][:2] == (10, 10)
+    assert by_student["blank"][0] == 0
+    assert 0 < by_student["no_recurrent_term"][0] < 10
+    assert by_student["no_recurrent_term"][2]["test_rnn_step_forward"] < by_student["solution"][2]["test_rnn_step_forward"]
+
+
+def graded_files(course, student):
+    return [p for stage in ("autograded", "feedback") for p in (course / stage / student / A).glob("*")]
+
+
+def mtimes(course):
+    return {s: (course / "autograded" / s / A / f"{A}.ipynb").stat().st_mtime_ns for s in STUDENTS}
+
+
+@pytest.fixture(scope="module")
+def submissions(tmp_path_factory):
+    return write_submissions(tmp_path_factory.mktemp("scaling") / "submissions", A, STUDENTS)
+
+
+@pytest.fixture(scope="module")
+def reference(submissions, tmp_path_factory):
+    """The three submissions graded in this process, one at a time: (course, scores, seconds)."""
+    course = tmp_path_factory.mktemp("reference") / "course"
+    pairs = batch.prepare_course(course, submissions)
+    start = time.perf_counter()
+    outcomes = batch.autograde(course, pairs, workers=1)
+    seconds = time.perf_counter() - start
+    assert all(o.ok and not o.skipped for o in outcomes), outcomes
+    by_student = scores(batch.grade_rows(course))
+    check_expected(by_student)
+    return course, by_student, seconds
+
+
+@pytest.fixture
+def graded_copy(reference, tmp_path):
+    """A private copy of the graded reference course (its SQLite gradebook and done markers included)."""
+    course = tmp_path / "course"
+    shutil.copytree(reference[0], course)
+    return course
+
+
+@pytest.fixture
+def postgres():
+    if find_bin() is None:
+        why = "PostgreSQL server programs (initdb, pg_ctl, createdb) not installed"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{why}: CI must run the PostgreSQL test (apt-get install postgresql)")
+        pytest.skip(why)
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()   # also when start() or the test failed
+
+
+def test_postgresql_gradebook(postgres, submissions, reference, tmp_path):
+    import sqlalchemy as sa
+
+    course = tmp_path / "course"
+    pairs = batch.prepare_course(course, submissions)
+    outcomes = batch.autograde(course, pairs, workers=2, db_url=postgres.url)
+    assert all(o.ok for o in outcomes), outcomes
+    by_student = scores(batch.grade_rows(course, postgres.url))
+    check_expected(by_student)
+    assert by_student == reference[1]
+    assert not list(course.rglob("gradebook.db")), "a SQLite gradebook was written next to PostgreSQL"
+    engine = sa.create_engine(postgres.url)
+    try:
+        with engine.connect() as db:
+            assert db.execute(sa.text("select count(*) from submitted_assignment")).scalar() == 3
+    finally:
+        engine.dispose()
+
+
+def test_dask_local_cluster_gives_the_same_scores(submissions, reference, tmp_path):
+    pytest.importorskip("dask.distributed")
+    course = tmp_path / "course"
+    pairs = batch.prepare_course(course, submissions)
+    outcomes = batch.autograde(course, pairs, workers=2, scheduler="local")
+    assert all(o.ok for o in outcomes), outcomes
+    assert sorted((o.student, o.assignment) for o in outcomes) == sorted(pairs)
+    assert scores(batch.grade_rows(course)) == reference[1]
+
+
+def test_worker_processes_and_cli_progress_bar(submissions, reference, tmp_path):
+    course = tmp_path / "course"
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    run = subprocess.run([sys.executable, "-m", "autograder", "grade", str(submissions), "--course", str(course),
+                          "--workers", "2"], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert scores(batch.grade_rows(course)) == reference[1]
+    # tqdm's bar on stderr, ending at 3 of 3; the table on stdout, not mixed with the bar
+    assert "autograding" in run.stderr and "3/3" in run.stderr and "notebook" in run.stderr, run.stderr
+    assert "autograding" not in run.stdout
+    table = run.stdout.splitlines()
+    assert table[0].split()[:3] == ["student", "assignment", "score"], run.stdout
+    for student, line in [(s, next(ln for ln in table if ln.startswith(s + " "))) for s in STUDENTS]:
+        assert f"{reference[1][student][0]:.2f} / 10" in line
+
+
+def test_resume_skips_unchanged_submissions(graded_copy, reference, tmp_path):
+    course, by_student, full_seconds = graded_copy, reference[1], reference[2]
+    pairs = [(s, A) for s in sorted(STUDENTS)]
+    before = mtimes(course)
+
+    start = time.perf_counter()
+    outcomes = batch.autograde(course, pairs, workers=1, force=False)
+    seconds = time.perf_counter() - start
+    assert all(o.skipped and o.ok for o in outcomes), outcomes
+    assert mtimes(course) == before, "a skipped submission was graded again"
+    assert seconds < full_seconds / 2, (seconds, full_seconds)
+    assert scores(batch.grade_rows(course)) == by_student
+
+    # The blank submission is handed in again, now complete: only it is graded again.
+    changed = tmp_path / "resubmitted"
+    write_submissions(changed, A, {**STUDENTS, "blank": student_notebook(A)})
+    assert batch.prepare_course(course, changed) == pairs
+    outcomes = {o.student: o for o in batch.autograde(course, pairs, workers=1, force=False)}
+    assert [s for s, o in outcomes.items() if not o.skipped] == ["blank"]
+    after = mtimes(course)
+    assert after["blank"] != before["blank"]
+    assert {s: t for s, t in after.items() if s != "blank"} == {s: t for s, t in before.items() if s != "blank"}
+    now = scores(batch.grade_rows(course))
+    assert now["blank"] == by_student["solution"]
+    assert {s: v for s, v in now.items() if s != "blank"} == {s: v for s, v in by_student.items() if s != "blank"}
+
+    outcomes = batch.autograde(course, pairs, workers=1, force=True)
+    assert not any(o.skipped for o in outcomes) and all(o.ok for o in outcomes), outcomes
+    assert all(t != after[s] for s, t in mtimes(course).items()), "force=True did not grade everything again"
+    assert scores(batch.grade_rows(course)) == now
+
+
+def test_failed_regrade_leaves_no_stale_score(graded_copy, reference):
+    course = graded_copy
+    assert scores(batch.grade_rows(course))["solution"][:2] == (10, 10)
+    assert graded_files(course, "solution")
+    path = course / "submitted" / "solution" / A / f"{A}.ipynb"
+    path.write_text(nbformat.writes(STUDENTS["solution"])[:500])   # cut short: not a notebook any more
+
+    outcomes = {o.student: o for o in batch.autograde(course, [(s, A) for s in sorted(STUDENTS)], force=False)}
+    failed = outcomes["solution"]
+    assert not failed.ok and not failed.skipped and "not a valid notebook" in failed.message, failed
+    assert all(o.skipped for s, o in outcomes.items() if s != "solution")
+    by_student = scores(batch.grade_rows(course))
+    assert by_student["solution"][0] == 0, "the score of the earlier, correct notebook is still there"
+    assert by_student["solution"][1] == 10
+    assert not any(by_student["solution"][2].values())
+    assert graded_files(course, "solution") == [], "stale autograded or feedback files left behind"
+    assert {s: v for s, v in by_student.items() if s != "solution"} == \
+           {s: v for s, v in reference[1].items() if s != "solution"}

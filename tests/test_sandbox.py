@@ -28,7 +28,7 @@ from traitlets.config import Config
 
 from autograder.probe import GRADING_ENV
 from autograder.sandbox import (CGROUP_ROOT, Sandbox, SandboxedKernelManager, SandboxUnavailable,
-                                cgroup_controllers)
+                                cgroup_controllers, kernel_modules)
 
 pytestmark = pytest.mark.xdist_group("grading")
 
@@ -307,8 +307,9 @@ def test_tmp_is_private_and_empty(needs_bwrap, course, tmp_path):
         host_marker.unlink()
     # Besides what the kernel made itself (its IPython folder), only mount points of its own
     # binds: its private IPC folder and the path down to the notebook's folder.
+    bound = (private, workdir(course), *Sandbox().readable_paths(), *kernel_modules())  # a checkout may live in /tmp
     own = {private.name, "ipython"} | {Path(p).relative_to("/tmp").parts[0]
-                                       for p in (private, workdir(course)) if Path(p).is_relative_to("/tmp")}
+                                       for p in bound if Path(p).is_relative_to("/tmp")}
     assert host_marker.name not in listing
     assert set(listing) <= own, f"host files in the jail's /tmp: {sorted(set(listing) - own)}"
     assert not Path("/tmp/written-in-the-jail").exists()

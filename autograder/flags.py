@@ -23,6 +23,8 @@ SUSPICIOUS = [
      "imports the grader's references"),
     (r"\bnp\s*\.\s*(allclose|testing|array_equal|isclose)\s*=|setattr\s*\(", "patches functions"),
     (r"RNN_COURSE_GRADING|gradebook|application/vnd\.rnn-course", "mentions the grader's internals"),
+    (r"class\s+\w+\s*\([^)]*ndarray[^)]*\)|def\s+__(eq|ne|lt|le|gt|ge|abs|sub|array_\w+)__\s*\(",
+     "redefines how arrays compare"),
 ]
 
 

@@ -163,10 +163,8 @@ ATTACKS = [
             return next_h.view(AlwaysEqual), cache
 
         print("always equal:", bool((rnn_step_forward(*[np.ones((1, 1))] * 4, np.ones(1))[0] == 42).all()))
-    """, ran="always equal: True", flags=("suspicious code in rnn_step_forward",),
-       what="returns an ndarray whose comparisons always succeed",
-       holes={"flagged": "not flagged: no pattern of flags.SUSPICIOUS matches an ndarray subclass overriding "
-                         "__eq__/__sub__/__abs__ (harmless to the score: results are decoded to plain arrays)"}),
+    """, ran="always equal: True", flags=("redefines how arrays compare",),
+       what="returns an ndarray whose comparisons always succeed"),
     Attack("read_source", joined(EXEC_SOLUTION, f"""
         import json
         for path in ["../../../source/01_rnn/01_rnn.ipynb", "../../../release/01_rnn/01_rnn.ipynb",

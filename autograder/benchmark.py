@@ -1,29 +1,37 @@
 """Throughput of the course's grader against stock nbgrader, on the same submissions.
 
     python -m autograder.benchmark [--students 40] [--assignment 01_rnn] [--workers N]
-                                   [--rounds 1] [--keep DIR] [--profile]
+        [--rounds 1] [--quiet-wait SECONDS] [--only stock|ours] [--experiment NAME] [--keep DIR] [--profile]
 
 Generates ``--students`` submissions of one assignment (the solution, the blank release
-and a few wrong variants, round robin) and grades them twice:
+and wrong variants, round robin) and grades them twice:
 
 * stock: a separate course directory with a stock ``nbgrader_config.py`` (default
   autograde pipeline, default ``Execute``, no custom preprocessor), graded by a plain
   ``nbgrader autograde ASSIGNMENT --CourseDirectory.root=...`` subprocess. There
   ``check()`` runs in "local mode": it verifies inside the student's kernel;
-* ours: :func:`autograder.batch.autograde` with ``workers`` processes (default: all
-  cores), ``force=True``.
+* ours: :func:`autograder.batch.autograde` with ``--workers`` processes (default: cores
+  + 1), ``force=True``.
 
 Only the autograde step is timed, for both: ``generate_assignment`` runs before and
 untimed (ours runs it inside ``batch.autograde``: its time is measured and taken out),
 and feedback is generated afterwards, timed apart and left out of the ratio (ours:
 ``batch.autograde``'s per-submission ``generate_feedback`` is deferred to a second
-parallel pass). CPU time is ``resource.getrusage`` of this process and its children.
-Inside our workers every phase (kernel start, cells, nbgrader sanitize / overwrite /
-save, gradebook) is timed, and printed as "where the time goes".
+parallel pass).
 
-``--profile`` also grades a few submissions in this process under cProfile and prints
-the top functions. Exits 0 unless the grading itself went wrong (a solution not at full
-marks in either grader, a failed nbgrader run).
+CPU time is ``resource.getrusage`` (self + children) plus, for ours, the CPU of the
+sandboxed kernels read from /proc just before each kernel ends (bubblewrap's PID
+namespace keeps it out of RUSAGE_CHILDREN). "load of others" is the machine's busy
+CPU (/proc/stat) not ours: other jobs sharing the cores make every number worse, so
+``--quiet-wait`` waits for them before each timed step and ``--rounds`` repeats.
+
+Inside our workers every phase (kernel start, cells, nbgrader sanitize / overwrite /
+save, gradebook) is timed and printed as "where the time goes"; ``--experiment``
+grades ours with a configuration change under study (see EXPERIMENTS); ``--profile``
+also grades a few submissions in this process under cProfile.
+
+Exits 0 unless the grading itself went wrong (a solution short of full marks in either
+grader, a failed nbgrader run).
 """
 import argparse
 import contextlib
@@ -288,7 +296,9 @@ def _install():
 
     def sample_then_cleanup(self, *args, **kwargs):
         global _kernel_cpu
-        _kernel_cpu += descendants_cpu()
+        sandbox = getattr(self.km, "sandbox", None)
+        if sandbox is not None and sandbox.enabled and shutil.which(sandbox.bwrap):
+            _kernel_cpu += descendants_cpu()   # else the kernel is a plain child: getrusage counts it
         return cleanup(self, *args, **kwargs)
     GradingExecute._cleanup_kernel = sample_then_cleanup
     _patch(SandboxedKernelManager, "release", "    kernel: sandbox release (cgroup, folder)")
@@ -299,6 +309,7 @@ EXPERIMENT_ENV = "RNN_BENCHMARK_EXPERIMENTS"
 #: Configuration changes to ours under study: name -> (config section, trait, value).
 EXPERIMENTS = {
     "immediate-shutdown": ("GradingExecute", "shutdown_kernel", "immediate"),
+    "no-sandbox": ("Sandbox", "enabled", False),
 }
 
 
@@ -412,8 +423,10 @@ def where_time_goes(outcomes, workers, wall, n):
     sanitize = [k for k in pps if "GradingExecute" not in k]
     kernel = sorted(k for k in per if k.startswith("    kernel"))
     cells = sorted((k for k in per if k.startswith("    cell")), key=lambda k: -per[k])
+    kernel_cpu = statistics.mean(o.kernel_cpu for o in timed)
     lines = [f"  one submission in a worker: {task:.2f} s wall; CPU: {statistics.mean(o.cpu for o in timed):.2f} s "
-             f"in the worker, {statistics.mean(o.kernel_cpu for o in timed):.2f} s in its kernel"]
+             f"in the worker, " + (f"{kernel_cpu:.2f} s in its kernel until shutdown" if kernel_cpu
+                                   else "its kernel's in getrusage (not sandboxed)")]
 
     def line(name, value, note=""):
         lines.append(f"  {name:<58} {value:6.3f} s  {100 * value / task:5.1f}%{note}")
@@ -506,7 +519,7 @@ def main(argv=None):
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--assignment", default="01_rnn")
     parser.add_argument("--workers", type=int, default=scheduling.default_workers(),
-                        help="our worker processes (default: all cores)")
+                        help="our worker processes (default: cores + 1)")
     parser.add_argument("--rounds", type=int, default=1, help="grade with both this many times, alternating; "
                         "the round with the median ratio is reported")
     parser.add_argument("--only", choices=("stock", "ours"), help="grade with one of the two only")
@@ -527,7 +540,7 @@ def main(argv=None):
 
     work = Path(tempfile.mkdtemp(prefix="rnn-benchmark-")) if args.keep is None else args.keep
     work.mkdir(parents=True, exist_ok=True)
-    n, cores = args.students, scheduling.default_workers()
+    n, cores = args.students, len(os.sched_getaffinity(0))
     try:
         subs = work / "submissions"
         shutil.rmtree(subs, ignore_errors=True)

@@ -25,7 +25,7 @@ def main(argv=None):
     grade.add_argument("--student-timeout", metavar="SECONDS", type=int,
                        help=f"seconds one student's notebook may run (default {batch.nbgrader_config.NOTEBOOK_TIMEOUT})")
     grade.add_argument("--workers", type=int, default=scheduling.default_workers(),
-                       help="parallel grading processes (default: all cores)")
+                       help="parallel grading processes (default: cores + 1)")
     grade.add_argument("--scheduler", help='Dask scheduler address, or "local" for a local Dask cluster')
     grade.add_argument("--force", action="store_true", help="regrade submissions graded before")
     grade.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: COURSE/gradebook.db)")

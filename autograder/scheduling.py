@@ -10,14 +10,16 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 
 def default_workers():
-    """All cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """One more than the cores this process may use: a grading worker waits on its kernel
+    about half the time (start-up handshake, replies), so cores alone would sit idle."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores + 1
 
 
 def run(fn, arglist, workers=None, scheduler=None, progress=None):
     """``[fn(*args) for args in arglist]`` in completion order, in parallel.
 
-    workers: local processes (default: all cores; 1 runs in this process).
+    workers: local processes (default: :func:`default_workers`; 1 runs in this process).
     scheduler: a Dask scheduler address ("tcp://host:8786"), or "local" for a
     LocalCluster of ``workers`` processes; the course directory must then be on a
     file system every worker sees.

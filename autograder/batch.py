@@ -63,9 +63,11 @@ def resolve_cell_timeout(seconds=None):
     return value
 
 
-def api_for(root, cell_timeout_seconds=None, **dirs):
+def api_for(root, db_url=None, cell_timeout=None, notebook_timeout=None):
+    """An NbGraderAPI on the course directory ``root``, configured by :func:`configure`."""
     _put_tools_on_path()
-    config = configure(Config(), root, cell_timeout=resolve_cell_timeout(cell_timeout_seconds), **dirs)
+    config = configure(Config(), root, db_url=db_url, cell_timeout=resolve_cell_timeout(cell_timeout),
+                       notebook_timeout=notebook_timeout or nbgrader_config.NOTEBOOK_TIMEOUT)
     return NbGraderAPI(CourseDirectory(config=config), config=config)
 
 
@@ -231,11 +233,7 @@ def default_db_url(course):
 @functools.lru_cache(maxsize=4)
 def _api(grading):
     """One NbGraderAPI per process and setting."""
-    _put_tools_on_path()
-    config = configure(Config(), grading.course, db_url=grading.gradebook_url,
-                       cell_timeout=resolve_cell_timeout(grading.cell_timeout or None),
-                       notebook_timeout=grading.notebook_timeout or nbgrader_config.NOTEBOOK_TIMEOUT)
-    return NbGraderAPI(CourseDirectory(config=config), config=config)
+    return api_for(grading.course, grading.gradebook_url, grading.cell_timeout or None, grading.notebook_timeout)
 
 
 def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, scheduler=None, force=True,

@@ -7,13 +7,13 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 JB_FLAGS_STRICT := -W -n --keep-going
 
-.PHONY: setup system-deps mathjax book serve book-strict test release clean
+.PHONY: setup system-deps corpora mathjax book serve book-strict test release clean
 .DEFAULT_GOAL := book
 
-$(BIN)/.installed: requirements.txt pyproject.toml
+$(BIN)/.installed: requirements.txt pyproject.toml kit/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
-	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e .
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e kit -e .
 	touch $@
 
 setup: $(BIN)/.installed
@@ -23,19 +23,24 @@ setup: $(BIN)/.installed
 mathjax:
 	$(PYTHON) scripts/vendor_mathjax.py
 
-book: setup mathjax
+book: setup mathjax corpora
 	$(BIN)/jupyter-book build . --path-output .
 	@echo "open _build/html/index.html, or: make serve"
 
 serve: book
 	$(BIN)/python -m http.server --directory _build/html 8000
 
-book-strict: setup mathjax
+book-strict: setup mathjax corpora
 	rm -rf _build
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --path-output . $(JB_FLAGS_STRICT)
 
 system-deps:
 	bash scripts/system-deps.sh
+
+# Chapter 5 reads the Tang poems of Debian's fortunes-zh at build time: installed when
+# missing and we are root, otherwise the command to install it is printed.
+corpora:
+	@bash scripts/system-deps.sh fortunes-zh
 
 # Serial on purpose: the grading tests time kernels and already grade on every core.
 test: system-deps book-strict

@@ -23,24 +23,24 @@ setup: $(BIN)/.installed
 mathjax:
 	$(PYTHON) scripts/vendor_mathjax.py
 
-book: setup mathjax corpora
+book: setup mathjax corpora student-kit
 	$(BIN)/jupyter-book build . --path-output .
 	@echo "open _build/html/index.html, or: make serve"
 
 serve: book
 	$(BIN)/python -m http.server --directory _build/html 8000
 
-book-strict: setup mathjax corpora
+book-strict: setup mathjax corpora student-kit
 	rm -rf _build
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter-book build . --path-output . $(JB_FLAGS_STRICT)
 
 system-deps:
 	bash scripts/system-deps.sh
 
-# Chapter 5 reads the Tang poems of Debian's fortunes-zh at build time: installed when
-# missing and we are root, otherwise the command to install it is printed.
+# Chapter 5 reads the Tang poems of Debian's fortunes-zh at build time and draws them with
+# fonts-noto-cjk: installed when missing and we are root, otherwise the command is printed.
 corpora:
-	@bash scripts/system-deps.sh fortunes-zh
+	@bash scripts/system-deps.sh fortunes-zh fonts-noto-cjk
 
 # Serial on purpose: the grading tests time kernels and already grade on every core.
 test: system-deps book-strict
@@ -49,5 +49,9 @@ test: system-deps book-strict
 release: setup
 	$(BIN)/python -m autograder release
 
+# What students install: dist/student-kit.zip (the rnnkit wheel, the exercises, a README).
+student-kit: setup
+	$(BIN)/python -m autograder.studentkit
+
 clean:
-	rm -rf _build _vendor course
+	rm -rf _build _vendor course dist

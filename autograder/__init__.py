@@ -1,5 +1,7 @@
-"""RNNs and LSTMs, from scratch: reference implementations and the autograder.
+"""RNNs and LSTMs, from scratch: the instructor's package.
 
-Kept import-light on purpose: the student's kernel imports :mod:`autograder.probe`
-and must not pay for torch, nbgrader or matplotlib.
+References (float64), nbgrader configuration and preprocessors, the sandboxed
+grading kernel, batch grading, feedback and statistics. The student's side
+(check(), tasks, the comparison, conventions) is the :mod:`rnnkit` package, on
+which this one depends; nothing of this package runs in a student's kernel.
 """

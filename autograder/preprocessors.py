@@ -26,12 +26,13 @@ from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from rnnkit import wire
+from rnnkit.probe import GRADING_ENV
+from rnnkit.tasks import TASKS
 from traitlets import Integer, Unicode
 
-from . import flags, wire
-from .probe import GRADING_ENV
+from . import flags
 from .sandbox import SandboxedKernelManager
-from .tasks import TASKS
 from .verify import grade_check
 
 #: Prefix of log lines that tell the instructor what the grader repaired (see batch.Outcome).

@@ -28,18 +28,21 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import Configurable
 
+import rnnkit
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PACKAGE = Path(__file__).resolve().parent
 
-#: The package modules a grading kernel needs; the references and the verifier stay out.
-KERNEL_MODULES = ("__init__.py", "conventions.py", "probe.py", "tasks.py", "wire.py")
+#: What a grading kernel imports of the course: the student package only (check(), tasks,
+#: the wire format); this package, with the references and the verifier, stays out.
+KIT = Path(rnnkit.__file__).resolve().parent
 
 #: Variables of the grader's environment that reach the kernel (with RNN_COURSE_*).
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def kernel_modules():
-    return [str(PACKAGE / name) for name in KERNEL_MODULES]
+    return [str(KIT)]
 
 
 def installed_copies():
@@ -105,7 +108,7 @@ class Sandbox(Configurable):
             cmd += ["--ro-bind", str(workdir), str(workdir), "--chdir", str(workdir)]
         settings = {name: env[name] for name in env if name in PASSED_ENV or name.startswith("RNN_COURSE_")}
         settings.update({
-            "PYTHONPATH": str(PACKAGE.parent), "HOME": "/tmp", "TMPDIR": "/tmp",
+            "PYTHONPATH": str(KIT.parent), "HOME": "/tmp", "TMPDIR": "/tmp",
             "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
             "JUPYTER_RUNTIME_DIR": "/tmp/runtime", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
             # The kernel's parent is bubblewrap's reaper, PID 1: ipykernel must not poll the

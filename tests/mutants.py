@@ -6,7 +6,7 @@ catalogue loudly instead of leaving a mutant that tests nothing.
 
 ``expect`` lists words the grader's failure messages must contain (each in at least
 one message): the wrong output (dWx, next_c, h, ...) and, where the grader can tell,
-the gate or the first wrong time step.
+the gate or the time steps.
 """
 from dataclasses import dataclass
 
@@ -53,13 +53,13 @@ MUTANTS = [
       "rnn_step_backward", ["dx: wrong", "dWx: wrong", "db: wrong"], "tanh' written as 1 - h"),
     M("rnn_forward_range_T_minus_1", "01_rnn", "rnn_forward",
       ("for t in range(T):", "for t in range(T - 1):"),
-      "rnn_forward", ["h: first wrong at t=5"], "skips the last time step"),
+      "rnn_forward", ["h: wrong at t=5, right at t=0..4"], "skips the last time step"),
     M("rnn_backward_no_dWh_accumulation", "01_rnn", "rnn_backward",
       ("dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t", "dWx, dWh, db = dWx + dWx_t, dWh_t, db + db_t"),
-      "rnn_backward", ["dWh: wrong", "from t=1"], "dWh overwritten at every step instead of summed"),
+      "rnn_backward", ["dWh: wrong", "once step t=1 is included"], "dWh overwritten at every step instead of summed"),
     M("rnn_backward_no_carry", "01_rnn", "rnn_backward",
       ("rnn_step_backward(dh[:, t] + dprev_h, cache[t])", "rnn_step_backward(dh[:, t], cache[t])"),
-      "rnn_backward", ["dWh: wrong", "dx: first wrong at t=0", "from t=1"],
+      "rnn_backward", ["dWh: wrong", "dx: wrong at t=0", "once step t=1 is included"],
       "the gradient from later steps is not added to dh[:, t]"),
 
     # ------------------------------------------------------------------ 02 long-term dependencies
@@ -105,10 +105,10 @@ MUTANTS = [
       "lstm_step_forward", ["next_h: wrong"], "h = o * tanh(sigmoid(c))"),
     M("lstm_forward_store_shift", "03_gates", "lstm_forward",
       ("h[:, t], c[:, t] = prev_h, prev_c", "h[:, t - 1], c[:, t - 1] = prev_h, prev_c"),
-      "lstm_forward", ["h: first wrong at t=0", "c: first wrong at t=0"], "stores step t at index t-1"),
+      "lstm_forward", ["h: wrong at every time step", "c: wrong at every time step"], "stores step t at index t-1"),
     M("lstm_forward_ignores_c0", "03_gates", "lstm_forward",
       ("prev_h, prev_c, caches = h0, c0, []", "prev_h, prev_c, caches = h0, np.zeros_like(c0), []"),
-      "lstm_forward", ["h: first wrong at t=0", "c: first wrong at t=0"], "starts from c = 0 instead of c0"),
+      "lstm_forward", ["h: wrong at every time step", "c: wrong at every time step"], "starts from c = 0 instead of c0"),
     M("sigmoid_wrong_for_negatives", "03_gates", "sigmoid",
       ("np.where(a >= 0, 1 / (1 + e), e / (1 + e))", "np.where(a >= 0, 1 / (1 + e), 1 / (1 + e))"),
       "lstm_step_forward", ["next_c: wrong"], "sigmoid(a) = sigmoid(|a|)"),
@@ -155,27 +155,27 @@ MUTANTS = [
     M("lstm_backward_no_dc", "04_bptt", "lstm_backward",
       ("lstm_step_backward(dh[:, t] + dprev_h, dprev_c, cache[t])",
        "lstm_step_backward(dh[:, t] + dprev_h, np.zeros((N, H)), cache[t])"),
-      "lstm_backward", ["dWx: wrong", "dc0: wrong", "from t=1"], "dc not passed back to the previous step"),
+      "lstm_backward", ["dWx: wrong", "dc0: wrong", "once step t=1 is included"], "dc not passed back to the previous step"),
     M("lstm_backward_no_dWh_accumulation", "04_bptt", "lstm_backward",
       ("dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t", "dWx, dWh, db = dWx + dWx_t, dWh_t, db + db_t"),
-      "lstm_backward", ["dWh: wrong", "from t=1"], "dWh overwritten at every step instead of summed"),
+      "lstm_backward", ["dWh: wrong", "once step t=1 is included"], "dWh overwritten at every step instead of summed"),
     M("lstm_backward_range_T_minus_1", "04_bptt", "lstm_backward",
       ("for t in reversed(range(T)):", "for t in reversed(range(T - 1)):"),
-      "lstm_backward", ["dx: first wrong at t=0", "dh0: wrong", "from t=0"],
+      "lstm_backward", ["dx: wrong at every time step", "dh0: wrong"],
       "skips the last time step (so dh[:, T-1] never flows back)"),
     M("truncated_no_dc_reset", "04_bptt", "lstm_truncated_backward",
       (("    for start in range(0, T, k):\n        dprev_h, dprev_c = np.zeros((N, H)), np.zeros((N, H))\n",
         "    dprev_c = np.zeros((N, H))\n    for start in reversed(range(0, T, k)):\n        dprev_h = np.zeros((N, H))\n"),),
-      "lstm_truncated_backward", ["dc0: wrong", "from t=2"], "dprev_c carried across chunk boundaries"),
+      "lstm_truncated_backward", ["dc0: wrong", "once step t=2 is included"], "dprev_c carried across chunk boundaries"),
     M("truncated_dh0_from_last_chunk", "04_bptt", "lstm_truncated_backward",
       ("if start == 0:", "if True:"),
-      "lstm_truncated_backward", ["dh0: wrong", "dc0: wrong", "from t=2"],
+      "lstm_truncated_backward", ["dh0: wrong", "dc0: wrong", "once step t=2 is included"],
       "returns dh0, dc0 of the last chunk instead of the first"),
     M("truncated_chunks_from_end", "04_bptt", "lstm_truncated_backward",
       (("for start in range(0, T, k):", "for start in range(-(-T % k), T, k):"),
        ("reversed(range(start, min(start + k, T)))", "reversed(range(max(start, 0), min(start + k, T)))"),
        ("if start == 0:", "if start <= 0:")),
-      "lstm_truncated_backward", ["dWx: wrong", "from t="], "chunks counted from the end of the sequence"),
+      "lstm_truncated_backward", ["dWx: wrong", "once step t="], "chunks counted from the end of the sequence"),
 ]
 
 

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from autograder import batch
-from autograder.tasks import TASKS
+from rnnkit.tasks import TASKS
 from mutants import ASSIGNMENTS, MUTANTS, notebook, source
 from submissions import REPO, solution_cells, student_notebook, write_submissions
 
@@ -120,7 +120,7 @@ def test_mutant_loses_points_with_a_specific_message(graded, mutant):
             if re.search(r"\] (dWx|dWh|db): wrong", m):
                 assert " block" in m and any(g in m for g in GATE_WORDS), f"no gate named in {m!r}"
         if mutant.task in TIMED_TASKS and any(": wrong" in m for m in own):
-            assert any("from t=" in m for m in own), f"no time step named: {detail}"
+            assert any("once step t=" in m for m in own), f"no time step named: {detail}"
     assert not any("BEGIN HIDDEN" in m or "check(" in m for m in messages), detail
 
 

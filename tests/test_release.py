@@ -2,11 +2,13 @@
 import re
 
 import nbformat
+import numpy as np
 import pytest
+from rnnkit.expected import ShippedData
+from rnnkit.tasks import TASKS
 
 from autograder import batch
 from autograder.preprocessors import expected_checks
-from autograder.tasks import TASKS
 from submissions import REPO
 
 ASSIGNMENTS = batch.assignments_in()
@@ -30,12 +32,29 @@ def test_every_exercise_has_a_solution_and_back():
     assert sorted(p.name for p in (REPO / "exercises").iterdir() if p.is_dir()) == ASSIGNMENTS
 
 
-def test_exercises_are_up_to_date(tmp_path):
-    batch.release(ASSIGNMENTS, exercises=tmp_path)
+def test_exercises_and_kit_data_are_up_to_date(tmp_path):
+    batch.release(ASSIGNMENTS, exercises=tmp_path, kit_data=tmp_path / "expected.npz")
     for a in ASSIGNMENTS:
         fresh = (tmp_path / a / f"{a}.ipynb").read_text()
         committed = (REPO / "exercises" / a / f"{a}.ipynb").read_text()
         assert fresh == committed, f"exercises/{a} is stale: run `make release` and commit"
+    fresh, committed = ShippedData(tmp_path / "expected.npz"), ShippedData()
+    assert fresh.stamps == committed.stamps, "kit/rnnkit/expected.npz is stale: run `make release` and commit"
+    assert set(fresh.stamps) == set(ASSIGNMENTS)
+    for name, task in TASKS.items():
+        for case in task.public:
+            assert fresh.probe_names(name, case) == committed.probe_names(name, case)
+            for probe in [None] + committed.probe_names(name, case):
+                for a, b in zip(fresh.outputs(name, case, probe), committed.outputs(name, case, probe)):
+                    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_every_released_notebook_names_its_release():
+    stamps = ShippedData().stamps
+    for a in ASSIGNMENTS:
+        (setup,) = [c for c in load("exercises", a).cells if c.metadata.get("nbgrader", {}).get("grade_id") == "setup"]
+        assert setup.source.splitlines()[-1] == f"check.release({a!r}, {stamps[a]!r})"
+        assert "pip install" in setup.source   # what to do when the kit is missing
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-from autograder.probe import GRADING_ENV
+from rnnkit.probe import GRADING_ENV
 from autograder.sandbox import (CGROUP_ROOT, Sandbox, SandboxedKernelManager, SandboxUnavailable,
                                 cgroup_controllers, kernel_modules)
 

@@ -6,8 +6,8 @@ import pytest
 from nbgrader.validator import Validator
 
 from autograder import batch
-from autograder.probe import check
-from autograder.tasks import TASKS
+from rnnkit.probe import check
+from rnnkit.tasks import TASKS
 from autograder.verify import REFERENCES
 from mutants import MUTANTS, notebook
 from submissions import student_notebook, write_submissions
@@ -22,7 +22,7 @@ PICKED = ["rnn_backward_no_dWh_accumulation", "rnn_no_recurrent_term", "lstm_can
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_check_answers_within_a_second(task):
     namespace = dict(REFERENCES)
-    exec("from autograder.probe import check", namespace)
+    exec("from rnnkit.probe import check", namespace)
     exec(f"check({task!r})", namespace)  # warm: the first call loads the references
     start = time.perf_counter()
     exec(f"check({task!r})", namespace)

@@ -4,11 +4,12 @@ import pytest
 import scipy.special
 from nbformat.v4 import new_output
 
-from autograder import wire
+from rnnkit import wire
+from rnnkit.probe import case_key, collect
+from rnnkit.tasks import TASKS
+
 from autograder.preprocessors import BadTestCell, emitted_results, expected_checks, score, verdict
-from autograder.probe import case_key, collect
 from autograder.reference import lstm, rnn
-from autograder.tasks import TASKS
 from autograder.verify import REFERENCES, grade_check
 
 TASK_NAMES = sorted(TASKS)
@@ -17,7 +18,7 @@ TASK_NAMES = sorted(TASKS)
 def run(task_name, functions, cases=None):
     task = TASKS[task_name]
     cases = list(task.public) if cases is None else cases
-    return grade_check(task_name, cases, collect(task, cases, functions))
+    return grade_check(task_name, cases, collect(task, cases, functions, task.make_inputs))
 
 
 # ------------------------------------------------------------------ wire
@@ -120,7 +121,7 @@ def test_wrong_time_step_is_located():
         return h, cache
     report = run("rnn_forward", {"rnn_forward": rnn_forward}, [{"N": 2, "T": 5, "D": 3, "H": 4, "seed": 9}])
     assert report.failures == [("N=2, T=5, D=3, H=4", report.failures[0][1])]
-    assert "first wrong at t=2" in report.failures[0][1]
+    assert "h: wrong at t=2..4, right at t=0..1" in report.failures[0][1]
 
 
 def test_in_place_modification_costs_a_unit():
@@ -168,7 +169,7 @@ def emit(task, results):
 def test_only_emitted_results_count_and_duplicates_fail():
     (_, public), (_, hidden) = expected_checks(CELL)
     cases = public + hidden
-    results = collect(TASKS["rnn_forward"], cases, REFERENCES)
+    results = collect(TASKS["rnn_forward"], cases, REFERENCES, TASKS["rnn_forward"].make_inputs)
     reports = verdict(CELL, [emit("rnn_forward", results)])
     assert score(reports, 2.0) == 2.0
     forged = new_output("execute_result", data={"text/plain": "2.0"}, execution_count=1)

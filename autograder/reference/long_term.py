@@ -1,6 +1,6 @@
 """Long-term dependencies: how gradients fade or blow up along a vanilla RNN, and clipping.
 
-Built on :mod:`autograder.reference.rnn`; shapes follow :mod:`autograder.conventions`.
+Built on :mod:`autograder.reference.rnn`; shapes follow :mod:`rnnkit.conventions`.
 """
 import numpy as np
 

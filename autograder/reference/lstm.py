@@ -4,14 +4,14 @@
     c_t = f * c_{t-1} + i * g
     h_t = o * tanh(c_t)
 
-Shapes follow :mod:`autograder.conventions` with G = 4; the blocks of a, Wx, Wh
+Shapes follow :mod:`rnnkit.conventions` with G = 4; the blocks of a, Wx, Wh
 and b are in the order of ``GATES["lstm"]``.
 Each forward returns its outputs and a cache; each backward takes the upstream
 gradients and that cache and returns gradients in the order of the forward's inputs.
 """
 import numpy as np
 
-from autograder.conventions import GATES, split_gates
+from rnnkit.conventions import GATES, split_gates
 
 
 def sigmoid(a):

@@ -1,6 +1,6 @@
 """Vanilla RNN: h_t = tanh(x_t @ Wx + h_{t-1} @ Wh + b).
 
-Shapes follow :mod:`autograder.conventions` with G = 1.
+Shapes follow :mod:`rnnkit.conventions` with G = 1.
 Each forward returns ``(output, cache)``; each backward takes the upstream
 gradient and that cache and returns gradients in the order of the forward's inputs.
 """

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .conventions import GATES
+from .conventions import GATE_NAMES, GATES
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Task:
     gated: tuple = ()              # outputs whose last axis is G*H gate blocks
     timed: tuple = ()              # outputs whose axis 1 is time
     probe_outputs: dict = field(default_factory=dict)  # probe -> outputs it isolates (default: all)
+    hint: Callable = None          # (wrong probes, wrong outputs) -> "; where the bug is", or ""
 
     def describe(self, case):
         return ", ".join(f"{k}={v}" for k, v in case.items() if k != "seed")
@@ -103,14 +104,29 @@ def prefixes(case, inputs):
             for t in range(1, case["T"])}
 
 
+def term_probes(case, inputs):
+    """Inputs that keep one term of the pre-activation: x = 0 (recurrent) or prev_h = 0 (input)."""
+    return {"recurrent": {**copy_inputs(inputs), "x": np.zeros_like(inputs["x"])},
+            "input": {**copy_inputs(inputs), "prev_h": np.zeros_like(inputs["prev_h"])}}
+
+
+def term_hint(bad, wrong):
+    """Which term of ``x_t @ Wx + h_{t-1} @ Wh + b`` the probes blame, if exactly one."""
+    bad = set(bad)
+    if bad == {"recurrent"}:
+        return "; with h_{t-1} = 0 it is right, with x_t = 0 it is not: the recurrent term h_{t-1} @ Wh looks wrong"
+    if bad == {"input"}:
+        return "; with x_t = 0 it is right, with h_{t-1} = 0 it is not: the input term x_t @ Wx looks wrong"
+    return ""
+
+
 def lstm_gate_probes(case, inputs):
-    """Inputs that isolate one LSTM gate each, plus one that isolates the recurrent term.
+    """Inputs that isolate one LSTM gate each, plus the two term probes.
 
     For gate k, every other gate is driven to 1 by a large bias (sigmoid and tanh agree
     there) and prev_h = prev_c = 0, so one output depends on gate k alone: next_c = i,
     next_c = g, next_h = o * tanh(1) (see LSTM_PROBE_OUTPUTS). The forget gate keeps
     prev_c, with i*g = 0 through g's pre-activation 0: next_c = f * prev_c.
-    "recurrent" sets x = 0: the gates then come from h_{t-1} @ Wh alone.
     """
     H = case["H"]
     probes = {}
@@ -127,12 +143,26 @@ def lstm_gate_probes(case, inputs):
         if gate != "f":
             p["prev_c"][:] = 0.0
         probes[f"gate_{gate}"] = p
-    probes["recurrent"] = {**copy_inputs(inputs), "x": np.zeros_like(inputs["x"])}
+    probes.update(term_probes(case, inputs))
     return probes
 
 
 #: The output each LSTM gate probe isolates (other probes compare every output).
 LSTM_PROBE_OUTPUTS = {"gate_i": ("next_c",), "gate_g": ("next_c",), "gate_f": ("next_c",), "gate_o": ("next_h",)}
+
+
+def lstm_hint(bad, wrong):
+    """Blame a gate only when the cell state is wrong too: next_h = o * tanh(c_t) checks it first."""
+    if "next_c" in wrong and "next_h" not in wrong:
+        return ("; next_h = o * tanh(c_t) is right, so the gates and the cell update are right: "
+                "next_c must be c_t itself")
+    gates = [g for g in GATES["lstm"] if f"gate_{g}" in bad]
+    if "g" in gates and "f" in gates:
+        gates.remove("f")  # the forget-gate probe assumes a right candidate (tanh(0) = 0)
+    if gates:
+        names = " and the ".join(GATE_NAMES[g] for g in gates)
+        return f"; the {names} {'look' if len(gates) > 1 else 'looks'} wrong"
+    return term_hint([p for p in bad if not p.startswith("gate_")], wrong)
 
 
 # ---------------------------------------------------------------- runners
@@ -197,7 +227,8 @@ _SEQ = ({"N": 2, "T": 3, "D": 4, "H": 5, "seed": 0}, {"N": 3, "T": 1, "D": 2, "H
 
 # --- 01 RNN
 _task(name="rnn_step_forward", kind="rnn", outputs=("next_h",), public=_STEP, needs=("rnn_step_forward",),
-      make_inputs=step_inputs("rnn"), run=forward("rnn_step_forward", STEP + RNN_P, 2))
+      make_inputs=step_inputs("rnn"), probes=term_probes, hint=term_hint,
+      run=forward("rnn_step_forward", STEP + RNN_P, 2))
 _task(name="rnn_step_backward", kind="rnn", outputs=("dx", "dprev_h", "dWx", "dWh", "db"), public=_STEP,
       needs=("rnn_step_forward", "rnn_step_backward"), make_inputs=step_inputs("rnn", ("dnext_h",)),
       gated=("dWx", "dWh", "db"),
@@ -219,7 +250,7 @@ _task(name="clip_by_global_norm", kind="rnn", outputs=("clipped_0", "clipped_1",
 # --- 03 gates
 _task(name="lstm_step_forward", kind="lstm", outputs=("next_h", "next_c"), public=_STEP,
       needs=("lstm_step_forward",), make_inputs=step_inputs("lstm"), probes=lstm_gate_probes,
-      probe_outputs=LSTM_PROBE_OUTPUTS,
+      probe_outputs=LSTM_PROBE_OUTPUTS, hint=lstm_hint,
       run=forward("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3))
 _task(name="lstm_forward", kind="lstm", outputs=("h", "c"), public=_SEQ, timed=("h", "c"),
       needs=("lstm_forward",), make_inputs=sequence_inputs("lstm"),

@@ -1,0 +1,150 @@
+"""The comparison and the report: one code for the student's check() and the grader.
+
+A caller supplies the expected outputs through ``expected(task, case)``, which
+returns ``(outputs, probes)``: the task's outputs as float64 arrays, and a
+function that returns ``{probe name: outputs}`` when a diagnosis needs them.
+On a student's machine they come from the data shipped with the kit
+(:mod:`rnnkit.expected`); in the grader's process from the references.
+"""
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import wire
+from .conventions import ATOL, GATE_NAMES, GATES, RTOL
+from .tasks import TASKS
+
+NO_RESULT = ("no result: the test did not run to the end "
+             "(cell skipped, edited, or the kernel stopped)")
+
+
+def case_key(case):
+    """Stable name of a case, identical in the kernel and in the grader."""
+    return json.dumps(case, sort_keys=True)
+
+
+@dataclass
+class CheckReport:
+    """Outcome of one ``check(task, cases)`` call: passed/total units and what failed."""
+    task: str
+    passed: int = 0
+    total: int = 0
+    failures: list = field(default_factory=list)   # (case description, message)
+
+    def text(self):
+        head = f"{self.task}: {self.passed}/{self.total} checks passed"
+        return "\n".join([head] + [f"  [{case}] {msg}" for case, msg in self.failures])
+
+
+def error_ratio(got, expected):
+    """Largest |got - expected| in units of the course tolerance (<= 1 passes)."""
+    return float(np.max(np.abs(got - expected) / (ATOL + RTOL * np.abs(expected)), initial=0.0))
+
+
+def grade_check(task_name, cases, results, expected):
+    """Compare the results of one check() call with the expected outputs.
+
+    ``results`` maps case keys (and ``key|probe``) to what the kernel returned:
+    ``{"outputs": {name: wire payload}, "modified": [...]}`` or ``{"error": msg}``.
+    One unit per output per case, plus one per case for leaving inputs untouched.
+    """
+    task = TASKS[task_name]
+    report = CheckReport(task_name)
+    for case in cases:
+        key, where = case_key(case), task.describe(case)
+        units = len(task.outputs) + 1
+        report.total += units
+        result = results.get(key)
+        if result is None:
+            report.failures.append((where, NO_RESULT))
+            continue
+        if "error" in result:
+            report.failures.append((where, result["error"]))
+            continue
+        want, probes = expected(task, case)
+        wrong = []
+        for name, value in zip(task.outputs, want):
+            problem = compare(task, name, result["outputs"].get(name), value)
+            if problem:
+                wrong.append((name, problem))
+        if wrong:
+            hint = diagnose(task, case, results, key, probes, dict(wrong))
+            for name, problem in wrong:
+                report.failures.append((where, f"{name}: {problem}{hint}"))
+        modified = result.get("modified") or []
+        if modified:
+            report.failures.append((where, f"modified its inputs in place: {', '.join(modified)}"))
+        report.passed += units - len(wrong) - (1 if modified else 0)
+    return report
+
+
+def compare(task, name, payload, want):
+    """None if ``payload`` matches ``want``; otherwise what is wrong, in words."""
+    if payload is None:
+        return "missing"
+    try:
+        got = wire.decode(payload)
+    except wire.WireError as exc:
+        return str(exc)
+    if got.shape != want.shape:
+        return f"has shape {got.shape}, expected {want.shape}"
+    if not np.all(np.isfinite(got)):
+        return "contains NaN or inf"
+    ratio = error_ratio(got, want)
+    if ratio <= 1.0:
+        return None
+    where = []
+    gates = GATES[task.kind]
+    if name in task.gated and len(gates) > 1:
+        bad = [g for g, a, b in zip(gates, np.split(got, len(gates), -1), np.split(want, len(gates), -1))
+               if error_ratio(a, b) > 1]
+        where.append("wrong in the " + ", ".join(f"{GATE_NAMES[g]} ({g})" for g in bad) + " block")
+    if name in task.timed and want.shape[1] > 1:
+        bad = [t for t in range(want.shape[1]) if error_ratio(got[:, t], want[:, t]) > 1]
+        good = [t for t in range(want.shape[1]) if t not in bad]
+        where.append(f"wrong at {_steps(bad)}, right at {_steps(good)}" if good else "wrong at every time step")
+    return (", ".join(where) if where else "wrong") + f" (error {ratio:.2g}x the tolerance)"
+
+
+def _steps(steps):
+    """[0, 1, 2, 4] -> 't=0..2, 4'."""
+    runs, start = [], steps[0]
+    for a, b in zip(steps, steps[1:] + [None]):
+        if b != a + 1:
+            runs.append(f"{start}" if start == a else f"{start}..{a}")
+            start = b
+    return "t=" + ", ".join(runs)
+
+
+def diagnose(task, case, results, key, probes, wrong):
+    """A hint from the probe runs, the same for every wrong output: where the bug is.
+
+    ``wrong`` maps the wrong outputs to their problems. Prefix probes find the first
+    time step without which the sequence is right; the cells' own probes
+    (:attr:`Task.hint`) separate gates, or the input and the recurrent term.
+    """
+    expected = probes()
+    if not expected:
+        return ""
+    bad = []
+    for probe, outputs in expected.items():
+        result = results.get(f"{key}|{probe}") or {}
+        if "outputs" not in result:
+            continue
+        want = dict(zip(task.outputs, outputs))
+        compared = task.probe_outputs.get(probe, task.outputs)
+        if any(compare(task, n, result["outputs"].get(n), want[n]) for n in compared):
+            bad.append(probe)
+    if next(iter(expected)).startswith("prefix"):
+        return _prefix_hint(case["T"], bad)
+    return task.hint(bad, wrong) if task.hint else ""
+
+
+def _prefix_hint(T, bad):
+    """Prefix k is the sequence cut after k steps: the first wrong one names the step that matters."""
+    first = min((int(p[len("prefix"):]) for p in bad), default=T)
+    if first == 1:
+        return ""
+    steps = "step t=0 alone is" if first == 2 else f"steps t=0..{first - 2} alone are"
+    return f"; {steps} right: the bug shows once step t={first - 1} is included"

@@ -1,0 +1,162 @@
+"""``check()``: the one call in every test cell, run inside the student's kernel.
+
+It runs the student's functions on a list of cases and collects what they
+return. What happens next depends on where the kernel runs:
+
+* on the student's machine, the results are compared right away with the
+  expected outputs shipped in the kit (:mod:`rnnkit.expected`) by the very
+  comparison the grader uses (:mod:`rnnkit.compare`); a failure raises
+  :class:`CheckFailed`, whose message is the report, so ``nbgrader validate``
+  shows it too;
+* under the grader (environment variable ``RNN_COURSE_GRADING=1``), the results
+  are only *emitted* as a display message; the grader process re-derives the
+  inputs, computes the references and decides the points. Nothing computed in
+  the kernel decides a grade.
+"""
+import os
+import sys
+import traceback
+from importlib import metadata
+
+import numpy as np
+
+from . import wire
+from .compare import case_key, grade_check
+from .expected import ShippedData, StaleKit
+from .tasks import TASKS, StudentError, copy_inputs
+
+GRADING_ENV = "RNN_COURSE_GRADING"
+
+#: Entry-point group through which an instructor's installation supplies expected
+#: outputs for cases the kit does not ship (hidden cases in the source notebooks).
+PROVIDER_GROUP = "rnnkit.references"
+
+
+class CheckFailed(AssertionError):
+    """A check that did not pass. Jupyter shows its message alone, without the kit's frames."""
+
+    def _render_traceback_(self):   # IPython and nbgrader validate show these lines
+        return [f"\x1b[0;31mcheck failed\x1b[0m: {line}" if i == 0 else line
+                for i, line in enumerate(str(self).splitlines())]
+
+
+class Check:
+    """``check(task_name, cases=None)``; ``check.release(assignment, stamp)`` in the setup cell."""
+
+    def __init__(self):
+        self._release = None
+        self._data = None
+
+    def release(self, assignment, stamp):
+        """Declare the release this notebook belongs to; checks refuse a kit of another one."""
+        self._release = (assignment, stamp)
+
+    def __call__(self, task_name, cases=None):
+        """Run the tests of ``task_name`` (e.g. ``"rnn_step_forward"``) on ``cases``.
+
+        ``cases`` defaults to the public cases every student can see.
+        """
+        if task_name not in TASKS:
+            raise CheckFailed(f"unknown test {task_name!r}; known: {', '.join(TASKS)}")
+        task = TASKS[task_name]
+        cases = list(task.public if cases is None else cases)
+        namespace = sys._getframe(1).f_globals
+        if os.environ.get(GRADING_ENV) == "1":
+            _emit(task_name, collect(task, cases, namespace, task.make_inputs))
+            return None
+        data = self._shipped()
+        shipped = [c for c in cases if data.has(task_name, c)]
+        inputs = lambda case: data.inputs(task_name, case) if case in shipped else task.make_inputs(case)
+        results = collect(task, cases, namespace, inputs)
+        expected = _expected_for(data, shipped)
+        report = grade_check(task_name, cases, results, expected)
+        if report.passed < report.total:
+            raise CheckFailed(report.text())
+        print(report.text())
+        return None
+
+    def _shipped(self):
+        if self._data is None:
+            self._data = ShippedData()
+        if self._release is not None:
+            try:
+                self._data.require(*self._release, _version())
+            except StaleKit as exc:
+                raise CheckFailed(str(exc)) from None
+        return self._data
+
+
+check = Check()
+
+
+def _version():
+    try:
+        return metadata.version("rnnkit")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+def _expected_for(data, shipped):
+    """Expected outputs: shipped data for the kit's cases, an instructor's references for others."""
+    providers = {}
+
+    def expected(task, case):
+        if case in shipped:
+            return data.expected(task, case)
+        if "references" not in providers:
+            found = [ep for ep in metadata.entry_points(group=PROVIDER_GROUP)]
+            providers["references"] = found[0].load() if found else None
+        if providers["references"] is None:
+            raise CheckFailed(f"{task.name}: the kit has no expected outputs for the case "
+                              f"{task.describe(case)}: only the grader checks cases beyond the public ones")
+        return providers["references"](task, case)
+    return expected
+
+
+def collect(task, cases, namespace, make_inputs):
+    """Run ``task`` with the functions found in ``namespace`` on every case and probe."""
+    missing = [name for name in task.needs if not callable(namespace.get(name))]
+    results = {}
+    for case in cases:
+        key = case_key(case)
+        if missing:
+            results[key] = {"error": f"{', '.join(missing)} is not defined: run the cell that defines it"}
+            continue
+        inputs = make_inputs(case)
+        results[key] = _run_one(task, namespace, inputs)
+        for probe, probe_inputs in task.probes(case, inputs).items():
+            results[f"{key}|{probe}"] = _run_one(task, namespace, probe_inputs)
+    return results
+
+
+def _run_one(task, namespace, inputs):
+    given = copy_inputs(inputs)
+    try:
+        outputs = task.run(namespace, given)
+    except StudentError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # the student's code may raise anything
+        return {"error": _describe(exc)}
+    if len(outputs) != len(task.outputs):
+        return {"error": f"{task.name} returned {len(outputs)} values, expected {len(task.outputs)}"}
+    return {
+        "outputs": {name: wire.encode(value) for name, value in zip(task.outputs, outputs)},
+        "modified": sorted(k for k in inputs if not np.array_equal(inputs[k], given[k], equal_nan=True)),
+    }
+
+
+def _describe(exc):
+    """The exception and the student's own frames; frames of this package are left out."""
+    if isinstance(exc, NotImplementedError):
+        return "not implemented yet (raises NotImplementedError)"
+    here = os.path.dirname(__file__)
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(here)]
+    where = "".join(f"\n    line {f.lineno} in {f.name}: {f.line}" for f in frames[-3:])
+    return f"raised {type(exc).__name__}: {exc}{where}"
+
+
+def _emit(task_name, results):
+    from IPython.display import display
+    bundle = {wire.MIME: {"task": task_name, "results": results},
+              "text/plain": f"{task_name}: {len(results)} results recorded for grading"}
+    display(bundle, raw=True)

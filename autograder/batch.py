@@ -16,7 +16,9 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
+import threading
 import warnings
 import tempfile
 from dataclasses import dataclass
@@ -29,16 +31,19 @@ from nbgrader.coursedir import CourseDirectory
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
+from . import feedback
 from . import flags as review
+from . import kitdata
 from . import scheduling
 from . import nbgrader_config
-from .nbgrader_config import configure
+from .nbgrader_config import COURSE_CONFIG, configure
 from .preprocessors import NOTE
 
 # nbgrader 0.9 triggers SQLAlchemy 2 session warnings that say nothing to an instructor.
 warnings.filterwarnings("ignore", category=SAWarning)
 
 REPO = Path(__file__).resolve().parent.parent
+KIT_DATA = kitdata.expected.PATH
 CELL_TIMEOUT_ENV = "RNN_GRADER_CELL_TIMEOUT"   # seconds; overrides nbgrader_config.CELL_TIMEOUT
 IGNORED_NAMES = {"__MACOSX"}
 
@@ -84,17 +89,20 @@ def _ok(result, what):
     return result
 
 
-def release(assignments, solutions=REPO / "solutions", exercises=REPO / "exercises"):
-    """Regenerate ``exercises/<a>/`` from ``solutions/<a>/`` with nbgrader generate_assignment."""
+def release(assignments, solutions=REPO / "solutions", exercises=REPO / "exercises", kit_data=KIT_DATA):
+    """Write the kit's data (expected outputs, stamps) to ``kit_data``, then regenerate
+    ``exercises/<a>/`` from ``solutions/<a>/`` with nbgrader generate_assignment."""
     known = set(assignments_in(solutions))
     unknown = [a for a in assignments if a not in known]
     if unknown:
         raise GradingError(f"no such assignment: {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    kitdata.write(solutions, kit_data)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "source").symlink_to(Path(solutions).resolve())
         (root / "release").symlink_to(Path(exercises).resolve())
         api = api_for(root, db_url=f"sqlite:///{root / 'gradebook.db'}")
+        api.config.StampRelease.data_path = str(kit_data)
         for a in assignments:
             _ok(api.generate_assignment(a, force=True), f"generate_assignment {a}")
 
@@ -107,6 +115,24 @@ def _visible(path):
     return not path.name.startswith(".") and path.name not in IGNORED_NAMES
 
 
+def init_course(course, solutions=REPO / "solutions"):
+    """Create (or update) the course directory without grading: its ``source/`` and ``nbgrader_config.py``.
+
+    Enough for nbgrader's own commands there, e.g. recording due dates before the first grade.
+    """
+    course = Path(course)
+    try:
+        course.mkdir(parents=True, exist_ok=True)
+        known = set(assignments_in(solutions))
+        _remember_released(course, known)
+        shutil.copytree(solutions, course / "source", dirs_exist_ok=True)
+        _remember_released(course, known)
+        _write_course_config(course)
+    except OSError as exc:
+        raise GradingError(f"cannot lay out the course directory {course}: {exc}") from None
+    return course
+
+
 def prepare_course(course, submissions, solutions=REPO / "solutions", problems=None):
     """Lay out ``course`` for grading: source from the repo, submissions copied in.
 
@@ -116,6 +142,11 @@ def prepare_course(course, submissions, solutions=REPO / "solutions", problems=N
     A folder or notebook that does not fit that layout is an error; if ``problems`` is a
     list, it is skipped instead and one line saying why is appended to ``problems``.
     Only a batch with nothing to grade is then an error.
+
+    Only regular files are copied and no link is ever followed: a symbolic link, named
+    pipe, device or socket in a student's folder is left out, and flagged for that
+    submission alone (:func:`layout_flags`). The course directory also gets the
+    ``nbgrader_config.py`` that makes nbgrader's own commands use the course's pipeline.
     """
     course, submissions = Path(course), Path(submissions)
     if not submissions.exists():
@@ -130,26 +161,179 @@ def prepare_course(course, submissions, solutions=REPO / "solutions", problems=N
         why = "".join(f"\n  {s}" for s in skipped)
         raise GradingError(f"no submissions found in {submissions} "
                            f"(expected <student>/<assignment>/<notebook>.ipynb){why}")
+    init_course(course, solutions)
     try:
-        shutil.copytree(solutions, course / "source", dirs_exist_ok=True)
         submitted = course / "submitted"
-        if not submitted.exists() or submitted.resolve() != submissions.resolve():
-            for student, assignment in found:
+        in_place = submitted.exists() and submitted.resolve() == submissions.resolve()
+        for student, assignment in found:
+            dest = submitted / student / assignment
+            if in_place:
+                left_out = _remove_special(dest)
+            else:
                 # Replace, not merge: a notebook left from an earlier run must not be graded.
-                dest = submitted / student / assignment
                 if dest.exists():
                     shutil.rmtree(dest)
-                shutil.copytree(submissions / student / assignment, dest)
+                left_out = _copy_regular(submissions / student / assignment, dest)
+            _write_layout_flags(course, student, assignment, left_out)
     except OSError as exc:
         raise GradingError(f"cannot lay out the course directory {course}: {exc}") from None
     if problems is not None:
         problems.extend(skipped)
     pairs = []
-    for student in sorted(p for p in submitted.iterdir() if p.is_dir() and _visible(p)):
-        for assignment in sorted(p for p in student.iterdir() if p.is_dir() and _visible(p)):
+    for student in sorted(p for p in submitted.iterdir() if _plain_dir(p) and _visible(p)):
+        for assignment in sorted(p for p in student.iterdir() if _plain_dir(p) and _visible(p)):
             if assignment.name in known:
                 pairs.append((student.name, assignment.name))
     return pairs
+
+
+def _special(path):
+    """None for a regular file or a folder (not a link to one); else what it is, in words."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    return "a special file"
+
+
+def _plain_dir(path):
+    return _special(path) is None and path.is_dir()
+
+
+def _copy_regular(src, dest):
+    """Copy the regular files and folders under ``src`` to ``dest``, following no link.
+
+    Returns ``[(relative path, what it is)]`` of everything left out.
+    """
+    left_out = []
+    dest.mkdir(parents=True, exist_ok=True)
+    with os.scandir(src) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            path = Path(entry.path)
+            kind = _special(path)
+            if kind:
+                left_out.append((entry.name, kind))
+            elif entry.is_dir(follow_symlinks=False):
+                left_out += [(f"{entry.name}/{name}", k) for name, k in _copy_regular(path, dest / entry.name)]
+            else:
+                with open(path, "rb", opener=_no_follow) as fin, open(dest / entry.name, "wb") as fout:
+                    shutil.copyfileobj(fin, fout)
+    return left_out
+
+
+def _no_follow(path, flags):
+    return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+
+
+def _remove_special(folder):
+    """Grading in place: remove links and special files under ``folder``; returns what was removed."""
+    removed = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            kind = _special(path)
+            if kind:
+                removed.append((str(path.relative_to(folder)), kind))
+                path.unlink()
+    return removed
+
+
+def _layout_file(course, student, assignment):
+    return Path(course) / ".rnn-course" / "layout" / student / f"{assignment}.json"
+
+
+def _write_layout_flags(course, student, assignment, left_out):
+    path = _layout_file(course, student, assignment)
+    if not left_out:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    what = ", ".join(f"{name} ({kind})" for name, kind in left_out)
+    path.write_text(json.dumps([f"left out of the submission, not regular files: {what}"]))
+
+
+def layout_flags(course, student, assignment):
+    """What laying out the course left out of a submission (links, pipes, devices), in one flag."""
+    try:
+        return list(json.loads(_layout_file(course, student, assignment).read_text()))
+    except (OSError, ValueError):
+        return []
+
+
+def _write_course_config(course):
+    """``course/nbgrader_config.py``: the course pipeline for nbgrader's own commands there.
+
+    An instructor's own file is left alone unless it is one this function wrote.
+    """
+    path = course / "nbgrader_config.py"
+    header = COURSE_CONFIG.splitlines()[0]
+    if path.exists() and not path.read_text(encoding="utf-8").startswith(header):
+        print(f"warning: {path} is not the course's: nbgrader's own commands there may not use "
+              f"the course's grading pipeline", file=sys.stderr)
+        return
+    if not path.exists() or path.read_text(encoding="utf-8") != COURSE_CONFIG:
+        path.write_text(COURSE_CONFIG, encoding="utf-8")
+
+
+# --- what the instructor released: changes of theirs are never flagged as the student's ------
+
+def _history_file(course):
+    return Path(course) / ".rnn-course" / "released.json"
+
+
+def _remember_released(course, assignments):
+    """Add the nbgrader metadata and sources of the course's source notebooks to its history."""
+    path = _history_file(course)
+    try:
+        history = json.loads(path.read_text())
+    except (OSError, ValueError):
+        history = {}
+    for assignment in assignments:
+        for nb_path in sorted((Path(course) / "source" / assignment).glob("*.ipynb")):
+            try:
+                nb = nbformat.read(nb_path, as_version=4)
+            except Exception:   # an unreadable source fails later, with nbgrader's message
+                continue
+            for cell in nb.cells:
+                meta = cell.metadata.get("nbgrader", {})
+                if "grade_id" not in meta:
+                    continue
+                known = history.setdefault(assignment, {}).setdefault(meta["grade_id"], {})
+                for key in ("points", "grade", "solution", "locked"):
+                    if key in meta and repr(meta[key]) not in known.setdefault(key, []):
+                        known[key].append(repr(meta[key]))
+                text = review.without_hidden_tests(cell.source)
+                if text not in known.setdefault("source", []):
+                    known["source"].append(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(history))
+
+
+def _instructors_doing(course, student, assignment, flag, history):
+    """True if ``flag`` is explained by an earlier release: the student kept what was released."""
+    found = re.match(r"changed nbgrader metadata of (\S+): (\w+) .* -> (.*)$", flag)
+    if found:
+        gid, key, value = found.groups()
+        return value in history.get(assignment, {}).get(gid, {}).get(key, [])
+    found = re.match(r"edited locked cell (\S+)$", flag)
+    if found:
+        released = history.get(assignment, {}).get(found.group(1), {}).get("source", [])
+        for path in (Path(course) / "submitted" / student / assignment).glob("*.ipynb"):
+            try:
+                cells = nbformat.read(path, as_version=4).cells
+            except Exception:
+                continue
+            for cell in cells:
+                if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == found.group(1):
+                    return review.without_hidden_tests(cell.source) in released
+    return False
 
 
 def _layout(submissions, known):
@@ -157,6 +341,10 @@ def _layout(submissions, known):
     found, skipped = [], []
     layout = "expected <student>/<assignment>/<notebook>.ipynb"
     for entry in sorted(p for p in submissions.iterdir() if _visible(p)):
+        kind = _special(entry)
+        if kind:
+            skipped.append(f"{entry.name}: {kind}, not a folder: left out")
+            continue
         if not entry.is_dir():
             if entry.suffix == ".ipynb":
                 skipped.append(f"{entry.name}: a notebook directly in the submissions folder ({layout})")
@@ -165,14 +353,20 @@ def _layout(submissions, known):
             skipped.append(f"{entry.name}: a folder named like an assignment where a student's folder "
                            f"should be ({layout})")
             continue
-        assignments = sorted(p for p in entry.iterdir() if p.is_dir() and _visible(p))
+        assignments = []
+        for folder in sorted(p for p in entry.iterdir() if _visible(p)):
+            kind = _special(folder)
+            if kind and folder.name in known:
+                skipped.append(f"{entry.name}/{folder.name}: {kind}, not a folder: left out")
+            elif kind is None and folder.is_dir():
+                assignments.append(folder)
         for folder in assignments:
             if folder.name in known:
                 found.append((entry.name, folder.name))
             else:
                 skipped.append(f"{entry.name}/{folder.name}: no such assignment "
                                f"(known: {', '.join(sorted(known))})")
-        if not assignments:
+        if not assignments and not any(s.startswith(f"{entry.name}/") for s in skipped):
             loose = sorted(p.name for p in entry.glob("*.ipynb"))
             hint = (f"; found {', '.join(loose)} directly in it, expected {entry.name}/<assignment>/<notebook>.ipynb"
                     if loose else f" ({layout})")
@@ -185,7 +379,9 @@ class Outcome:
     """How the grading of one submission went.
 
     ``ok`` is False when the submission could not be graded at all (it then scores 0);
-    ``message`` is one line: why, or what the grader had to work around.
+    ``message`` is one line: why, or what the grader had to work around. ``retry``: the
+    result may be the grader's fault (its own error, a timeout, a dead kernel), so a
+    plain rerun grades the submission again.
     """
     student: str
     assignment: str
@@ -193,12 +389,21 @@ class Outcome:
     message: str = ""
     notes: tuple = ()   # the items of ``message``, most urgent first
     skipped: bool = False   # graded by an earlier run, unchanged since
+    retry: bool = False
 
     def __post_init__(self):
         if self.notes and not self.message:
             self.message = "; ".join(self.notes)
         elif self.message and not self.notes:
             self.notes = (self.message,)
+
+
+class Interrupted(KeyboardInterrupt):
+    """The batch was stopped (Ctrl-C, SIGTERM); ``outcomes`` are those of submissions that finished."""
+
+    def __init__(self, outcomes):
+        super().__init__(f"interrupted after {len(outcomes)} submissions")
+        self.outcomes = outcomes
 
 
 @dataclass(frozen=True)
@@ -241,12 +446,24 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
     """Autograde every (student, assignment), with feedback; returns one Outcome per pair.
 
     workers, scheduler: see :func:`autograder.scheduling.run` (one process by default).
-    force: regrade submissions already graded; otherwise they are skipped unless
-    their notebooks changed since (an interrupted batch resumes where it stopped).
+    force: regrade submissions already graded; otherwise they are skipped unless their
+    notebooks or the assignment's source changed since, or their grade may be the
+    grader's fault (:attr:`Outcome.retry`): an interrupted batch resumes where it stopped.
+    Ctrl-C or SIGTERM raises :class:`Interrupted` after putting back, for every
+    submission in flight, what the gradebook and the course directory held before.
     """
     grading = Grading(str(Path(course).resolve()), db_url or "", resolve_cell_timeout(cell_timeout),
                       notebook_timeout or 0)
+    try:
+        feedback.mathjax_script()   # feedback without it would show raw LaTeX offline
+    except feedback.FeedbackError as exc:
+        raise GradingError(str(exc)) from None
     api = grading.api()
+    stop = _stop_file(grading.course)
+    stop.unlink(missing_ok=True)
+    if not scheduler:   # a journal left by a batch that was killed outright
+        for student, assignment in _journals(grading.course):
+            restore(grading, student, assignment)
     for a in sorted({a for _, a in pairs}):
         _ok(api.generate_assignment(a, force=True), f"generate_assignment {a}")
     earlier = {} if force else {p: o for p in pairs if (o := finished(grading, *p))}
@@ -254,53 +471,234 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
         if progress:
             progress(outcome)
     todo = [(grading, s, a) for s, a in pairs if (s, a) not in earlier]
-    fresh = scheduling.run(grade_submission, todo, workers=workers, scheduler=scheduler, progress=progress)
+    try:
+        fresh = scheduling.run(grade_submission, todo, workers=workers, scheduler=scheduler, progress=progress,
+                               stop_file=stop, abort=restore)
+    except scheduling.Interrupted as exc:
+        raise Interrupted([*earlier.values(), *(o for o in exc.results if o is not None)]) from None
     by_pair = {**earlier, **{(o.student, o.assignment): o for o in fresh}}
     return [by_pair[p] for p in pairs]
 
 
+_GRADING = threading.Lock()   # nbgrader's autograde sets process-wide environment variables
+
+
 def grade_submission(grading, student, assignment):
-    """Autograde one submission and write its feedback, in this process; records that it is done."""
-    with warnings.catch_warnings():   # nbgrader re-adds cells without an id: nbformat warns
-        warnings.filterwarnings("ignore", message="Cell is missing an id field")
-        outcome = _grade_one(grading, student, assignment)
-    marker = _marker(grading.course, student, assignment)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"hash": submission_hash(grading.course, student, assignment),
-                                  "ok": outcome.ok, "notes": list(outcome.notes)}))
-    return outcome
+    """Autograde one submission and write its feedback, in this process; records that it is done.
+
+    What the gradebook and the course directory held for the submission is kept in a
+    journal until the grade is complete; :func:`restore` puts it back if it never is.
+    """
+    with _GRADING:
+        before = begin(grading, student, assignment)
+        try:
+            with warnings.catch_warnings():   # nbgrader re-adds cells without an id: nbformat warns
+                warnings.filterwarnings("ignore", message="Cell is missing an id field")
+                outcome = _grade_one(grading, student, assignment, before)
+        except Exception as exc:   # the grader's own failure: keep what was there, retry next run
+            if scheduling.stop_requested():
+                raise scheduling.Stopped() from None
+            restore(grading, student, assignment)
+            return Outcome(student, assignment, False, retry=True,
+                           notes=(f"not graded, the grader failed ({type(exc).__name__}: {exc}); "
+                                  f"a rerun grades it again",))
+        if scheduling.stop_requested():   # interrupted: the grade may be the interruption's
+            raise scheduling.Stopped()
+        if outcome.retry and not outcome.ok:
+            restore(grading, student, assignment)
+            return outcome
+        marker = _marker(grading.course, student, assignment)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps({**fingerprint(grading.course, student, assignment),
+                                      "ok": outcome.ok, "retry": outcome.retry, "notes": list(outcome.notes)}))
+        commit(grading, student, assignment)
+        return outcome
 
 
 def _marker(course, student, assignment):
     return Path(course) / ".rnn-course" / "done" / student / f"{assignment}.json"
 
 
-def submission_hash(course, student, assignment):
+def _stop_file(course):
+    return Path(course) / ".rnn-course" / "stop"
+
+
+def _regular_files(folder):
+    """Regular files under ``folder``, sorted, no link followed."""
+    found = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        found += [Path(root) / f for f in files if _special(Path(root) / f) is None]
+    return sorted(found)
+
+
+def _hash_folder(folder):
     digest = hashlib.sha256()
-    for path in sorted((Path(course) / "submitted" / student / assignment).rglob("*")):
-        if path.is_file():
-            digest.update(path.name.encode() + path.read_bytes())
+    for path in _regular_files(folder):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
 
+def submission_hash(course, student, assignment):
+    return _hash_folder(Path(course) / "submitted" / student / assignment)
+
+
+def fingerprint(course, student, assignment):
+    """What a grade depends on: the submission and the assignment's source."""
+    return {"hash": submission_hash(course, student, assignment),
+            "source": _hash_folder(Path(course) / "source" / assignment)}
+
+
 def finished(grading, student, assignment):
-    """The Outcome of an earlier grading of this very submission, or None."""
+    """The Outcome of an earlier, final grading of this very submission and source, or None."""
     marker = _marker(grading.course, student, assignment)
     try:
         done = json.loads(marker.read_text())
     except (OSError, ValueError):
         return None
-    if done.get("hash") != submission_hash(grading.course, student, assignment):
+    if done.get("retry") or any(done.get(k) != v for k, v in fingerprint(grading.course, student,
+                                                                          assignment).items()):
         return None
     return Outcome(student, assignment, done["ok"], notes=tuple(done["notes"]), skipped=True)
 
 
-def _grade_one(grading, student, assignment):
+# --- the journal of a submission in flight ---------------------------------------------------
+
+def _journal(course, student, assignment):
+    return Path(course) / ".rnn-course" / "inflight" / student / assignment
+
+
+def _journals(course):
+    root = Path(course) / ".rnn-course" / "inflight"
+    return sorted((s.name, a.name) for s in root.glob("*") for a in s.glob("*") if not a.name.endswith(".tmp"))
+
+
+def begin(grading, student, assignment):
+    """Keep what the submission has now (gradebook entries, graded files, done marker) aside.
+
+    Returns that gradebook state (see :func:`_gradebook_state`).
+    """
+    course = Path(grading.course)
+    final = _journal(course, student, assignment)
+    if final.exists():
+        restore(grading, student, assignment)
+    tmp = final.with_name(final.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state = _gradebook_state(grading, student, assignment)
+    (tmp / "gradebook.json").write_text(json.dumps(state))
+    for stage in ("autograded", "feedback"):
+        if (course / stage / student / assignment).is_dir():
+            shutil.copytree(course / stage / student / assignment, tmp / stage, symlinks=True)
+    marker = _marker(course, student, assignment)
+    if marker.exists():
+        shutil.copy(marker, tmp / "done.json")
+    tmp.rename(final)   # from here on, restore() puts all of this back
+    marker.unlink(missing_ok=True)
+    return state
+
+
+def commit(grading, student, assignment):
+    shutil.rmtree(_journal(grading.course, student, assignment), ignore_errors=True)
+
+
+def restore(grading, student, assignment):
+    """Undo an unfinished grading: the gradebook, graded files and done marker as they were."""
+    course = Path(grading.course)
+    journal = _journal(course, student, assignment)
+    shutil.rmtree(journal.with_name(journal.name + ".tmp"), ignore_errors=True)
+    if not journal.exists():
+        return
+    _set_gradebook_state(grading, student, assignment, json.loads((journal / "gradebook.json").read_text()))
+    for stage in ("autograded", "feedback"):
+        shutil.rmtree(course / stage / student / assignment, ignore_errors=True)
+        if (journal / stage).is_dir():
+            shutil.copytree(journal / stage, course / stage / student / assignment, symlinks=True)
+    marker = _marker(course, student, assignment)
+    marker.unlink(missing_ok=True)
+    if (journal / "done.json").exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(journal / "done.json", marker)
+    shutil.rmtree(journal)
+
+
+def _gradebook_state(grading, student, assignment):
+    """The submission's gradebook entries: None if there is none."""
+    with grading.gradebook() as gb:
+        try:
+            sub = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return None
+        return {"timestamp": sub.timestamp.isoformat() if sub.timestamp else None,
+                "notebooks": {nb.name: {
+                    "flagged": nb.flagged,
+                    "grades": {g.name: [g.auto_score, g.manual_score, g.extra_credit, g.needs_manual_grade]
+                               for g in nb.grades},
+                    "comments": {c.name: [c.auto_comment, c.manual_comment] for c in nb.comments}}
+                    for nb in sub.notebooks}}
+
+
+def _set_gradebook_state(grading, student, assignment, state):
+    with grading.gradebook() as gb:
+        if state is None:
+            try:
+                gb.remove_submission(assignment, student)
+            except MissingEntry:
+                pass
+            return
+        gb.update_or_create_student(student)
+        try:
+            sub = gb.find_submission(assignment, student)
+        except MissingEntry:
+            sub = gb.add_submission(assignment, student)
+        from datetime import datetime
+        sub.timestamp = datetime.fromisoformat(state["timestamp"]) if state["timestamp"] else None
+        for nb in sub.notebooks:
+            saved = state["notebooks"].get(nb.name)
+            if saved is None:
+                continue
+            nb.flagged = saved["flagged"]
+            for g in nb.grades:
+                if g.name in saved["grades"]:
+                    g.auto_score, g.manual_score, g.extra_credit, g.needs_manual_grade = saved["grades"][g.name]
+            for c in nb.comments:
+                if c.name in saved["comments"]:
+                    c.auto_comment, c.manual_comment = saved["comments"][c.name]
+        gb.db.commit()
+
+
+def _keep_hand_grades(grading, student, assignment, before, unchanged):
+    """A regrade of an unchanged submission keeps hand grades *and* their graded status.
+
+    nbgrader marks every cell with a manual score as needing grading again on autograde.
+    """
+    if not before or not unchanged:
+        return
+    with grading.gradebook() as gb:
+        for nb in gb.find_submission(assignment, student).notebooks:
+            saved = before["notebooks"].get(nb.name, {}).get("grades", {})
+            for g in nb.grades:
+                old = saved.get(g.name)
+                if old and old[1] is not None and not old[3] and g.manual_score == old[1]:
+                    g.needs_manual_grade = False
+        gb.db.commit()
+
+
+#: Flags that may come from the grading machine rather than the student: graded again next run.
+_RETRY_FLAGS = ("kernel died", "time limit", "timed out")
+
+
+def _grade_one(grading, student, assignment, before=None):
     api, course = grading.api(), grading.course
     problem = check_submission(course, student, assignment)
     if problem is None:
+        previous = {}
+        journal = _journal(course, student, assignment) / "done.json"
+        if journal.exists():
+            previous = json.loads(journal.read_text())
+        unchanged = previous.get("hash") == submission_hash(course, student, assignment)
         result = api.autograde(assignment, student, force=True, create=True)
         if result.get("success"):
+            _keep_hand_grades(grading, student, assignment, before, unchanged)
             flagged = review_flags(course, student, assignment)
             if flagged:
                 mark_flagged(grading, student, assignment)
@@ -309,8 +707,10 @@ def _grade_one(grading, student, assignment):
             feedback = api.generate_feedback(assignment, student, force=True)
             if not feedback.get("success"):
                 notes.append(f"no feedback: {_reason(feedback)}")
-            return Outcome(student, assignment, True, notes=tuple(notes))
-        problem = _reason(result)
+            retry = any(f.startswith(_RETRY_FLAGS) for f in flagged) or not feedback.get("success")
+            return Outcome(student, assignment, True, notes=tuple(notes), retry=retry)
+        return Outcome(student, assignment, False, retry=True,
+                       notes=(f"not graded, the grader failed: {_reason(result)}; a rerun grades it again",))
     _record_zero(grading, student, assignment)
     return Outcome(student, assignment, False, notes=(problem, *submitted_flags(course, student, assignment)))
 
@@ -362,9 +762,10 @@ def notebook_problem(path):
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
-            return f"truncated (the JSON stops at line {exc.lineno})"
-        return f"not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):   # ran into the end
+            return f"truncated (the JSON stops at line {text.rstrip().count(chr(10)) + 1})"
+        what = re.sub(r"\s+at$", "", exc.msg)   # "Unterminated string starting at" + " at line ..."
+        return f"not JSON ({what} at line {exc.lineno}, column {exc.colno})"
     if not isinstance(data, dict) or "nbformat" not in data:
         return "JSON, but not a notebook (no 'nbformat' field)"
     try:
@@ -389,7 +790,11 @@ def _record_zero(grading, student, assignment):
             gb.remove_submission(assignment, student)
         except MissingEntry:
             pass
-        gb.add_submission(assignment, student)
+        submission = gb.add_submission(assignment, student)
+        for nb in submission.notebooks:   # nothing awaits a person: there is nothing to grade
+            for grade in nb.grades:
+                grade.auto_score, grade.needs_manual_grade = 0.0, False
+        gb.db.commit()
     for stage in ("autograded", "feedback"):
         shutil.rmtree(course / stage / student / assignment, ignore_errors=True)
 
@@ -427,7 +832,11 @@ def _notes(result):
 
 
 def grade_rows(course, db_url=""):
-    """One row per submission: student, assignment, score, max, and per-test-cell scores."""
+    """One row per submission: student, assignment, score, max, per-test-cell scores, flags.
+
+    ``awaiting``: cell -> points of cells that await grading by hand (nbgrader's
+    ``needs_manual_grade``); their entry in ``cells`` is None, not 0.
+    """
     rows = []
     with Gradebook(db_url or default_db_url(course)) as gb:
         for assignment in gb.assignments:
@@ -436,25 +845,38 @@ def grade_rows(course, db_url=""):
                     sub = gb.find_submission(assignment.name, student.id)
                 except MissingEntry:
                     continue
-                cells = {}
+                cells, awaiting = {}, {}
                 for nb in sub.notebooks:
                     for grade in nb.grades:
-                        cells[grade.name] = grade.score
+                        if grade.needs_manual_grade:
+                            cells[grade.name] = None
+                            awaiting[grade.name] = grade.max_score
+                        else:
+                            cells[grade.name] = grade.score
                 rows.append({"student": student.id, "assignment": assignment.name,
                              "score": sub.score, "max_score": sub.max_score, "cells": cells,
+                             "awaiting": awaiting,
                              "flags": review_flags(course, student.id, assignment.name)})
     return rows
 
 
+AWAITING = "awaiting hand grading"
+
+
 def export_csv(rows, path):
-    """Grades as CSV: one line per submission, one column per test cell, and the review flags."""
+    """Grades as CSV: one line per submission, one column per test cell, and the review flags.
+
+    A cell awaiting grading by hand reads ``awaiting hand grading`` (not 0); the
+    ``awaiting_points`` column says how many points are still to be given by hand.
+    """
     cell_names = sorted({name for r in rows for name in r["cells"]})
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", "assignment", "score", "max_score", *cell_names, "flags"])
+        writer.writerow(["student", "assignment", "score", "max_score", "awaiting_points", *cell_names, "flags"])
         for r in rows:
+            cells = [AWAITING if n in r.get("awaiting", {}) else r["cells"].get(n, "") for n in cell_names]
             writer.writerow([r["student"], r["assignment"], r["score"], r["max_score"],
-                             *(r["cells"].get(n, "") for n in cell_names), "; ".join(r["flags"])])
+                             sum(r.get("awaiting", {}).values()), *cells, "; ".join(r["flags"])])
 
 
 def failures(course, student, assignment):
@@ -474,7 +896,12 @@ _FLAG_ORDER = ("kernel died", "time limit", "timed out", "output over", "deleted
 
 
 def review_flags(course, student, assignment):
-    """The review flags (see :mod:`autograder.flags`) of a student's autograded notebooks, most urgent first."""
+    """The review flags (see :mod:`autograder.flags`) of a student's autograded notebooks, most urgent first.
+
+    A flag explained by an earlier release (the student kept what the instructor
+    released, the instructor changed it since) is dropped; what laying out the course
+    left out of the submission is added.
+    """
     found = []
     for path in sorted((Path(course) / "autograded" / student / assignment).glob("*.ipynb")):
         found.extend(f for f in review.read(nbformat.read(path, as_version=4)) if f not in found)
@@ -484,6 +911,13 @@ def review_flags(course, student, assignment):
             found = [] if done["ok"] else list(done["notes"])
         except (OSError, ValueError, KeyError):
             pass
+    if any(f.startswith(("changed nbgrader", "edited locked")) for f in found):
+        try:
+            history = json.loads(_history_file(course).read_text())
+        except (OSError, ValueError):
+            history = {}
+        found = [f for f in found if not _instructors_doing(course, student, assignment, f, history)]
+    found += [f for f in layout_flags(course, student, assignment) if f not in found]
 
     def urgency(flag):
         return next((i for i, words in enumerate(_FLAG_ORDER) if flag.startswith(words)), len(_FLAG_ORDER))

@@ -1,4 +1,4 @@
-"""Command line: ``python -m autograder release | grade | stats``."""
+"""Command line: ``python -m autograder release | init | grade | stats``."""
 import argparse
 import sys
 from pathlib import Path
@@ -15,6 +15,9 @@ def main(argv=None):
     rel = sub.add_parser("release", help="regenerate exercises/ from solutions/ (nbgrader generate_assignment)")
     rel.add_argument("assignments", nargs="*", help="default: every assignment in solutions/")
 
+    init = sub.add_parser("init", help="create the course directory (source/, nbgrader_config.py) without grading")
+    init.add_argument("--course", type=Path, default=Path("course"), help="course directory (default: ./course)")
+
     grade = sub.add_parser("grade", help="autograde a folder of submissions, write feedback and a CSV")
     grade.add_argument("submissions", type=Path, help="folder laid out as <student>/<assignment>/<notebook>.ipynb")
     grade.add_argument("--course", type=Path, default=Path("course"), help="course directory (default: ./course)")
@@ -26,7 +29,8 @@ def main(argv=None):
                        help=f"seconds one student's notebook may run (default {batch.nbgrader_config.NOTEBOOK_TIMEOUT})")
     grade.add_argument("--workers", type=int, default=scheduling.default_workers(),
                        help="parallel grading processes (default: cores + 1)")
-    grade.add_argument("--scheduler", help='Dask scheduler address, or "local" for a local Dask cluster')
+    grade.add_argument("--scheduler", help='Dask scheduler address, or "local" for a local Dask cluster; '
+                                           'each submission is graded in a process of its own on the worker')
     grade.add_argument("--force", action="store_true", help="regrade submissions graded before")
     grade.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: COURSE/gradebook.db)")
 
@@ -37,6 +41,9 @@ def main(argv=None):
     try:
         if args.command == "stats":
             stats.command(args)
+        elif args.command == "init":
+            batch.init_course(args.course)
+            print(f"course directory {args.course} ready: nbgrader's own commands work there")
         elif args.command == "release":
             batch.release(args.assignments or batch.assignments_in())
             print("exercises/ regenerated")
@@ -51,7 +58,7 @@ def main(argv=None):
         print(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: nothing was recorded for the submissions in flight", file=sys.stderr)
         return 130
     return 0
 
@@ -63,34 +70,61 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
     pairs = batch.prepare_course(course, submissions, problems=skipped)
     for problem in skipped:
         print(f"skipped {problem}", file=sys.stderr)
+    interrupted = None
     with tqdm(total=len(pairs), desc="autograding", unit="notebook", file=sys.stderr) as bar:
-        outcomes = batch.autograde(course, pairs, progress=lambda o: bar.update(1), cell_timeout=timeout,
-                                   workers=workers, scheduler=scheduler, force=force, db_url=db_url,
-                                   notebook_timeout=student_timeout)
-    rows = batch.grade_rows(course, db_url)
+        try:
+            outcomes = batch.autograde(course, pairs, progress=lambda o: bar.update(1), cell_timeout=timeout,
+                                       workers=workers, scheduler=scheduler, force=force, db_url=db_url,
+                                       notebook_timeout=student_timeout)
+        except batch.Interrupted as exc:
+            interrupted, outcomes = exc, exc.outcomes
+    rows = batch.grade_rows(course, db_url)   # after an interruption: what finished, and earlier grades
     batch.export_csv(rows, csv_path)
     print(format_table(rows, course, outcomes))
     for o in outcomes:
         if not o.ok:
-            print(f"{o.student}/{o.assignment}: not graded, scored 0: {o.message}", file=sys.stderr)
+            what = "not graded" if o.retry else "not graded, scored 0"
+            print(f"{o.student}/{o.assignment}: {what}: {o.message}", file=sys.stderr)
     unchanged = sum(o.skipped for o in outcomes)
     if unchanged:
         print(f"{unchanged} submission(s) graded before and unchanged were not regraded (--force regrades)")
+    retried = [o for o in outcomes if o.retry and o.ok]
+    if retried:
+        print(f"{len(retried)} submission(s) timed out or lost their kernel: the next run grades them again, "
+              f"in case the machine was the cause")
+    awaiting = [r for r in rows if r.get("awaiting")]
+    if awaiting:
+        points = sum(sum(r["awaiting"].values()) for r in awaiting)
+        print(f"{len(awaiting)} submission(s) have answers to grade by hand ({points:g} points in all): "
+              f"grade them in the formgrader, then `nbgrader generate_feedback` in {course}")
+    if interrupted:
+        print(f"\ninterrupted: {len(pairs) - len(outcomes)} of {len(pairs)} submissions not graded, nothing "
+              f"recorded for them; run the same command again to grade what is missing", file=sys.stderr)
+        raise KeyboardInterrupt
     print(f"\ngrades written to {csv_path}; feedback in {course / 'feedback'}")
 
 
 def format_table(rows, course, outcomes=()):
-    """One line per row; the last column is what the grader has to say first, and how much more."""
+    """One line per row; the last column is what the grader has to say first, and how much more.
+
+    Points awaiting grading by hand show as ``+N by hand`` after the score, never as a zero.
+    """
     said = {(o.student, o.assignment): list(o.notes) for o in outcomes or ()}
-    lines = [f"{'student':<20} {'assignment':<16} {'score':>12}  first problem", "-" * 80]
+    lines = [f"{'student':<20} {'assignment':<16} {'score':>12}  {'':<12}  first problem", "-" * 92]
+    listed = set()
     for r in rows:
+        listed.add((r["student"], r["assignment"]))
         problems = said.get((r["student"], r["assignment"]), []) + batch.failures(course, r["student"], r["assignment"])
         first = problems[0] if problems else ""
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        hand = sum(r.get("awaiting", {}).values())
+        hand = f"+{hand:g} by hand" if hand else ""
         lines.append(f"{r['student']:<20} {r['assignment']:<16} "
-                     f"{r['score']:>5.2f} / {r['max_score']:<4g}  {first}{more}")
+                     f"{r['score']:>5.2f} / {r['max_score']:<4g}  {hand:<12}  {first}{more}")
+    for o in outcomes or ():
+        if (o.student, o.assignment) not in listed:   # the grader failed on a new submission
+            lines.append(f"{o.student:<20} {o.assignment:<16} {'-':>12}  {'':<12}  {o.message}")
     return "\n".join(lines)
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,20 +1,43 @@
 """The course's nbgrader configuration, written once.
 
 ``configure(c, root)`` fills a traitlets Config for a course directory; the
-repository's own ``nbgrader_config.py`` and :mod:`autograder.batch` both call it.
+repository's own ``nbgrader_config.py``, :mod:`autograder.batch` and the
+``nbgrader_config.py`` the batch writes into every course directory (so stock
+``nbgrader autograde``, ``generate_feedback``, ``export`` and the formgrader use
+the course's pipeline there) all call it.
 """
+import os
 from pathlib import Path
 
-from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
-                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
-                                    OverwriteKernelspec, SaveAutoGrades)
+import nbgrader
 
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.converters import GenerateAssignment
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
+                                    ComputeChecksums, DeduplicateIds, GetGrades, IgnorePattern, LimitOutput,
+                                    OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
+
+from .feedback import TEMPLATE_NAME, TEMPLATES, FeedbackReport, inline_mathjax
+from .kitdata import StampRelease
 from .preprocessors import NOTEBOOK_TIMEOUT, GradingExecute, RestoreMetadata, ReviewSubmission, VerifyResults
 
 COURSE_ID = "rnn-course"
 CELL_TIMEOUT = 60          # seconds one cell may run under the grader
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+DB_ENV = "RNN_GRADER_DB"   # gradebook URL of a course directory, when not its gradebook.db
+NBGRADER_TEMPLATES = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
+
+#: The nbgrader_config.py of a course directory (written by autograder.batch.prepare_course).
+COURSE_CONFIG = f"""\
+# Written by `python -m autograder grade`: nbgrader's own commands and the formgrader, run in
+# this directory, grade and write feedback with the course's pipeline (autograder/nbgrader_config.py).
+# The gradebook is gradebook.db here, unless ${DB_ENV} holds another SQLAlchemy URL.
+from pathlib import Path
+
+from autograder.nbgrader_config import configure
+
+configure(get_config(), Path(__file__).resolve().parent)  # noqa: F821
+"""
 
 
 def configure(c, root, source="source", release="release", db_url=None, cell_timeout=CELL_TIMEOUT,
@@ -24,6 +47,7 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
     c.CourseDirectory.course_id = COURSE_ID
     c.CourseDirectory.source_directory = source
     c.CourseDirectory.release_directory = release
+    db_url = db_url or os.environ.get(DB_ENV, "").strip()
     if db_url:
         c.CourseDirectory.db_url = db_url
     c.ClearSolutions.code_stub = {"python": CODE_STUB}
@@ -43,6 +67,14 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
     c.GradingExecute.shutdown_kernel = "immediate"
     c.Execute.interrupt_on_timeout = True
     c.OverwriteCells.add_missing_cells = True
-    # Feedback never shows hidden tests.
-    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+    # Feedback never shows hidden tests; its reports are readable, its equations render offline.
+    # The released setup cell names the release of the kit's data (before the checksums and
+    # SaveCells, so the gradebook and OverwriteCells hold the stamped cell too).
+    stock = list(GenerateAssignment.class_traits()["preprocessors"].default())
+    at = stock.index(ComputeChecksums)
+    c.GenerateAssignment.preprocessors = stock[:at] + [StampRelease] + stock[at:]
+    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, FeedbackReport, CSSHTMLHeaderPreprocessor]
+    c.HTMLExporter.template_name = TEMPLATE_NAME
+    c.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
+    c.HTMLExporter.filters = {"rnn_course_mathjax": inline_mathjax}
     return c

@@ -3,10 +3,68 @@
 Generic on purpose: a task is ``fn(*args)`` returning a picklable result; the grader
 passes :func:`autograder.batch.grade_submission` and one argument tuple per submission.
 Results come back in completion order, each also handed to ``progress``.
+
+Stopping: Ctrl-C or SIGTERM in the calling process stops every task within seconds and
+raises :class:`Interrupted` with the results that finished. A task in flight is told to
+stop (:func:`stop_requested` turns true, SIGTERM raises :class:`Stopped` in it), killed if
+it does not, and then ``abort(*args)`` is called for it, once its process is gone.
+
+On Dask, every task runs in a process of its own started by the worker, so a worker
+with several threads grades correctly (nbgrader's autograde changes the process's
+environment, which threads share), and a task can be stopped: it watches ``stop_file``,
+which must be on a file system the workers see.
 """
+import functools
 import multiprocessing
 import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+GRACE = 5.0   # seconds a stopped task may take to clean up before it is killed
+_stop = threading.Event()
+
+
+class Stopped(BaseException):
+    """Raised in a task whose batch is being stopped: nothing it did may count."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The batch was stopped; ``results`` are those of the tasks that finished."""
+
+    def __init__(self, results):
+        super().__init__(f"interrupted after {len(results)} tasks")
+        self.results = results
+
+
+def stop_requested():
+    """True in a task once its batch is being stopped (the task must then not record anything)."""
+    return _stop.is_set()
+
+
+def _on_sigterm(signum, frame):
+    _stop.set()
+    # What this process was doing is discarded: its dying words (asyncio's "Task exception
+    # was never retrieved", kernel shutdown noise) would only clutter the instructor's terminal.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    raise Stopped()
+
+
+def _on_sigint(signum, frame):   # Ctrl-C reaches the whole process group: the parent decides
+    _stop.set()
+
+
+def _worker_signals():
+    signal.signal(signal.SIGINT, _on_sigint)
+    signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def default_workers():
@@ -16,39 +74,133 @@ def default_workers():
     return cores + 1
 
 
-def run(fn, arglist, workers=None, scheduler=None, progress=None):
+def run(fn, arglist, workers=None, scheduler=None, progress=None, stop_file=None, abort=None):
     """``[fn(*args) for args in arglist]`` in completion order, in parallel.
 
     workers: local processes (default: :func:`default_workers`; 1 runs in this process).
     scheduler: a Dask scheduler address ("tcp://host:8786"), or "local" for a
     LocalCluster of ``workers`` processes; the course directory must then be on a
-    file system every worker sees.
+    file system every worker sees. stop_file, abort: see the module's docstring.
     """
     workers = workers or default_workers()
-    if scheduler:
-        results = _dask(fn, arglist, workers, scheduler)
-    elif workers == 1 or len(arglist) <= 1:
-        results = (fn(*args) for args in arglist)
-    else:
-        results = _processes(fn, arglist, workers)
+    _stop.clear()
     done = []
-    for result in results:
-        done.append(result)
-        if progress:
-            progress(result)
+    stopping = functools.partial(_stopping, stop_file)
+    if scheduler:
+        results = _dask(fn, arglist, workers, scheduler, stop_file, abort, stopping)
+    elif workers == 1 or len(arglist) <= 1:
+        results = _here(fn, arglist, abort)
+    else:
+        results = _processes(fn, arglist, workers, abort, stopping)
+    handlers = _catch_stop_signals()
+    try:
+        for result in results:
+            done.append(result)
+            if progress:
+                progress(result)
+    except KeyboardInterrupt:
+        stopping()
+        results.close()   # a generator still open stops its tasks and aborts those in flight
+        raise Interrupted(done) from None
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        if stop_file:
+            Path(stop_file).unlink(missing_ok=True)
     return done
 
 
-def _processes(fn, arglist, workers):
+def _catch_stop_signals():
+    """In the main thread: SIGINT and SIGTERM raise KeyboardInterrupt once, then only mark the stop."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum, frame):
+        if not _stop.is_set():
+            _stop.set()
+            raise KeyboardInterrupt()
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _stopping(stop_file):
+    """Tell every task to stop: the flag here, the stop file for tasks elsewhere."""
+    _stop.set()
+    if stop_file:
+        Path(stop_file).parent.mkdir(parents=True, exist_ok=True)
+        Path(stop_file).touch()
+
+
+def _here(fn, arglist, abort):
+    for args in arglist:
+        if _stop.is_set():
+            raise KeyboardInterrupt()
+        try:
+            result = fn(*args)
+        except (KeyboardInterrupt, Stopped):
+            if abort:
+                abort(*args)
+            raise KeyboardInterrupt() from None
+        if _stop.is_set():   # Ctrl-C arrived while the task was finishing
+            if abort:
+                abort(*args)
+            raise KeyboardInterrupt()
+        yield result
+
+
+def _processes(fn, arglist, workers, abort, stopping):
     # spawn, not fork: the parent holds SQLAlchemy engines and asyncio loops
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(arglist)), mp_context=context) as pool:
-        for future in as_completed([pool.submit(fn, *args) for args in arglist]):
-            yield future.result()
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(arglist)), mp_context=context,
+                               initializer=_worker_signals)
+    futures = {pool.submit(_in_worker, fn, *args): args for args in arglist}
+    finished = set()
+    try:
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                if not _stop.is_set():
+                    raise
+                raise KeyboardInterrupt() from None   # a worker ended itself: the batch is stopping
+            finished.add(future)
+            yield result
+    except (GeneratorExit, KeyboardInterrupt):
+        stopping()
+        processes = list((pool._processes or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        _terminate(processes)
+        if abort:
+            for future, args in futures.items():
+                if future not in finished:
+                    abort(*args)
+        raise
+    pool.shutdown()
 
 
-def _dask(fn, arglist, workers, scheduler):
-    from dask.distributed import Client, LocalCluster, as_completed as dask_completed
+def _in_worker(fn, *args):
+    """``fn(*args)`` in a pool worker; a stopped task ends its process (the parent aborts the task)."""
+    try:
+        return fn(*args)
+    except Stopped:
+        os._exit(1)
+
+
+def _terminate(processes):
+    """SIGTERM, then after GRACE seconds SIGKILL; returns when every process is gone."""
+    for p in processes:
+        if p.is_alive():
+            p.terminate()
+    deadline = time.monotonic() + GRACE
+    for p in processes:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in processes:
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+def _dask(fn, arglist, workers, scheduler, stop_file, abort, stopping):
+    from dask.distributed import Client, LocalCluster, as_completed as dask_completed, wait
 
     if scheduler == "local":
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
@@ -57,10 +209,70 @@ def _dask(fn, arglist, workers, scheduler):
     else:
         cluster, client = None, Client(scheduler)
     try:
-        futures = [client.submit(fn, *args, pure=False) for args in arglist]
-        for future in dask_completed(futures):
-            yield future.result()
+        futures = [client.submit(isolated, fn, args, str(stop_file) if stop_file else None, abort, pure=False)
+                   for args in arglist]
+        try:
+            for future in dask_completed(futures):
+                yield future.result()
+        except (GeneratorExit, KeyboardInterrupt):
+            # Running tasks see the stop file, stop their process and abort themselves;
+            # tasks not started yet return at once: wait until none touches the course.
+            stopping()
+            try:
+                wait(futures, timeout=GRACE * 4)
+            except Exception:   # distributed's TimeoutError
+                pass
+            raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+_CHILD = """\
+import pickle, sys
+from autograder import scheduling
+scheduling._worker_signals()
+with open(sys.argv[1], "rb") as fh:
+    fn, args = pickle.load(fh)
+result = fn(*args)
+with open(sys.argv[2], "wb") as fh:
+    pickle.dump(result, fh)
+"""
+
+
+def isolated(fn, args, stop_file=None, abort=None):
+    """``fn(*args)`` in a new Python process; None if ``stop_file`` appeared meanwhile.
+
+    What a Dask worker runs: whatever its threads, each task has a process of its own.
+    """
+    if stop_file and os.path.exists(stop_file):
+        return None
+    with tempfile.TemporaryDirectory(prefix="rnn-task-") as tmp:
+        task, result = Path(tmp) / "task.pickle", Path(tmp) / "result.pickle"
+        task.write_bytes(pickle.dumps((fn, args)))
+        with open(Path(tmp) / "log", "wb") as log:
+            child = subprocess.Popen([sys.executable, "-c", _CHILD, str(task), str(result)],
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            while child.poll() is None:
+                if stop_file and os.path.exists(stop_file):
+                    _stop_child(child)
+                    if abort:
+                        abort(*args)
+                    return None
+                time.sleep(0.2)
+        if child.returncode != 0 or not result.exists():
+            tail = (Path(tmp) / "log").read_text(errors="replace").strip().splitlines()[-3:]
+            raise RuntimeError(f"grading process exited with {child.returncode}: {' | '.join(tail)}")
+        return pickle.loads(result.read_bytes())
+
+
+def _stop_child(child):
+    try:
+        os.killpg(child.pid, signal.SIGTERM)
+        child.wait(GRACE)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    except ProcessLookupError:
+        child.wait()

@@ -8,6 +8,7 @@ problems (no submissions, wrong layout, bad timeout) are errors of the CLI: exit
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -242,3 +243,65 @@ def test_grade_command_reports_without_traceback_or_kernel_noise(tmp_path):
     assert "10.00 / 10" in lines["deleted_test_cell"] and "re-added" in lines["deleted_test_cell"]
     assert "0.00 / 10" in lines["not_json"] and "not JSON" in lines["not_json"]
     assert len((tmp_path / "c" / "grades.csv").read_text().splitlines()) == 3
+
+
+# --- links and special files: never followed, left out, flagged for their student alone -------
+
+def test_links_and_special_files_are_left_out_and_flagged(tmp_path):
+    subs = write_submissions(tmp_path / "subs", A, {"alice": FILLED_IN, "bob": FILLED_IN, "eve": FILLED_IN,
+                                                    "zoe": FILLED_IN})
+    eve = subs / "eve" / A
+    (eve / "data").mkdir()
+    os.symlink(f"../../../source/{A}/{NB}", eve / "answers.ipynb")          # the instructor's source
+    os.symlink("../../nowhere/at/all", eve / "dangling")
+    os.symlink("loop_b", eve / "data" / "loop_a")
+    os.symlink("loop_a", eve / "data" / "loop_b")
+    os.mkfifo(eve / "pipe")
+    os.symlink("/dev/zero", eve / "zeros.npy")
+    (eve / "data" / "notes.txt").write_text("kept")
+    os.symlink(subs / "alice", subs / "mallory")                             # a whole student folder
+    (subs / "zoe" / "03_gates").symlink_to(subs / "alice" / A)               # an assignment folder
+
+    problems = []
+    course = tmp_path / "c"
+    pairs = batch.prepare_course(course, subs, problems=problems)
+    assert pairs == [("alice", A), ("bob", A), ("eve", A), ("zoe", A)]
+    assert problems == ["mallory: a symbolic link, not a folder: left out",
+                        "zoe/03_gates: a symbolic link, not a folder: left out"]
+    copied = course / "submitted" / "eve" / A
+    assert sorted(str(p.relative_to(copied)) for p in copied.rglob("*")) == ["01_rnn.ipynb", "data", "data/notes.txt"]
+    assert not any(p.is_symlink() for p in (course / "submitted").rglob("*"))
+    assert batch.layout_flags(course, "eve", A) == [
+        "left out of the submission, not regular files: answers.ipynb (a symbolic link), dangling (a symbolic "
+        "link), data/loop_a (a symbolic link), data/loop_b (a symbolic link), pipe (a named pipe), "
+        "zeros.npy (a symbolic link)"]
+    assert batch.review_flags(course, "eve", A) == batch.layout_flags(course, "eve", A)
+    for student in ("alice", "bob", "zoe"):
+        assert batch.review_flags(course, student, A) == []
+    assert batch.check_submission(course, "eve", A) is None
+    hashed = batch.submission_hash(course, "eve", A)              # reads no pipe, follows no link
+    assert hashed == batch.submission_hash(course, "eve", A)
+
+    # The same folder graded in place (nbgrader collect's submitted/): links and pipes removed, flagged.
+    in_place = tmp_path / "in_place"
+    shutil.copytree(subs, in_place / "submitted", symlinks=True, ignore=shutil.ignore_patterns("pipe", "mallory"))
+    os.mkfifo(in_place / "submitted" / "eve" / A / "pipe")
+    assert ("eve", A) in batch.prepare_course(in_place, in_place / "submitted", problems=[])
+    assert not any(p.is_symlink() or p.is_fifo() for p in (in_place / "submitted" / "eve").rglob("*"))
+    assert "pipe (a named pipe)" in batch.layout_flags(in_place, "eve", A)[0]
+    # A resubmission without them: the flag goes.
+    shutil.rmtree(subs / "eve")
+    write_submissions(subs, A, {"eve": FILLED_IN})
+    batch.prepare_course(course, subs, problems=[])
+    assert batch.layout_flags(course, "eve", A) == []
+
+
+def test_the_course_directory_gets_the_course_nbgrader_config(tmp_path):
+    subs = write_submissions(tmp_path / "subs", A, {"alice": FILLED_IN})
+    course = tmp_path / "c"
+    batch.prepare_course(course, subs)
+    config = (course / "nbgrader_config.py").read_text()
+    assert "from autograder.nbgrader_config import configure" in config
+    (course / "nbgrader_config.py").write_text("c = get_config()  # the instructor's own\n")
+    batch.prepare_course(course, subs)
+    assert (course / "nbgrader_config.py").read_text() == "c = get_config()  # the instructor's own\n"

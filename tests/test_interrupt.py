@@ -1,0 +1,145 @@
+"""Stopping a batch is safe: Ctrl-C or SIGTERM mid-batch, then a rerun, equals one uninterrupted run.
+
+A class of 8 submissions of exercise 01 is graded by ``python -m autograder grade`` with
+2 worker processes; the batch is stopped once some submissions are done and others are
+in flight: SIGINT to the whole process group (a terminal's Ctrl-C), SIGINT to the main
+process only, SIGTERM to the main process. The command must stop within seconds, print
+the table of what finished, and leave in the gradebook only grades of finished
+submissions (no "graded with 0" for work in flight); a plain rerun then completes it.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from autograder import batch
+from submissions import mutate, solution_cells, student_notebook, write_submissions
+
+pytestmark = pytest.mark.xdist_group("grading")
+A = "01_rnn"
+SOL = solution_cells(A)
+CLASS = {
+    **{f"right_{k}": student_notebook(A) for k in range(4)},
+    "blank": student_notebook(A, released=True),
+    "no_recurrent_term": student_notebook(A, {"rnn_step_forward": mutate(
+        SOL["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + b)")}),
+    "slow_0": student_notebook(A, {"rnn_forward": "import time; time.sleep(4)\n" + SOL["rnn_forward"]}),
+    "slow_1": student_notebook(A, {"rnn_forward": "import time; time.sleep(4)\n" + SOL["rnn_forward"]}),
+}
+STOP_WITHIN = 15   # seconds from the signal to the exit of the command
+
+
+def scores(course):
+    return {r["student"]: (r["score"], r["max_score"], r["cells"]) for r in batch.grade_rows(course)}
+
+
+def grade(course, submissions, *args, **kwargs):
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    return subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(submissions), "--course", str(course),
+                             "--workers", "2", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True, **kwargs)
+
+
+def done_markers(course):
+    return {p.parent.name for p in (course / ".rnn-course" / "done").glob(f"*/{A}.json")}
+
+
+def in_flight(course):
+    return {p.parent.name for p in (course / ".rnn-course" / "inflight").glob(f"*/{A}")}
+
+
+@pytest.fixture(scope="module")
+def submissions(tmp_path_factory):
+    return write_submissions(tmp_path_factory.mktemp("interrupt") / "submissions", A, CLASS)
+
+
+@pytest.fixture(scope="module")
+def reference(submissions, tmp_path_factory):
+    """The class graded by one uninterrupted run: (course, scores)."""
+    course = tmp_path_factory.mktemp("reference") / "course"
+    run = grade(course, submissions)
+    out, err = run.communicate(timeout=600)
+    assert run.returncode == 0, err
+    by_student = scores(course)
+    assert by_student["right_0"][0] == 10 and by_student["blank"][0] == 0
+    assert 0 < by_student["no_recurrent_term"][0] < 10
+    return course, by_student
+
+
+def graded_since(course, start):
+    return {p.parent.name for p in (course / ".rnn-course" / "done").glob(f"*/{A}.json")
+            if p.stat().st_mtime >= start}
+
+
+def stop_midway(course, submissions, send, *args):
+    """Start a batch, signal it once 2+ submissions are done and others in flight; (result, seconds)."""
+    start = time.time() - 1
+    run = grade(course, submissions, *args)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if len(graded_since(course, start)) >= 2 and in_flight(course):
+            break
+        assert run.poll() is None, run.communicate()
+        time.sleep(0.1)
+    else:
+        pytest.fail("the batch never had 2 submissions done and one in flight")
+    sent = time.monotonic()
+    send(run)
+    out, err = run.communicate(timeout=120)
+    return run, out, err, time.monotonic() - sent
+
+
+SIGNALS = {
+    "SIGINT to the process group": lambda run: os.killpg(run.pid, signal.SIGINT),
+    "SIGINT to the main process": lambda run: os.kill(run.pid, signal.SIGINT),
+    "SIGTERM to the main process": lambda run: os.kill(run.pid, signal.SIGTERM),
+}
+
+
+def check_stopped(course, reference, run, out, err, seconds, before=None):
+    assert run.returncode == 130, (out, err)
+    assert seconds < STOP_WITHIN, f"took {seconds:.1f} s to stop"
+    assert "interrupted" in err and "Traceback" not in err, err
+    assert not in_flight(course), "a journal of work in flight was left behind"
+    now = scores(course)
+    table = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
+    finished = done_markers(course)
+    assert finished and len(finished) < len(CLASS)
+    for student, value in now.items():   # whatever is in the gradebook is a real grade
+        expected = reference[student] if student in finished else (before or {}).get(student)
+        assert value == expected, (student, value, expected)
+    for student in finished:
+        assert student in table and f"{reference[student][0]:.2f} / 10" in table[student], out
+    return finished
+
+
+@pytest.mark.parametrize("how", list(SIGNALS))
+def test_stop_then_resume_equals_one_run(how, submissions, reference, tmp_path):
+    course = tmp_path / "course"
+    run, out, err, seconds = stop_midway(course, submissions, SIGNALS[how])
+    finished = check_stopped(course, reference[1], run, out, err, seconds)
+    print(f"{how}: stopped in {seconds:.1f} s with {len(finished)}/{len(CLASS)} done")
+
+    resume = grade(course, submissions)
+    out, err = resume.communicate(timeout=600)
+    assert resume.returncode == 0, err
+    assert f"{len(finished)} submission(s) graded before and unchanged were not regraded" in out
+    assert scores(course) == reference[1]
+
+
+def test_stopping_a_forced_regrade_keeps_every_earlier_grade(submissions, reference, tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(reference[0], course)
+    run, out, err, seconds = stop_midway(course, submissions, SIGNALS["SIGINT to the process group"], "--force")
+    assert run.returncode == 130 and seconds < STOP_WITHIN, (seconds, err)
+    assert not in_flight(course)
+    assert scores(course) == reference[1], "a submission in flight lost its grade"
+    assert done_markers(course) == set(CLASS)
+    resume = grade(course, submissions)
+    out, err = resume.communicate(timeout=600)
+    assert resume.returncode == 0, err
+    assert scores(course) == reference[1]

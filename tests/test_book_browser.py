@@ -7,7 +7,8 @@ driving Debian's /usr/bin/chromium), then checks what a reader would see:
   to any other host (those are blocked, as behind a firewall);
 * MathJax, served from the book itself, typesets every equation of every chapter;
 * every figure shows; no internal link or #anchor is broken (a crawl of every local page);
-* exercise pages offer their .ipynb for download and a Binder (or JupyterHub) launch;
+* exercise pages offer their .ipynb and the student kit for download and a Binder (or
+  JupyterHub) launch; no other page offers a launch (Binder holds only the student kit);
 * the search page finds "forget gate";
 * a full-page screenshot of each page goes to artifacts/screenshots/<page>.png.
 
@@ -17,12 +18,14 @@ skips, except on CI (CI=true), where it fails.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import time
 import urllib.error
 import urllib.request
+import zipfile
 from collections import deque
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
@@ -336,6 +339,22 @@ def test_search_finds_forget_gate(site, browser):
         context.close()
     assert any("03_gates" in href for href in found), f"'forget gate' search results miss chapter 3: {found}"
     assert not rec.problems(), json.dumps(rec.problems(), indent=1)
+
+
+@pytest.mark.parametrize("doc", EXERCISES)
+def test_exercise_offers_the_student_kit(visits, doc):
+    kits = [h for h in visits[doc]["hrefs"] if urlsplit(h).path.endswith("/student-kit.zip")]
+    assert kits, f"{doc}: no link to student-kit.zip"
+    with urllib.request.urlopen(kits[0]) as response, zipfile.ZipFile(io.BytesIO(response.read())) as kit:
+        names = kit.namelist()
+    assert any(re.fullmatch(r"rnnkit-[\w.]+-py3-none-any\.whl", n) for n in names), names
+    assert f"{doc}.ipynb" in names and "README.md" in names, names
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCS if d not in EXERCISES])
+def test_only_exercises_offer_a_launch_button(visits, doc):
+    """Binder's environment holds the student kit only: a chapter launched there could not run."""
+    assert not visits[doc]["launch"], f"{doc}: launch links {visits[doc]['launch']}"
 
 
 @pytest.mark.parametrize("doc", CHAPTERS + EXERCISES)

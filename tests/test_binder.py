@@ -1,0 +1,70 @@
+"""binder/ under repo2docker's rules: a student environment that builds, with the kit only.
+
+repo2docker reads only binder/ when it exists (files at the root are ignored), takes the
+Python version from binder/runtime.txt (else its default, older than numpy 2.4 needs),
+runs `pip install -r binder/requirements.txt` from the repository root and then
+binder/postBuild. Building the image needs the internet; resolving its requirements for
+that Python version does not (a dry run against the package index).
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from autograder import studentkit
+from submissions import REPO
+
+BINDER = REPO / "binder"
+
+
+def python_version():
+    match = re.fullmatch(r"python-(3\.\d+)", (BINDER / "runtime.txt").read_text().strip())
+    assert match, "binder/runtime.txt must read python-3.X"
+    return match.group(1)
+
+
+def requirement_lines():
+    return [line.strip() for line in (BINDER / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.strip().startswith("#")]
+
+
+def test_python_version_is_pinned_and_new_enough():
+    assert tuple(map(int, python_version().split("."))) >= (3, 11)   # numpy 2.4, scipy 1.17, matplotlib 3.11
+
+
+def test_only_the_student_kit_is_installed():
+    lines = requirement_lines()
+    assert "./kit" in lines, lines
+    assert not any(line.startswith(("-e", "--editable")) for line in lines), lines
+    assert not any(line in (".", "./") or line.startswith(("torch", "jupyter-book", "nbgrader")) for line in lines)
+    assert not any(p.name in ("environment.yml", "setup.py", "Pipfile", "pyproject.toml") for p in BINDER.iterdir())
+
+
+def test_post_build_removes_the_instructors_material():
+    script = BINDER / "postBuild"
+    assert os.access(script, os.X_OK), "repo2docker runs postBuild only when it is executable"
+    commands = script.read_text().replace("\\\n", " ").splitlines()
+    removed = {word for line in commands if line.startswith("rm -rf ") for word in line.split()[2:]}
+    assert {"solutions", "autograder", "tests", ".git"} <= removed, removed
+    assert not removed & {"exercises", "kit"}, removed
+
+
+def test_requirements_resolve_for_that_python(tmp_path):
+    """pip's own resolver, for the pinned Python, binary wheels only (the kit as the wheel it builds to)."""
+    wheel = studentkit.build_wheel(tmp_path)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("\n".join(str(wheel) if line == "./kit" else line for line in requirement_lines()))
+    report = tmp_path / "report.json"
+    run = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--target", str(tmp_path / "t"),
+                          "--disable-pip-version-check", "--python-version", python_version(),
+                          "--only-binary=:all:", "--report", str(report), "-r", str(requirements)],
+                         capture_output=True, text=True)
+    if run.returncode and "Could not fetch URL" in run.stderr and os.environ.get("CI") != "true":
+        pytest.skip("no package index reachable")
+    assert run.returncode == 0, run.stderr[-2000:]
+    installed = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
+    assert {"rnnkit", "numpy", "matplotlib", "ipykernel"} <= installed
+    assert not installed & {"torch", "nbgrader", "jupyter-book", "rnn-course-autograder"}, installed

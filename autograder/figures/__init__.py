@@ -1,0 +1,1 @@
+"""Figures the book draws with its own code (matplotlib, no torch)."""

@@ -24,10 +24,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from nbgrader.api import Gradebook
+from rnnkit.conventions import GATE_NAMES, GATES
+from rnnkit.tasks import TASKS
 
 from . import batch
-from .conventions import GATE_NAMES, GATES
-from .tasks import TASKS
 
 NO_OUTPUTS = "(no outputs)"         # the case failed as a whole: raised, not implemented, no result
 INPUTS_MODIFIED = "(inputs modified)"
@@ -105,7 +105,8 @@ class AssignmentStats:
     gates: Tally = field(default_factory=Tally)     # key gate label
     messages: Tally = field(default_factory=Tally)  # key "task: normalised message"
     flags: dict = field(default_factory=dict)       # student -> review flags, flagged students only
-    ungraded: list = field(default_factory=list)    # in the gradebook, no autograded notebook
+    ungraded: dict = field(default_factory=dict)    # student -> why it could not be graded (scored 0)
+    awaiting: dict = field(default_factory=dict)    # student -> points still to be graded by hand
 
     def passed(self, cell):
         """Students with full marks on a test cell."""
@@ -149,7 +150,9 @@ def _from_gradebook(assignment):
         stats.scores[student] = submission.score or 0.0
         for notebook in submission.notebooks:
             for grade in notebook.grades:
-                if grade.name in stats.cells:
+                if grade.needs_manual_grade:
+                    stats.awaiting[student] = stats.awaiting.get(student, 0.0) + grade.max_score
+                elif grade.name in stats.cells:
                     stats.cells[grade.name][1][student] = grade.score or 0.0
     return stats
 
@@ -158,7 +161,8 @@ def _add_verdicts(course, stats):
     """Failure messages and review flags from each student's autograded notebooks."""
     for student in sorted(stats.scores):
         if not (course / "autograded" / student / stats.name).is_dir():
-            stats.ungraded.append(student)
+            why = batch.review_flags(course, student, stats.name)
+            stats.ungraded[student] = why[0] if why else "no graded notebook in autograded/"
             continue
         for line in batch.failures(course, student, stats.name):
             task, _, message = line.partition(": ")
@@ -259,9 +263,15 @@ def summary(stats):
     """One sentence on the score distribution."""
     scores = list(stats.scores.values())
     full = sum(s >= stats.max_score - 1e-9 for s in scores)
-    return (f"{len(scores)} submissions; mean {statistics.mean(scores):.2f}, median {statistics.median(scores):.2f}, "
+    zero = sum(score == 0 and student not in stats.awaiting for student, score in stats.scores.items())
+    text = (f"{len(scores)} submissions; mean {statistics.mean(scores):.2f}, median {statistics.median(scores):.2f}, "
             f"range {min(scores):.2f} to {max(scores):.2f} out of {stats.max_score:g}; "
-            f"{full} with full marks, {sum(s == 0 for s in scores)} with zero.")
+            f"{full} with full marks, {zero} with zero.")
+    if stats.awaiting:
+        points = sum(stats.awaiting.values())
+        text += (f" {len(stats.awaiting)} have answers awaiting hand grading ({points:g} points in all), "
+                 f"not counted in these scores yet.")
+    return text
 
 
 def _muted(text):
@@ -291,15 +301,21 @@ def _failures_html(stats):
         return [_muted("No failures.")]
     return [_table(["task", "output", "submissions", "failed cases"],
                    [(t, o, n, c) for (t, o), n, c in stats.outputs.ranked()]),
+            _muted(f"{NO_OUTPUTS}: the case failed as a whole, so no output could be compared (the "
+                   f"function raised an error, was not implemented yet, or returned nothing). "
+                   f"{INPUTS_MODIFIED}: the function changed its input arrays in place."),
             "<h3>Most common failure messages</h3>",
             _table(["message (numbers replaced by #)", "submissions", "failed cases"],
                    stats.messages.ranked()[:TOP_MESSAGES])]
 
 
 def _flags_html(stats):
-    """Review flags and their counts, and the submissions that could not be graded."""
-    flagged = [(s, "; ".join(f)) for s, f in sorted(stats.flags.items())]
-    flagged += [(s, "not graded: no autograded notebook (scored 0)") for s in stats.ungraded]
+    """Review flags and their counts, the submissions that could not be graded, and those awaiting hand grading."""
+    flagged = [(s, "; ".join(f)) for s, f in stats.flags.items()]
+    flagged += [(s, f"not graded, scored 0: {why}") for s, why in stats.ungraded.items()]
+    flagged += [(s, f"{points:g} points awaiting hand grading (in the formgrader)")
+                for s, points in stats.awaiting.items() if s not in stats.flags]
+    flagged.sort()
     if not flagged:
         return [_muted("No submission is flagged.")]
     counts = [_table(["flag", "submissions"], stats.flag_counts().most_common())] if stats.flags else []
@@ -352,7 +368,7 @@ def late_penalties(course, db_url=""):
                 for a in gb.assignments for s in a.submissions}
 
 
-def canvas_csv(rows, path, assignment_points, canvas_ids=None, roster=None):
+def canvas_csv(rows, path, assignment_points, canvas_ids=None, roster=None, problems=None):
     """Grades as a Canvas gradebook import: one line per student, one column per assignment.
 
     rows: :func:`autograder.batch.grade_rows`, optionally with a ``late_penalty`` to subtract.
@@ -360,16 +376,29 @@ def canvas_csv(rows, path, assignment_points, canvas_ids=None, roster=None):
     and only these assignments are written. canvas_ids: assignment -> Canvas assignment id,
     for the ``Name (id)`` header Canvas matches on (a column without an id makes Canvas
     create a new assignment). roster: student -> Canvas fields (:func:`read_canvas_roster`);
-    a student not in it is written with the nbgrader id as name and SIS Login ID.
+    a student not in it is written with the nbgrader id as name and SIS Login ID, and a
+    roster student without a submission gets a line with empty cells.
+
+    A cell is left empty (Canvas then keeps what it has) where no grade is final: no
+    submission, or points still awaiting hand grading. ``problems``, a list, receives one
+    line for each such submission and each graded student missing from the roster.
     """
     canvas_ids, roster = canvas_ids or {}, roster or {}
+    problems = [] if problems is None else problems
     assignments = list(assignment_points)
-    earned = {}
+    earned = {student: {} for student in roster}
     for r in rows:
         if r["assignment"] in assignment_points and r["max_score"]:
+            cells = earned.setdefault(r["student"], {})
+            if r.get("awaiting"):
+                problems.append(f"{r['student']}/{r['assignment']}: {sum(r['awaiting'].values()):g} points await "
+                                f"hand grading: its Canvas cell is left empty until they are graded")
+                continue
             score = max(0.0, (r["score"] or 0.0) - r.get("late_penalty", 0.0))
-            earned.setdefault(r["student"], {})[r["assignment"]] = round(
-                score / r["max_score"] * assignment_points[r["assignment"]], 2)
+            cells[r["assignment"]] = round(score / r["max_score"] * assignment_points[r["assignment"]], 2)
+    if roster:
+        problems += [f"{s}: graded but not in the roster: written with the folder name as name and SIS Login ID, "
+                     f"which Canvas may not match" for s in sorted(set(earned) - set(roster))]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow([*CANVAS_FIELDS, *(f"{a} ({canvas_ids[a]})" if a in canvas_ids else a for a in assignments)])
@@ -405,7 +434,7 @@ def _pairs(values, convert, option):
     return found
 
 
-def write_canvas(course, path, points=(), ids=(), roster=None, db_url=""):
+def write_canvas(course, path, points=(), ids=(), roster=None, db_url="", problems=None):
     """The Canvas CSV of ``course``: every graded assignment, at its nbgrader maximum unless ``points`` says."""
     rows = batch.grade_rows(course, db_url)
     penalties = late_penalties(course, db_url)
@@ -417,13 +446,14 @@ def write_canvas(course, path, points=(), ids=(), roster=None, db_url=""):
     if unknown:
         raise batch.GradingError(f"no graded assignment named {', '.join(unknown)} (graded: {', '.join(sorted(worth))})")
     worth.update(points)
-    return canvas_csv(rows, path, worth, ids, read_canvas_roster(roster) if roster else None)
+    return canvas_csv(rows, path, worth, ids, read_canvas_roster(roster) if roster else None, problems)
 
 
 def add_arguments(parser):
     """The options of ``python -m autograder stats``."""
     parser.add_argument("course", type=Path, help="the course directory (as left by python -m autograder grade)")
-    parser.add_argument("--out", type=Path, help="the HTML report (default: COURSE/stats.html)")
+    parser.add_argument("--out", type=Path, help="the HTML report (default: COURSE/stats.html; "
+                                                 "with --canvas, only written when --out is given)")
     parser.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: COURSE/gradebook.db)")
     parser.add_argument("--canvas", type=Path, metavar="CSV", help="also write the grades as a Canvas gradebook import")
     parser.add_argument("--points", action="append", default=[], metavar="ASSIGNMENT=POINTS",
@@ -437,13 +467,17 @@ def add_arguments(parser):
 def command(args):
     """Write the report (and the Canvas CSV if asked); print a summary per assignment."""
     all_stats = class_stats(args.course, args.db)
-    out = _write(args.out or args.course / "stats.html", render(args.course, all_stats))
     for s in all_stats:
         top = s.gates.ranked()
         print(f"{s.name}: {summary(s)}" + (f" Most blamed gate: {top[0][0]}." if top else ""))
-    print(f"report written to {out}")
+    if args.out or not args.canvas:
+        out = _write(args.out or args.course / "stats.html", render(args.course, all_stats))
+        print(f"report written to {out}")
     if args.canvas:
-        written = write_canvas(args.course, args.canvas, args.points, args.canvas_id, args.roster, args.db)
+        problems = []
+        written = write_canvas(args.course, args.canvas, args.points, args.canvas_id, args.roster, args.db, problems)
+        for line in problems:
+            print(f"warning: {line}", file=sys.stderr)
         print(f"Canvas CSV written to {written}")
 
 

@@ -59,7 +59,8 @@ def test_scores_are_the_gradebook_s(graded):
     assert s.name == A and s.max_score == 13 and s.scores == rows and len(rows) == 9
     assert s.scores["solution"] == s.scores["debug_subprocess"] == 13
     assert s.scores["blank"] == s.scores["wrong_filename"] == 0
-    assert s.ungraded == ["wrong_filename"]
+    assert list(s.ungraded) == ["wrong_filename"]
+    assert s.ungraded["wrong_filename"].startswith("missing notebook 04_bptt.ipynb (found: my_copy.ipynb)")
     assert f"mean {statistics.mean(rows.values()):.2f}" in stats.summary(s)
 
 
@@ -131,11 +132,15 @@ def test_command_line_writes_report_and_canvas_csv(graded, tmp_path, capsys):
     roster = tmp_path / "canvas_export.csv"
     roster.write_text("\ufeffStudent,ID,SIS User ID,SIS Login ID,Section,Quiz 1 (11)\n"
                       "    Points Possible,,,,,5\n"
-                      "\"Doe, Jane\",1001,S1001,solution,LSTM 101 A,4\n", encoding="utf-8")
+                      "\"Doe, Jane\",1001,S1001,solution,LSTM 101 A,4\n"
+                      "\"Roe, Zed\",1002,S1002,zed,LSTM 101 A,3\n", encoding="utf-8")
     code = cli.main(["stats", str(course), "--out", str(tmp_path / "s.html"), "--canvas", str(tmp_path / "canvas.csv"),
                        "--points", f"{A}=20", "--canvas-id", f"{A}=4242", "--roster", str(roster)])
     assert code == 0
-    assert "Most blamed gate: forget gate (f)" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "Most blamed gate: forget gate (f)" in out
+    assert "warning: blank: graded but not in the roster" in err      # 8 graded students the roster lacks
+    assert len(re.findall(r"graded but not in the roster", err)) == 8 and "solution:" not in err
     with open(tmp_path / "canvas.csv", newline="") as fh:
         lines = list(csv.reader(fh))
     assert lines[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", f"{A} (4242)"]
@@ -143,7 +148,17 @@ def test_command_line_writes_report_and_canvas_csv(graded, tmp_path, capsys):
     by_login = {line[3]: line for line in lines[2:]}
     assert by_login["solution"] == ["Doe, Jane", "1001", "S1001", "solution", "LSTM 101 A", "20.0"]
     assert by_login["blank"] == ["blank", "", "", "blank", "", "0.0"]
-    assert len(by_login) == 9
+    assert by_login["zed"] == ["Roe, Zed", "1002", "S1002", "zed", "LSTM 101 A", ""]   # no submission: empty
+    assert len(by_login) == 10
+
+
+def test_canvas_alone_leaves_the_report_alone(graded, tmp_path, capsys):
+    course, _ = graded
+    report = course / "stats.html"
+    report.write_text("the instructor's report")
+    assert cli.main(["stats", str(course), "--canvas", str(tmp_path / "canvas.csv")]) == 0
+    assert report.read_text() == "the instructor's report" and (tmp_path / "canvas.csv").is_file()
+    assert "report written" not in capsys.readouterr().out
 
 
 def test_command_line_errors(graded, tmp_path, capsys):
@@ -204,6 +219,26 @@ def test_canvas_csv_scales_subtracts_late_penalty_and_leaves_out_unknown(tmp_pat
     assert lines[0][5:] == ["01_rnn (7)", "03_gates"]
     assert lines[2] == ["ann", "", "", "ann", "", "50.0", "9.0"]
     assert lines[3] == ["bob", "", "", "bob", "", "100.0", ""]      # no submission: blank, not 0
+
+
+def test_canvas_csv_leaves_points_awaiting_hand_grading_empty(tmp_path):
+    rows = [{"student": "ann", "assignment": "02_long_term", "score": 5.0, "max_score": 7.0, "cells": {},
+             "awaiting": {"answer_plot": 2.0}},
+            {"student": "bob", "assignment": "02_long_term", "score": 7.0, "max_score": 7.0, "cells": {}}]
+    problems = []
+    path = stats.canvas_csv(rows, tmp_path / "c.csv", {"02_long_term": 7}, problems=problems)
+    lines = list(csv.reader(path.open(newline="")))
+    assert lines[2] == ["ann", "", "", "ann", "", ""] and lines[3] == ["bob", "", "", "bob", "", "7.0"]
+    assert problems == ["ann/02_long_term: 2 points await hand grading: its Canvas cell is left empty "
+                        "until they are graded"]
+
+
+def test_summary_counts_awaiting_points_apart_from_zeros():
+    s = stats.AssignmentStats("02_long_term", 7.0, scores={"ann": 0.0, "bob": 0.0, "cy": 7.0},
+                              awaiting={"ann": 2.0})
+    text = stats.summary(s)
+    assert "1 with full marks, 1 with zero." in text
+    assert "1 have answers awaiting hand grading (2 points in all)" in text
 
 
 def test_report_escapes_what_students_wrote():

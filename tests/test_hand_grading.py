@@ -1,0 +1,139 @@
+"""Hand grading is a step of its own: points awaiting it are never shown as zeros.
+
+Exercise 02 has a written answer (``answer_plot``, 2 points) graded by hand. Two students
+are graded by the batch; the answer then awaits grading in the table, grades.csv, the
+statistics and the Canvas CSV. The formgrader's REST API (a real Jupyter server with
+nbgrader's formgrader, in the course directory) gives it 2 points; it then counts as
+graded, survives a ``--force`` regrade, and stock ``nbgrader generate_feedback`` run in
+the course directory writes feedback without hidden tests, readable and offline.
+"""
+import csv
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from nbgrader.api import Gradebook
+
+from autograder import batch, cli, stats
+from submissions import REPO, student_notebook, write_submissions
+
+pytestmark = pytest.mark.xdist_group("grading")
+A = "02_long_term"
+ANSWER = "answer_plot"
+CLASS = {"written": student_notebook(A, {ANSWER: "For small rho the gradient norm shrinks geometrically with "
+                                                 "the lag; tanh saturates, so it cannot grow like rho^k; a "
+                                                 "dependency 50 steps back gets almost no gradient."}),
+         "blank": student_notebook(A, released=True)}
+BIN = os.path.dirname(sys.executable)
+ENV = {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", "")}
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hand")
+    subs = write_submissions(root / "submissions", A, CLASS)
+    course = root / "course"
+    assert cli.main(["grade", str(subs), "--course", str(course), "--workers", "1"]) == 0
+    return course
+
+
+def rows(course):
+    return {r["student"]: r for r in batch.grade_rows(course)}
+
+
+def test_points_awaiting_hand_grading_are_not_zeros(course, capsys, tmp_path):
+    by_student = rows(course)
+    assert by_student["written"]["awaiting"] == {ANSWER: 2.0} and by_student["written"]["cells"][ANSWER] is None
+    assert by_student["written"]["score"] == 5 and by_student["written"]["max_score"] == 7
+    # An answer left as released is worth 0 without a look (nbgrader's rule): nothing awaits.
+    assert by_student["blank"]["awaiting"] == {} and by_student["blank"]["cells"][ANSWER] == 0
+    table = cli.format_table(batch.grade_rows(course), course)
+    assert re.search(r"^written\s+02_long_term\s+5\.00 / 7\s+\+2 by hand", table, re.M), table
+    with open(course / "grades.csv", newline="") as fh:
+        written = {r["student"]: r for r in csv.DictReader(fh)}["written"]
+    assert written[ANSWER] == batch.AWAITING and written["awaiting_points"] == "2.0"
+    (s,) = stats.class_stats(course)
+    assert s.awaiting == {"written": 2.0}
+    assert "1 with zero. 1 have answers awaiting hand grading (2 points in all)" in stats.summary(s)
+    assert cli.main(["stats", str(course), "--canvas", str(tmp_path / "canvas.csv")]) == 0
+    assert "written/02_long_term: 2 points await hand grading" in capsys.readouterr().err
+    lines = list(csv.reader((tmp_path / "canvas.csv").open(newline="")))
+    assert {line[3]: line[-1] for line in lines[2:]} == {"written": "", "blank": "0.0"}
+
+
+@pytest.fixture
+def formgrader(course):
+    """A Jupyter server with nbgrader's formgrader, run in the course directory: its base URL and token."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "hand-grading-test"
+    server = subprocess.Popen(
+        [os.path.join(BIN, "jupyter"), "server", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False", "--allow-root",
+         "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}"],
+        cwd=course, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()
+                assert time.monotonic() < deadline, "the Jupyter server did not start"
+                time.sleep(0.3)
+        yield url, token
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def api(url, token, path, body=None):
+    request = urllib.request.Request(f"{url}/formgrader/api/{path}", method="PUT" if body else "GET",
+                                     data=json.dumps(body).encode() if body else None,
+                                     headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def test_formgrader_grade_counts_survives_force_and_stock_feedback_leaks_nothing(course, formgrader):
+    url, token = formgrader
+    with Gradebook(batch.default_db_url(course)) as gb:
+        grade_id = gb.find_grade(ANSWER, A, A, "written").id
+    # What the formgrader's page sends when the instructor types 2 into the answer's score box.
+    assert api(url, token, f"grade/{grade_id}")["needs_manual_grade"] is True
+    saved = api(url, token, f"grade/{grade_id}", {"manual_score": 2, "extra_credit": 0})
+    assert saved["manual_score"] == 2 and saved["needs_manual_grade"] is False
+    by_student = rows(course)
+    assert by_student["written"]["awaiting"] == {} and by_student["written"]["score"] == 7
+    assert by_student["written"]["cells"][ANSWER] == 2
+
+    # A forced regrade keeps the hand grade and its status.
+    batch.autograde(course, [(s, A) for s in CLASS], workers=1, force=True)
+    by_student = rows(course)
+    assert by_student["written"]["awaiting"] == {} and by_student["written"]["score"] == 7
+    assert by_student["written"]["cells"][ANSWER] == 2
+
+    # Stock nbgrader, as the formgrader's "Generate Feedback" button runs it, in the course directory.
+    run = subprocess.run(["nbgrader", "generate_feedback", A, "--force"], cwd=course, env=ENV,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    source = (REPO / "solutions" / A / f"{A}.ipynb").read_text()
+    hidden = "".join(re.findall(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", source, re.S))
+    seeds = re.findall(r"'seed': (\d+)", hidden)
+    assert seeds
+    for student in CLASS:
+        page = (course / "feedback" / student / A / f"{A}.html").read_text()
+        assert "HIDDEN TESTS" not in page and not any(f"'seed': {seed}" in page for seed in seeds)
+        assert not re.search(r"<script[^>]+src=\"https?:", page) and "window.MathJax" in page
+        assert "Partial score of this test cell" in page
+    page = (course / "feedback" / "written" / A / f"{A}.html").read_text()
+    assert re.search(r"Score:\s*7(\.0)?\s*/\s*7", re.sub(r"<[^>]+>", " ", page)), "the hand grade is not in the feedback"

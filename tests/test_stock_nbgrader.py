@@ -1,0 +1,115 @@
+"""The course directory is a complete nbgrader course, and re-releasing after a fix blames nobody.
+
+After ``python -m autograder grade``, nbgrader's own ``autograde``, ``generate_feedback``
+and ``export`` run in the course directory (as an instructor used to nbgrader, or the
+formgrader's buttons, would) use the course's pipeline: same grades, feedback without
+hidden tests. Then the instructor corrects the points of a test cell and grades again
+without ``--force``: every submission of that assignment is regraded to the new maximum,
+and nobody is flagged for the instructor's change.
+"""
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from autograder import batch
+from submissions import REPO, mutate, solution_cells, student_notebook, write_submissions
+
+pytestmark = pytest.mark.xdist_group("grading")
+A = "01_rnn"
+CLASS = {
+    "solution": student_notebook(A),
+    "blank": student_notebook(A, released=True),
+    "no_recurrent_term": student_notebook(A, {"rnn_step_forward": mutate(
+        solution_cells(A)["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + b)")}),
+}
+ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+
+
+def scores(course):
+    return {r["student"]: (r["score"], r["max_score"], r["cells"]) for r in batch.grade_rows(course)}
+
+
+def nbgrader(course, *args):
+    run = subprocess.run(["nbgrader", *args], cwd=course, env=ENV, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stock")
+    subs = write_submissions(root / "submissions", A, CLASS)
+    course = root / "course"
+    outcomes = batch.autograde(course, batch.prepare_course(course, subs), workers=2)
+    assert all(o.ok for o in outcomes), outcomes
+    by_student = scores(course)
+    assert by_student["solution"][0] == 10 and by_student["blank"][0] == 0
+    assert 0 < by_student["no_recurrent_term"][0] < 10
+    return root, subs, course, by_student
+
+
+def test_stock_autograde_feedback_and_export_use_the_course_pipeline(graded, tmp_path):
+    _, _, reference, by_student = graded
+    course = tmp_path / "course"
+    shutil.copytree(reference, course)
+    nbgrader(course, "autograde", A, "--force")
+    assert scores(course) == by_student       # partial credit, sandbox and verdicts: the same grades
+
+    nbgrader(course, "generate_feedback", A, "--force")
+    source = (REPO / "solutions" / A / f"{A}.ipynb").read_text()
+    hidden = "".join(re.findall(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", source, re.S))
+    seeds = re.findall(r"'seed': (\d+)", hidden)
+    assert seeds
+    for student in CLASS:
+        page = (course / "feedback" / student / A / f"{A}.html").read_text()
+        assert "HIDDEN TESTS" not in page and not any(f"'seed': {seed}" in page for seed in seeds)
+        assert "window.MathJax" in page and not re.search(r"<script[^>]+src=\"https?:", page)
+    page = (course / "feedback" / "no_recurrent_term" / A / f"{A}.html").read_text()
+    assert "Partial score of this test cell: 1 of 2 points" in page
+    assert "the recurrent term h_{t-1} @ Wh looks wrong (in 5 cases)" in page
+    assert "<details><summary>every failed case" in page
+
+    nbgrader(course, "export", "--to", "nbgrader_grades.csv")
+    with open(course / "nbgrader_grades.csv", newline="") as fh:
+        exported = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(fh)}
+    assert exported == {s: v[0] for s, v in by_student.items()}
+
+
+def test_rerelease_after_a_point_fix_regrades_without_force_and_flags_nobody(graded, tmp_path):
+    _, subs, reference, by_student = graded
+    course = tmp_path / "course"
+    shutil.copytree(reference, course)
+    solutions = tmp_path / "solutions"
+    shutil.copytree(REPO / "solutions", solutions)
+    path = solutions / A / f"{A}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_rnn_backward")
+    assert cell.metadata.nbgrader["points"] == 3
+    cell.metadata.nbgrader["points"] = 4         # the instructor's fix, after the students submitted
+    nbformat.write(nb, path)
+
+    pairs = batch.prepare_course(course, subs, solutions=solutions)
+    outcomes = batch.autograde(course, pairs, workers=2, force=False)
+    assert not any(o.skipped for o in outcomes), "a changed source must regrade what it affects"
+    now = scores(course)
+    assert {s: v[1] for s, v in now.items()} == {s: 11 for s in CLASS}
+    assert now["solution"][0] == 11 and now["solution"][2]["test_rnn_backward"] == 4
+    for student in CLASS:
+        flags = batch.review_flags(course, student, A)
+        assert not any("changed nbgrader metadata" in f for f in flags), (student, flags)
+    # A student who really changes the points is still flagged.
+    tampered = student_notebook(A)
+    next(c for c in tampered.cells
+         if c.metadata.get("nbgrader", {}).get("grade_id") == "test_rnn_forward").metadata.nbgrader["points"] = 99
+    write_submissions(subs.parent / "tampered", A, {"solution": tampered})
+    pairs = batch.prepare_course(course, subs.parent / "tampered", solutions=solutions)
+    outcomes = {o.student: o for o in batch.autograde(course, pairs, workers=1, force=False)}
+    assert [s for s, o in outcomes.items() if not o.skipped] == ["solution"]
+    assert any(re.fullmatch(r"changed nbgrader metadata of test_rnn_forward: points 2(\.0)? -> 99", note)
+               for note in outcomes["solution"].notes), outcomes["solution"]

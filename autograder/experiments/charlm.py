@@ -95,11 +95,12 @@ def loss_and_grads(cell, params, x, y, mask, state):
     return loss, grads, state
 
 
-def evaluate(cell, params, ids, N=16, T=64):
+def evaluate(cell, params, ids, N=1, T=256):
     """Mean cross-entropy (nats per character) of predicting ids[1:] from the ids before.
 
-    The stream is cut into N rows, read in chunks of T with the state carried, so
-    each prediction sees everything before it in its row. exp of it is the perplexity.
+    The stream is cut into N rows (by default one: the whole text), read in chunks
+    of T with the state carried, so each prediction sees everything before it in its
+    row. exp of it is the perplexity.
     """
     total, count = 0.0, 0
     state = zero_state(cell, N, params["Wh"].shape[0])

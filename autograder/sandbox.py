@@ -2,19 +2,31 @@
 
 :class:`SandboxedKernelManager` is a jupyter_client kernel manager whose kernel
 
-* sees a read-only system (``/usr``, ``/etc``, the Python installation and this
-  package), an empty private ``/tmp`` and, read-only, the folder of the notebook it
-  runs; not the course directory, the gradebook, the sources or other students;
-* runs as ``nobody`` in its own user, PID, network (loopback only), IPC and UTS
-  namespaces: every process it starts dies with it;
-* talks to the grader over IPC sockets in a private folder (no TCP port);
+* sees a read-only system (``/usr``, ``/etc``, the Python installation), the student
+  kit at ``/opt/rnn-course/rnnkit``, a small private ``/tmp`` (RAM) and, read-only at
+  ``/home/student/<its name>``, the folder of the notebook it runs; not the course
+  directory, the gradebook, the sources, other students or this package;
+* imports only from the system and the kit: not from its working directory
+  (``PYTHONSAFEPATH``), and never an autograd framework (``Sandbox.blocked_packages``:
+  a stub that raises an error containing :data:`BLOCKED_MARKER` hides each one);
+* is an unprivileged host user: when the grader is root, the host user ``Sandbox.uid``
+  (``nobody``) without capabilities, in its own PID, network (loopback only), IPC and
+  UTS namespaces; otherwise the grader's own user, in a user namespace too;
+  every process it starts dies with it;
+* talks to the grader over IPC sockets in a private folder (no TCP port), on
+  ``/dev/shm`` (RAM, charged to its memory cgroup), the only place besides its
+  ``/tmp`` it can write to, with a per-file size limit;
 * is held by a pids and a memory cgroup (fork bombs and memory bombs hit a wall,
   numpy still works), which the grader empties when the kernel ends.
 
-Where bubblewrap or writable cgroups are missing, the kernel still runs and the
-grader logs a warning naming what is not enforced; ``Sandbox.required = True``
-turns that into an error instead.
+bubblewrap reads its options from a file the jail cannot see (``--args``): what the
+kernel reads of its PID 1 is only the command it runs.
+
+Where bubblewrap, setpriv (for a root grader), writable cgroups or ``/dev/shm`` are
+missing, the kernel still runs and the grader logs a warning naming what is not
+enforced; ``Sandbox.required = True`` turns that into an error instead.
 """
+import importlib.util
 import os
 import shutil
 import signal
@@ -37,12 +49,54 @@ PACKAGE = Path(__file__).resolve().parent
 #: the wire format); this package, with the references and the verifier, stays out.
 KIT = Path(rnnkit.__file__).resolve().parent
 
+#: In the jail: the kit's parent folder (on the kernel's PYTHONPATH), and the parent of
+#: the notebook's folder (the kernel's working directory).
+KIT_ROOT = "/opt/rnn-course"
+STUDENT_HOME = "/home/student"
+
+#: Bound over a blocked package's folder: importing the package then fails with an error
+#: whose message contains ``BLOCKED_MARKER`` (by which the grader recognises it).
+STUB = PACKAGE / "blocked_module"
+BLOCKED_MARKER = "is not available while grading"
+
+#: Frameworks that compute gradients for the student: the exercises are from scratch.
+BLOCKED_PACKAGES = ("torch", "functorch", "torchgen", "torchvision", "torchaudio", "torchtext",
+                    "lightning", "pytorch_lightning", "jax", "jaxlib", "flax", "tensorflow", "keras",
+                    "tf_keras", "autograd", "mxnet", "paddle", "chainer", "theano", "pytensor",
+                    "aesara", "tinygrad", "micrograd", "mlx", "dynet")
+
 #: Variables of the grader's environment that reach the kernel (with RNN_COURSE_*).
 PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def kernel_modules():
-    return [str(KIT)]
+    """Host folder -> folder in the jail, of what a grading kernel imports of the course."""
+    return {str(KIT): f"{KIT_ROOT}/{KIT.name}"}
+
+
+def blocked_locations(names):
+    """Folders (or module files) of the installed packages among ``names``, found without
+    importing them."""
+    found = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        if spec.submodule_search_locations is not None:
+            found += [p for p in spec.submodule_search_locations if os.path.isdir(p)]
+        elif spec.origin and os.path.isfile(spec.origin):
+            found.append(spec.origin)
+    return found
+
+
+def private_root():
+    """Where kernels' private folders go: ``/dev/shm`` (RAM) if usable, else None (the
+    temporary folder, on disk)."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 def installed_copies():
@@ -67,9 +121,19 @@ class Sandbox(Configurable):
     bwrap = Unicode("bwrap", help="The bubblewrap executable").tag(config=True)
     memory_bytes = Integer(2 * 1024 ** 3, help="Memory limit of a kernel and its children").tag(config=True)
     max_processes = Integer(64, help="Limit on processes and threads of a kernel").tag(config=True)
-    uid = Integer(65534, help="User id inside the sandbox (nobody)").tag(config=True)
+    uid = Integer(65534, help="Host user id of the kernel when the grader is root "
+                              "(the user id inside the sandbox otherwise); nobody").tag(config=True)
     extra_ro_paths = List(Unicode(), help="More paths the kernel may read").tag(config=True)
     max_file_bytes = Integer(64 * 1024 ** 2, help="Largest file a kernel may write").tag(config=True)
+    tmp_bytes = Integer(256 * 1024 ** 2, help="Size of the kernel's /tmp (in RAM)").tag(config=True)
+    blocked_packages = List(Unicode(), default_value=list(BLOCKED_PACKAGES),
+                            help="Packages the kernel cannot import (autograd frameworks)").tag(config=True)
+    setpriv = Unicode("setpriv", help="util-linux setpriv: makes the kernel of a root grader "
+                                      "the host user `uid`").tag(config=True)
+
+    def separate_user(self):
+        """True if the kernel runs as its own host user ``uid``: the grader is root."""
+        return os.geteuid() == 0 and bool(shutil.which(self.setpriv))
 
     def problems(self):
         """What this machine cannot enforce, in words; empty when all is well."""
@@ -77,9 +141,23 @@ class Sandbox(Configurable):
         if not shutil.which(self.bwrap):
             missing.append("bubblewrap is not installed (apt-get install bubblewrap): "
                            "the kernel can read the course directory and keep processes alive")
+        if os.geteuid() == 0 and not shutil.which(self.setpriv):
+            missing.append("setpriv (util-linux) is not installed: the kernel of this root grader "
+                           "is root on the host and can read every file the jail shows")
         if not cgroup_controllers():
-            missing.append("no writable cgroups: no memory or process limits")
+            missing.append("no writable cgroups: no memory or process limits, and the kernel's "
+                           "private folder is not bounded in size (only each file is)")
+        elif not private_root():
+            missing.append("no writable /dev/shm: the kernel's private folder is on disk, "
+                           "not bounded in size (only each file is)")
         return missing
+
+    def notes(self):
+        """What is weaker than it could be, by choice of the user running the grader."""
+        if os.geteuid() != 0:
+            return ["the kernel runs as the grader's own host user (uid %d): a separate host user "
+                    "needs a root grader" % os.geteuid()]
+        return []
 
     def readable_paths(self):
         """Paths bound read-only into the jail: the system and Python."""
@@ -87,28 +165,40 @@ class Sandbox(Configurable):
                  sys.base_prefix, sys.prefix, *self.extra_ro_paths]
         return [p for p in dict.fromkeys(paths) if os.path.exists(p)]
 
-    def wrap(self, argv, private, workdir, env):
-        """The kernel command ``argv`` inside bubblewrap.
+    def options(self, private, workdir, env):
+        """bubblewrap's options for a kernel.
 
-        private: folder of the connection file and IPC sockets (read-write);
+        private: folder of the connection file and IPC sockets (read-write, same path inside);
         workdir: the notebook's folder, the kernel's working directory (read-only);
         env: the environment the kernel was given, of which only ``PASSED_ENV`` gets in.
         """
-        cmd = [self.bwrap, "--die-with-parent", "--new-session", "--unshare-all", "--clearenv",
-               "--uid", str(self.uid), "--gid", str(self.uid), "--cap-drop", "ALL",
-               "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp"]
-        for path in self.readable_paths():
-            cmd += ["--ro-bind", path, path]
-        for path in installed_copies():
-            cmd += ["--tmpfs", path]  # another copy of the package would hold the references
-        for path in kernel_modules():
-            cmd += ["--ro-bind", path, path]
-        cmd += ["--bind", str(private), str(private)]
+        opts = ["--die-with-parent", "--new-session", "--clearenv"]
+        if self.separate_user():  # no user namespace: setpriv makes the kernel a real host user
+            opts += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        else:
+            opts += ["--unshare-all", "--uid", str(self.uid), "--gid", str(self.uid), "--cap-drop", "ALL"]
+        opts += ["--proc", "/proc", "--dev", "/dev",
+                 "--perms", "1777", "--size", str(self.tmp_bytes), "--tmpfs", "/tmp"]
+        mounts = [("--ro-bind", path, path) for path in self.readable_paths()]
+        # another copy of this package would hold the references
+        mounts += [("--tmpfs", path) for path in installed_copies()]
+        mounts += [("--ro-bind", str(STUB if os.path.isdir(path) else STUB / "__init__.py"), path)
+                   for path in blocked_locations(self.blocked_packages)]
+        mounts += [("--ro-bind", path, inside) for path, inside in kernel_modules().items()]
+        mounts += [("--bind", str(private), str(private))]
         if workdir:
-            cmd += ["--ro-bind", str(workdir), str(workdir), "--chdir", str(workdir)]
+            inside = f"{STUDENT_HOME}/{Path(workdir).name or 'notebook'}"
+            mounts += [("--ro-bind", str(workdir), inside)]
+            opts += ["--chdir", inside]
+        for mount in mounts:
+            # bubblewrap would make missing parents 0700 (root's): made here 0755, they
+            # let the kernel's user through
+            parent = str(Path(mount[-1]).parent)
+            opts += ["--dir", parent, *mount] if parent != "/" else list(mount)
         settings = {name: env[name] for name in env if name in PASSED_ENV or name.startswith("RNN_COURSE_")}
         settings.update({
-            "PYTHONPATH": str(KIT.parent), "HOME": "/tmp", "TMPDIR": "/tmp",
+            "PYTHONPATH": KIT_ROOT, "PYTHONSAFEPATH": "1",  # nothing imported from the working directory
+            "HOME": "/tmp", "TMPDIR": "/tmp",
             "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
             "JUPYTER_RUNTIME_DIR": "/tmp/runtime", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
             # The kernel's parent is bubblewrap's reaper, PID 1: ipykernel must not poll the
@@ -116,9 +206,23 @@ class Sandbox(Configurable):
             "JPY_PARENT_PID": "1",
         })
         for name, value in settings.items():
-            cmd += ["--setenv", name, value]
-        limit = ["prlimit", f"--fsize={self.max_file_bytes}", "--"]  # no file may fill the disk
-        return cmd + ["--"] + limit + list(argv)
+            opts += ["--setenv", name, value]
+        return opts
+
+    def wrap(self, argv, private, workdir, env, args_file):
+        """The kernel command ``argv`` inside bubblewrap, whose options go to ``args_file``
+        (a file outside the jail, read through file descriptor 3)."""
+        options = self.options(private, workdir, env)
+        fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"".join(arg.encode() + b"\0" for arg in options))
+        user = []
+        if self.separate_user():
+            user = [shutil.which(self.setpriv), f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
+                    "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+        limit = ["prlimit", f"--fsize={self.max_file_bytes}", "--"]  # no file may fill the memory
+        return ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(args_file),
+                shutil.which(self.bwrap), "--args", "3", "--", *user, *limit, *argv]
 
 
 def cgroup_controllers():
@@ -202,10 +306,11 @@ class SandboxedKernelManager(AsyncKernelManager):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.sandbox = Sandbox(parent=self)
-        self.private = Path(tempfile.mkdtemp(prefix="rnn-kernel-"))
-        # 0700: the kernel (root outside its namespace, without capabilities) writes its
-        # sockets here; no other host user can reach what it writes.
-        os.chmod(self.private, 0o700)
+        # box (0700, the grader's): bubblewrap's options, and the kernel's private folder
+        # (0700, the kernel's: it writes its sockets there; no other host user can reach them).
+        self.box = Path(tempfile.mkdtemp(prefix="rnn-kernel-", dir=private_root()))
+        self.private = self.box / "kernel"
+        self.private.mkdir(mode=0o700)
         self.transport = "ipc"
         self.connection_file = str(self.private / "kernel.json")
         self.ip = str(self.private / "ipc")
@@ -223,7 +328,10 @@ class SandboxedKernelManager(AsyncKernelManager):
     async def _async_pre_start_kernel(self, **kw):
         self.workdir = kw.get("cwd")
         self.kernel_env = kw.get("env") or dict(os.environ)
-        return await super()._async_pre_start_kernel(**kw)
+        kernel_cmd, kw = await super()._async_pre_start_kernel(**kw)
+        if self.jailed:  # bubblewrap itself gets no secret of the grader's environment
+            kw["env"] = {"PATH": os.defpath}
+        return kernel_cmd, kw
 
     pre_start_kernel = _async_pre_start_kernel
 
@@ -236,12 +344,21 @@ class SandboxedKernelManager(AsyncKernelManager):
             raise SandboxUnavailable("; ".join(problems))
         for problem in problems:
             self.log.warning("grading kernel not fully isolated: %s", problem)
-        if shutil.which(self.sandbox.bwrap):
-            argv = self.sandbox.wrap(argv, self.private, self.workdir, self.kernel_env)
+        for note in self.sandbox.notes():
+            self.log.info("grading kernel: %s", note)
+        if self.jailed:
+            if self.sandbox.separate_user():
+                for path in (self.private, Path(self.connection_file)):
+                    os.chown(path, self.sandbox.uid, self.sandbox.uid)
+            argv = self.sandbox.wrap(argv, self.private, self.workdir, self.kernel_env, self.box / "bwrap-args")
         if cgroup_controllers():
-            self.cgroup = Cgroup(self.private.name, self.sandbox.memory_bytes, self.sandbox.max_processes)
+            self.cgroup = Cgroup(self.box.name, self.sandbox.memory_bytes, self.sandbox.max_processes)
             argv = self.cgroup.enter_command(argv)
         return argv
+
+    @property
+    def jailed(self):
+        return self.sandbox.enabled and bool(shutil.which(self.sandbox.bwrap))
 
     def kill_all(self):
         """End the kernel and every process it started (used by the wall-clock limit)."""
@@ -254,7 +371,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         """Kill what is left of the kernel and remove its cgroups and private folder (idempotent)."""
         if self.cgroup and self.cgroup.remove():
             self.cgroup = None
-        shutil.rmtree(self.private, ignore_errors=True)
+        shutil.rmtree(self.box, ignore_errors=True)
 
     async def _async_cleanup_resources(self, restart=False):
         await super()._async_cleanup_resources(restart=restart)

@@ -11,6 +11,7 @@ where an untested jail is a failure.
 """
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import queue
@@ -27,13 +28,18 @@ import pytest
 from traitlets.config import Config
 
 from rnnkit.probe import GRADING_ENV
-from autograder.sandbox import (CGROUP_ROOT, Sandbox, SandboxedKernelManager, SandboxUnavailable,
-                                cgroup_controllers, kernel_modules)
+from autograder import sandbox as sandbox_module
+from autograder.sandbox import (BLOCKED_MARKER, CGROUP_ROOT, KIT, KIT_ROOT, STUDENT_HOME, Sandbox,
+                                SandboxedKernelManager, SandboxUnavailable, cgroup_controllers,
+                                kernel_modules)
 
 pytestmark = pytest.mark.xdist_group("grading")
 
 REPO = Path(__file__).resolve().parent.parent
 NOBODY = 65534
+AS_ROOT = os.geteuid() == 0
+#: The kernel's host user: nobody when the grader is root, else the grader's own user.
+KERNEL_UID = NOBODY if AS_ROOT else os.getuid()
 ON_CI = os.environ.get("CI") == "true"
 
 
@@ -213,21 +219,50 @@ def test_kernel_runs_as_nobody_without_capabilities(needs_cgroups, course):
     assert pids, "no process in the kernel's cgroups"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HOLE: bubblewrap started by root maps the jail's uid 65534 to host uid 0: the kernel is "
-    "nobody only inside its user namespace; on the host its processes, and the files it creates "
-    "in its read-write private folder (/tmp/rnn-kernel-*), belong to root (it can even chmod "
-    "them setuid-root there)"))
 def test_kernel_is_not_root_on_the_host(needs_cgroups, course):
     async def scenario(jail):
         made = jail.km.private / "made-by-the-kernel"
         await jail.run(f"open({str(made)!r}, 'w').write('x')")
         owner = made.stat().st_uid if made.exists() else None
-        return {pid: host_uid(pid) for pid in jail.host_pids()}, owner
+        folder = jail.km.private.stat()
+        processes = {pid: (host_uid(pid), cmdline(pid)) for pid in jail.host_pids()}
+        return processes, owner, (folder.st_uid, folder.st_mode & 0o777)
 
-    uids, owner = in_jail(workdir(course), scenario)
-    assert uids and set(uids.values()) == {NOBODY}, f"host uids of the kernel's processes: {uids}"
-    assert owner in (None, NOBODY), f"a file the kernel created on the host belongs to uid {owner}"
+    processes, owner, folder = in_jail(workdir(course), scenario)
+    # bubblewrap (the jailer, root) runs no student code; everything else is the kernel's user.
+    kernel = {pid: uid for pid, (uid, argv) in processes.items() if not argv[0].endswith(b"bwrap")}
+    assert kernel and set(kernel.values()) == {KERNEL_UID} and KERNEL_UID != 0, processes
+    assert owner == KERNEL_UID, f"a file the kernel created on the host belongs to uid {owner}"
+    assert folder == (KERNEL_UID, 0o700), f"private folder's owner and mode: {folder}"
+
+
+def test_kernel_cannot_read_root_only_files(needs_bwrap, course):
+    """A 0600 root-owned canary in a folder the jail binds (/etc) stays unreadable."""
+    require(AS_ROOT, "the grader is not root: the kernel is the grader's own user")
+    fd, canary = tempfile.mkstemp(prefix="rnn-canary-", dir="/etc")
+    try:
+        os.write(fd, b"root-only canary")
+        os.close(fd)
+        os.chmod(canary, 0o600)
+
+        async def scenario(jail):
+            return (await jail.run(f"""
+                import json, os
+                def attempt(path):
+                    try:
+                        with open(path, "rb") as f:
+                            return "read " + f.read(40).decode(errors="replace")
+                    except OSError as err:
+                        return type(err).__name__
+                print(json.dumps({{"canary": attempt({canary!r}), "shadow": attempt("/etc/shadow"),
+                                   "access": os.access("/etc/shadow", os.R_OK),
+                                   "init environ": attempt("/proc/1/environ")}}))
+            """)).json()
+        seen = in_jail(workdir(course), scenario)
+    finally:
+        os.unlink(canary)
+    assert seen == {"canary": "PermissionError", "shadow": "PermissionError", "access": False,
+                    "init environ": "PermissionError"}, seen
 
 
 # ---------------------------------------------------------------- what the kernel can see
@@ -278,15 +313,14 @@ def test_kernel_sees_only_its_notebook_folder_read_only(needs_bwrap, course):
     seen = in_jail(here, scenario)
     readable = {p: r for p, r in seen["secrets"].items() if r not in ("FileNotFoundError", "PermissionError")}
     assert not readable, f"the kernel can reach {readable}"
-    # The folders above the notebook exist only as the path down to it.
+    # The notebook's folder is at a neutral path: no folder of the course is in the jail.
     repo = seen["ancestors"].pop(str(REPO))
-    assert seen["ancestors"] == {str(course): "listed autograded", str(course / "autograded"): "listed alice",
-                                 str(here.parent): "listed 01_rnn"}, seen["ancestors"]
-    # Of the repository, only the grader's package (and the venv, if it lives there) is bound.
-    assert repo.startswith("listed ") and set(repo[len("listed "):].split(",")) <= {"autograder", ".venv"}, repo
-    assert seen["cwd"] == str(here) and seen["here"] == "listed 01_rnn.ipynb", seen
+    assert set(seen["ancestors"].values()) == {"FileNotFoundError"}, seen["ancestors"]
+    # Of the repository, only the venv is bound, if it lives there (the kit is at a neutral path).
+    assert repo == "FileNotFoundError" or repo == "listed .venv", repo
+    assert seen["cwd"] == f"{STUDENT_HOME}/01_rnn" and seen["here"] == "listed 01_rnn.ipynb", seen
     assert seen["notebook"].startswith("read ") and seen["notebook"] != "read 0 bytes", seen
-    assert set(seen["writes"].values()) == {"Read-only file system"}, seen["writes"]
+    assert set(seen["writes"].values()) <= {"Read-only file system", "Permission denied"}, seen["writes"]
     assert {p: p.read_bytes() for p in here.iterdir()} == before
     # The folders above exist only in the jail's own tmpfs: what is written there stays there.
     assert not (here.parent / "new.txt").exists(), seen["above"]
@@ -306,13 +340,78 @@ def test_tmp_is_private_and_empty(needs_bwrap, course, tmp_path):
     finally:
         host_marker.unlink()
     # Besides what the kernel made itself (its IPython folder), only mount points of its own
-    # binds: its private IPC folder and the path down to the notebook's folder.
-    bound = (private, workdir(course), *Sandbox().readable_paths(), *kernel_modules())  # a checkout may live in /tmp
-    own = {private.name, "ipython"} | {Path(p).relative_to("/tmp").parts[0]
-                                       for p in bound if Path(p).is_relative_to("/tmp")}
+    # binds: the venv of a checkout in /tmp, its private folder if there is no /dev/shm.
+    bound = (private, *Sandbox().readable_paths())
+    own = {"ipython"} | {Path(p).relative_to("/tmp").parts[0] for p in bound if Path(p).is_relative_to("/tmp")}
     assert host_marker.name not in listing
     assert set(listing) <= own, f"host files in the jail's /tmp: {sorted(set(listing) - own)}"
     assert not Path("/tmp/written-in-the-jail").exists()
+
+
+def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course):
+    """bubblewrap's options (host paths of the course, the kit, the private folder's box) come
+    from a file the jail cannot see; what the jail's processes show names none of them."""
+    async def scenario(jail):
+        seen = (await jail.run(f"""
+            import json, os
+            def attempt(path):
+                try:
+                    return open(path, "rb").read().decode(errors="replace")
+                except OSError as err:
+                    return type(err).__name__
+            pids = [p for p in os.listdir("/proc") if p.isdigit()]
+            print(json.dumps({{"cmdlines": [attempt(f"/proc/{{p}}/cmdline") for p in pids],
+                               "environs": [attempt(f"/proc/{{p}}/environ") for p in pids],
+                               "args file": os.path.exists({str(jail.km.box / "bwrap-args")!r})}}))
+        """)).json()
+        return seen, jail.km.box
+
+    seen, box = in_jail(workdir(course), scenario)
+    init = seen["cmdlines"][0].split("\0") if seen["cmdlines"] else []
+    assert any(arg.endswith("bwrap") for arg in init) and "--args" in init, init
+    shown = "\n".join(seen["cmdlines"] + seen["environs"])
+    hidden = [str(course), str(KIT), "--ro-bind", "--setenv", str(box / "bwrap-args")]
+    assert not [h for h in hidden if h in shown], [h for h in hidden if h in shown]
+    assert not seen["args file"]
+
+
+def test_imports_come_from_the_system_and_the_kit(needs_bwrap, course):
+    """A numpy package and a numpy.py beside the notebook shadow nothing; autograd frameworks
+    installed for the grader cannot be imported; numpy, scipy, matplotlib and the kit can."""
+    here = workdir(course)
+    (here / "numpy").mkdir()
+    (here / "numpy" / "__init__.py").write_text("array_equal = lambda *a, **k: True\nSHADOW = True\n")
+    (here / "scipy.py").write_text("SHADOW = True\n")
+    blocked = [name for name in ("torch", "functorch", "torchgen")
+               if importlib.util.find_spec(name) is not None]
+    require(blocked, "torch is not installed for the grader: nothing to block")
+
+    async def scenario(jail):
+        return (await jail.run(f"""
+            import importlib, json, os, sys
+            import numpy, scipy, scipy.linalg, matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot
+            import rnnkit
+            errors = {{}}
+            for name in {blocked + ["torch.nn", "torch.autograd"]!r}:
+                try:
+                    importlib.import_module(name)
+                    errors[name] = "imported"
+                except ImportError as err:
+                    errors[name] = f"{{type(err).__name__}}: {{err}}"
+            print(json.dumps({{
+                "shadowed": [m.__name__ for m in (numpy, scipy) if hasattr(m, "SHADOW")],
+                "numpy": numpy.__file__, "rnnkit": rnnkit.__file__,
+                "path": [p for p in sys.path if p in ("", ".", os.getcwd())], "errors": errors}}))
+        """)).json()
+
+    seen = in_jail(here, scenario)
+    assert seen["shadowed"] == [] and seen["path"] == [], seen
+    assert not seen["numpy"].startswith(STUDENT_HOME), seen["numpy"]
+    assert seen["rnnkit"] == f"{kernel_modules()[str(KIT)]}/__init__.py" and seen["rnnkit"].startswith(KIT_ROOT)
+    for name, error in seen["errors"].items():
+        assert error.startswith("ModuleNotFoundError") and BLOCKED_MARKER in error, (name, error)
 
 
 def test_no_network(needs_bwrap, course):
@@ -416,29 +515,53 @@ def test_memory_bomb_fails_while_numpy_works(needs_cgroups, course):
     assert subprocess.run(["true"]).returncode == 0
 
 
-def test_kernel_cannot_fill_the_host_disk(needs_bwrap, course):
-    size = 256 * 1024 ** 2
+def test_private_space_is_bounded_and_off_the_disk(needs_cgroups, course):
+    """Files under the per-file cap written in a loop to /tmp and to the private folder stop at
+    the jail's limits (the size of /tmp, the memory cgroup), in RAM: the host disk is untouched,
+    a file over the cap is cut, and the grader goes on with the next kernel."""
+    require(sandbox_module.private_root(), "no writable /dev/shm: the private folder is on disk")
+    mb = 1024 ** 2
+    limits = {"tmp_bytes": 32 * mb, "max_file_bytes": 8 * mb, "memory_bytes": 512 * mb}
+
+    def free_disk():
+        return min(os.statvfs(p).f_bavail * os.statvfs(p).f_frsize for p in ("/", tempfile.gettempdir()))
 
     async def scenario(jail):
-        await jail.run(f"""
-            import os
-            block = b"x" * (16 * 1024 ** 2)
-            for folder in ["/tmp", os.getcwd(), {str(jail.km.private)!r}]:
-                try:
-                    with open(os.path.join(folder, "filler"), "wb") as f:
-                        for _ in range({size} // len(block)):
-                            f.write(block)
-                except OSError:
-                    pass
+        big = await jail.run(f"""
+            try:
+                open("/tmp/big", "wb").write(b"x" * {16 * mb})
+            except OSError as err:
+                print(err.strerror)
         """)
-        filler = jail.km.private / "filler"
-        written = filler.stat().st_size if filler.exists() else 0
-        with contextlib.suppress(FileNotFoundError):
-            filler.unlink()
-        return written
+        fill = await jail.run(f"""
+            import os
+            block = os.urandom({4 * mb})
+            for folder in ["/tmp", {str(jail.km.private)!r}]:
+                n = 0
+                try:
+                    while True:
+                        with open(os.path.join(folder, f"filler-{{n}}"), "wb") as f:
+                            f.write(block)
+                        n += 1
+                except OSError as err:
+                    print(folder, n, err.strerror)
+        """, timeout=120)
+        written = sum(f.stat().st_size for f in jail.km.private.glob("filler-*"))
+        return big, fill, written, free_disk()
 
-    written = in_jail(workdir(course), scenario)
-    assert written < size, f"the kernel wrote {written >> 20} MB to the host disk"
+    before = free_disk()
+    big, fill, written, during = in_jail(workdir(course), scenario, **limits)
+    assert big.text == "File too large\n", big
+    lines = fill.text.splitlines()
+    assert lines and lines[0].startswith("/tmp ") and lines[0].endswith("No space left on device"), fill
+    assert int(lines[0].split()[1]) * 4 * mb <= limits["tmp_bytes"]
+    # the private folder is stopped by the memory cgroup (an error, or the kernel killed)
+    assert fill.dead or (len(lines) == 2 and lines[1].endswith("Cannot allocate memory")), fill
+    assert 64 * mb < written < limits["memory_bytes"], written
+    assert before - during < 64 * mb, f"the host disk lost {(before - during) // mb} MB"
+    async def next_student(jail):
+        return (await jail.run("print('next')")).text
+    assert in_jail(workdir(course), next_student) == "next\n"
 
 
 def test_releasing_a_running_kernel_leaves_no_cgroup(needs_cgroups, course):
@@ -477,6 +600,21 @@ def test_problems_name_what_is_missing(needs_cgroups):
     assert Sandbox().problems() == []
     problems = Sandbox(bwrap="/nonexistent/bwrap").problems()
     assert len(problems) == 1 and "bubblewrap" in problems[0], problems
+
+
+def test_problems_name_what_is_not_bounded_or_not_separate(needs_bwrap, monkeypatch):
+    if AS_ROOT:
+        problems = Sandbox(setpriv="/nonexistent/setpriv").problems()
+        assert len(problems) == 1 and "root on the host" in problems[0], problems
+        assert Sandbox().notes() == []
+    else:
+        assert "needs a root grader" in " ".join(Sandbox().notes())
+    monkeypatch.setattr(sandbox_module, "private_root", lambda: None)
+    problems = Sandbox().problems()
+    assert len(problems) == 1 and "on disk, not bounded" in problems[0], problems
+    monkeypatch.setattr(sandbox_module, "cgroup_controllers", lambda: {})
+    problems = Sandbox().problems()
+    assert len(problems) == 1 and "private folder is not bounded" in problems[0], problems
 
 
 def test_required_sandbox_refuses_to_start_without_bubblewrap(course):

@@ -174,7 +174,7 @@ def prepare_course(course, submissions, solutions=REPO / "solutions", problems=N
                 if dest.exists():
                     shutil.rmtree(dest)
                 left_out = _copy_regular(submissions / student / assignment, dest)
-            _write_layout_flags(course, student, assignment, left_out)
+            _write_layout_flags(course, student, assignment, left_out, _python_code(dest))
     except OSError as exc:
         raise GradingError(f"cannot lay out the course directory {course}: {exc}") from None
     if problems is not None:
@@ -249,18 +249,33 @@ def _layout_file(course, student, assignment):
     return Path(course) / ".rnn-course" / "layout" / student / f"{assignment}.json"
 
 
-def _write_layout_flags(course, student, assignment, left_out):
+#: Files a Python import could pick up (the grading kernel imports none from the submission).
+PYTHON_CODE = (".py", ".pyc", ".pth", ".so", ".pyd")
+
+
+def _python_code(folder):
+    """Python modules a submission ships beside its notebook, relative to ``folder``."""
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*")
+                  if p.suffix in PYTHON_CODE and p.is_file())
+
+
+def _write_layout_flags(course, student, assignment, left_out, code=()):
     path = _layout_file(course, student, assignment)
-    if not left_out:
+    flags = []
+    if left_out:
+        what = ", ".join(f"{name} ({kind})" for name, kind in left_out)
+        flags.append(f"left out of the submission, not regular files: {what}")
+    if code:
+        flags.append(f"ships Python code beside the notebook, never imported while grading: {', '.join(code)}")
+    if not flags:
         path.unlink(missing_ok=True)
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    what = ", ".join(f"{name} ({kind})" for name, kind in left_out)
-    path.write_text(json.dumps([f"left out of the submission, not regular files: {what}"]))
+    path.write_text(json.dumps(flags))
 
 
 def layout_flags(course, student, assignment):
-    """What laying out the course left out of a submission (links, pipes, devices), in one flag."""
+    """What laying out the course left out of a submission (links, pipes, devices) and the Python code it ships."""
     try:
         return list(json.loads(_layout_file(course, student, assignment).read_text()))
     except (OSError, ValueError):

@@ -162,6 +162,16 @@ def test_dead_kernel_is_recorded_and_later_cells_earn_nothing(graded):
     assert "kernel died in " in table_line(graded, "kernel_dies")
 
 
+def test_timeouts_and_dead_kernels_are_graded_again_by_a_plain_rerun(graded):
+    # They may be the machine's fault (load), not the student's: never a final grade.
+    course, outcomes, _ = graded
+    grading = batch.Grading(str(course.resolve()))
+    retried = {s for s, o in outcomes.items() if o.retry}
+    assert retried == {"infinite_loop", "kernel_dies"}
+    assert {s for s in outcomes if batch.finished(grading, s, A) is None} == retried
+    assert all(not o.retry for s, o in outcomes.items() if not o.ok)   # the student's own problems are final
+
+
 def test_every_submission_was_graded_in_one_batch(graded):
     course, outcomes, rows = graded
     assert set(outcomes) == set(rows) == set(NOTEBOOKS) | set(FILES)

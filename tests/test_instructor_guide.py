@@ -45,6 +45,7 @@ def ran(tmp_path_factory):
     for folder in ("autograder", "solutions", "exercises"):
         shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
     shutil.copy(REPO / "nbgrader_config.py", root)
+    (root / "_vendor").symlink_to(REPO / "_vendor")      # MathJax for the feedback (scripts/vendor_mathjax.py)
     write_submissions(root / "submissions", A, CLASS)
     # The commands run from the scratch copy: `python -m autograder` imports it (cwd comes
     # first), and the sandbox makes the grading kernel import that same copy.
@@ -63,7 +64,8 @@ def ran(tmp_path_factory):
 def test_the_guide_marks_every_offline_step_as_tested():
     blocks = "\n".join(marked_blocks(GUIDE.read_text(encoding="utf-8")))
     for command in ("python -m autograder release", "nbgrader generate_assignment", "python -m autograder grade",
-                    "python -m autograder stats", "--canvas", "nbgrader export", "nbgrader db assignment add"):
+                    "python -m autograder stats", "--canvas", "nbgrader export", "nbgrader db assignment add",
+                    "python -m autograder init", "nbgrader generate_feedback"):
         assert command in blocks, f"no tested block runs {command!r}"
 
 
@@ -96,9 +98,10 @@ def test_grade_writes_csv_and_feedback_without_hidden_tests(ran):
     source = (REPO / "solutions" / A / f"{A}.ipynb").read_text()
     hidden_seeds = re.findall(r"'seed': (\d+)", "".join(re.findall(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", source, re.S)))
     assert hidden_seeds
-    for student in CLASS:
+    for student in CLASS:   # written last by stock `nbgrader generate_feedback`, in the course directory
         html = (course / "feedback" / student / A / f"{A}.html").read_text()
-        assert "BEGIN HIDDEN TESTS" not in html and not any(seed in html for seed in hidden_seeds)
+        assert "BEGIN HIDDEN TESTS" not in html and not any(f"'seed': {seed}" in html for seed in hidden_seeds)
+        assert "window.MathJax" in html and "cdnjs" not in html
 
 
 def test_nbgrader_export_and_due_date(ran):

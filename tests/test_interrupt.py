@@ -25,8 +25,8 @@ SOL = solution_cells(A)
 CLASS = {
     **{f"right_{k}": student_notebook(A) for k in range(4)},
     "blank": student_notebook(A, released=True),
-    "no_recurrent_term": student_notebook(A, {"rnn_step_forward": mutate(
-        SOL["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + b)")}),
+    "db_mean": student_notebook(A, {"rnn_step_backward": mutate(
+        SOL["rnn_step_backward"], "db = da.sum(axis=0)", "db = da.mean(axis=0)")}),
     "slow_0": student_notebook(A, {"rnn_forward": "import time; time.sleep(4)\n" + SOL["rnn_forward"]}),
     "slow_1": student_notebook(A, {"rnn_forward": "import time; time.sleep(4)\n" + SOL["rnn_forward"]}),
 }
@@ -66,7 +66,7 @@ def reference(submissions, tmp_path_factory):
     assert run.returncode == 0, err
     by_student = scores(course)
     assert by_student["right_0"][0] == 10 and by_student["blank"][0] == 0
-    assert 0 < by_student["no_recurrent_term"][0] < 10
+    assert 0 < by_student["db_mean"][0] < 10
     return course, by_student
 
 

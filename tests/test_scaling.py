@@ -3,6 +3,7 @@
 Every way of running a batch must give the scores of the plain one-process run.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import time
 import nbformat
 import pytest
 
-from autograder import batch
+from autograder import batch, cli
 from pg_server import PostgresServer, find_bin
 from submissions import mutate, solution_cells, student_notebook, write_submissions
 
@@ -20,8 +21,8 @@ A = "01_rnn"
 STUDENTS = {
     "solution": student_notebook(A),
     "blank": student_notebook(A, released=True),
-    "no_recurrent_term": student_notebook(A, {"rnn_step_forward": mutate(
-        solution_cells(A)["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + b)")}),
+    "db_mean": student_notebook(A, {"rnn_step_backward": mutate(
+        solution_cells(A)["rnn_step_backward"], "db = da.sum(axis=0)", "db = da.mean(axis=0)")}),
 }
 
 
@@ -33,8 +34,8 @@ def scores(rows):
 def check_expected(by_student):
     assert by_student["solution"][:2] == (10, 10)
     assert by_student["blank"][0] == 0
-    assert 0 < by_student["no_recurrent_term"][0] < 10
-    assert by_student["no_recurrent_term"][2]["test_rnn_step_forward"] < by_student["solution"][2]["test_rnn_step_forward"]
+    assert 0 < by_student["db_mean"][0] < 10
+    assert by_student["db_mean"][2]["test_rnn_step_backward"] < by_student["solution"][2]["test_rnn_step_backward"]
 
 
 def graded_files(course, student):
@@ -117,6 +118,55 @@ def test_dask_local_cluster_gives_the_same_scores(submissions, reference, tmp_pa
     assert scores(batch.grade_rows(course)) == reference[1]
 
 
+@pytest.fixture
+def dask_cluster_with_threads(tmp_path):
+    """A scheduler and one `dask worker --nthreads 2` on localhost, started as an instructor would."""
+    pytest.importorskip("dask.distributed")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dask = os.path.join(os.path.dirname(sys.executable), "dask")
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)]
+    try:
+        procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "2", "--nworkers", "1",
+                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      env=env, cwd=tmp_path))
+        from dask.distributed import Client
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with Client(address, timeout=5) as client:
+                    workers = client.scheduler_info()["workers"]
+                    if workers:
+                        assert [w["nthreads"] for w in workers.values()] == [2]
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the Dask worker did not come up"
+            time.sleep(0.5)
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(30)
+
+
+def test_dask_worker_with_two_threads_gives_the_same_scores(dask_cluster_with_threads, submissions, reference,
+                                                           tmp_path):
+    # nbgrader's autograde sets and deletes NBGRADER_EXECUTION in os.environ: two grades in
+    # threads of one process used to race on it and score 0. Each task has its own process now.
+    course = tmp_path / "course"
+    pairs = batch.prepare_course(course, submissions)
+    outcomes = batch.autograde(course, pairs, scheduler=dask_cluster_with_threads)
+    assert all(o.ok and not o.retry for o in outcomes), outcomes
+    assert scores(batch.grade_rows(course)) == reference[1]
+
+
 def test_worker_processes_and_cli_progress_bar(submissions, reference, tmp_path):
     course = tmp_path / "course"
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
@@ -183,3 +233,43 @@ def test_failed_regrade_leaves_no_stale_score(graded_copy, reference):
     assert graded_files(course, "solution") == [], "stale autograded or feedback files left behind"
     assert {s: v for s, v in by_student.items() if s != "solution"} == \
            {s: v for s, v in reference[1].items() if s != "solution"}
+
+
+def test_a_grader_failure_is_never_done(graded_copy, submissions, reference, monkeypatch, tmp_path):
+    course, pairs = graded_copy, [(s, A) for s in sorted(STUDENTS)]
+    real = batch.Grading.api
+
+    class Failing:
+        """The grader's own failure for one student (a busy sandbox), as nbgrader reports it."""
+        def __init__(self, api):
+            self.api = api
+
+        def __getattr__(self, name):
+            return getattr(self.api, name)
+
+        def autograde(self, assignment, student, **kwargs):
+            if student == "solution":
+                return {"success": False, "log": "[ERROR] cannot create the sandbox's cgroup: device busy"}
+            return self.api.autograde(assignment, student, **kwargs)
+
+    monkeypatch.setattr(batch.Grading, "api", lambda self: Failing(real(self)))
+    # A forced regrade that fails keeps the earlier grade, its files and its done marker.
+    outcomes = {o.student: o for o in batch.autograde(course, pairs, workers=1, force=True)}
+    failed = outcomes["solution"]
+    assert not failed.ok and failed.retry, failed
+    assert "the grader failed: cannot create the sandbox's cgroup: device busy" in failed.message
+    assert scores(batch.grade_rows(course)) == reference[1], "the earlier grade was not kept"
+    assert graded_files(course, "solution"), "the earlier feedback was not kept"
+    # A first grade that fails records nothing and is not done: the next plain run grades it.
+    fresh = tmp_path / "fresh"
+    outcomes = {o.student: o for o in batch.autograde(fresh, batch.prepare_course(fresh, submissions), workers=1)}
+    assert outcomes["solution"].retry and not outcomes["solution"].ok
+    assert "solution" not in scores(batch.grade_rows(fresh)) and not graded_files(fresh, "solution")
+    table = cli.format_table(batch.grade_rows(fresh), fresh, list(outcomes.values()))
+    assert re.search(r"^solution\s+01_rnn\s+-\s+not graded, the grader failed", table, re.M), table
+
+    monkeypatch.undo()
+    outcomes = batch.autograde(fresh, pairs, workers=1, force=False)
+    assert [o.student for o in outcomes if not o.skipped] == ["solution"]
+    assert all(o.ok for o in outcomes)
+    assert scores(batch.grade_rows(fresh)) == reference[1]

@@ -25,8 +25,8 @@ A = "01_rnn"
 CLASS = {
     "solution": student_notebook(A),
     "blank": student_notebook(A, released=True),
-    "no_recurrent_term": student_notebook(A, {"rnn_step_forward": mutate(
-        solution_cells(A)["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + b)")}),
+    "db_mean": student_notebook(A, {"rnn_step_backward": mutate(
+        solution_cells(A)["rnn_step_backward"], "db = da.sum(axis=0)", "db = da.mean(axis=0)")}),
 }
 ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
 
@@ -50,7 +50,7 @@ def graded(tmp_path_factory):
     assert all(o.ok for o in outcomes), outcomes
     by_student = scores(course)
     assert by_student["solution"][0] == 10 and by_student["blank"][0] == 0
-    assert 0 < by_student["no_recurrent_term"][0] < 10
+    assert 0 < by_student["db_mean"][0] < 10
     return root, subs, course, by_student
 
 
@@ -70,10 +70,12 @@ def test_stock_autograde_feedback_and_export_use_the_course_pipeline(graded, tmp
         page = (course / "feedback" / student / A / f"{A}.html").read_text()
         assert "HIDDEN TESTS" not in page and not any(f"'seed': {seed}" in page for seed in seeds)
         assert "window.MathJax" in page and not re.search(r"<script[^>]+src=\"https?:", page)
-    page = (course / "feedback" / "no_recurrent_term" / A / f"{A}.html").read_text()
-    assert "Partial score of this test cell: 1 of 2 points" in page
-    assert "the recurrent term h_{t-1} @ Wh looks wrong (in 5 cases)" in page
-    assert "<details><summary>every failed case" in page
+    page = (course / "feedback" / "db_mean" / A / f"{A}.html").read_text()
+    earned = by_student["db_mean"][2]["test_rnn_step_backward"]
+    assert 0 < earned < 3
+    assert f"Partial score of this test cell: {earned:g} of 3 points" in page       # not a bare Out[..]
+    assert len(re.findall(r"db: wrong \(in \d+ cases?\)", page)) == 2   # one line per distinct problem and task
+    assert page.count("<details><summary>every failed case") == 2       # the cases on demand
 
     nbgrader(course, "export", "--to", "nbgrader_grades.csv")
     with open(course / "nbgrader_grades.csv", newline="") as fh:

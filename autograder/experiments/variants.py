@@ -189,6 +189,19 @@ class StackedLSTM(torch.nn.Module):
         return torch.einsum("vnh,vh->vn", h, self.w) + self.c[:, None]
 
 
+def clip_each_model(params, clip):
+    """Scale the gradients of each model to global norm <= clip, in place.
+
+    params: tensors whose first axis indexes the V models, with gradients.
+    """
+    with torch.no_grad():
+        V = params[0].shape[0]
+        sq = sum(p.grad.reshape(V, -1).pow(2).sum(1) for p in params)
+        scale = torch.clamp(clip / (sq.sqrt() + 1e-12), max=1.0)
+        for p in params:
+            p.grad *= scale.reshape(-1, *[1] * (p.dim() - 1))
+
+
 def train_lstm_variants(variants, seeds, task, T, steps, hidden=16, batch=32,
                         lr=1e-2, clip=1.0, eval_batch=500, eval_every=50):
     """Train every (variant, seed) pair on ``task`` ("adding" or "first_mark").
@@ -220,12 +233,7 @@ def train_lstm_variants(variants, seeds, task, T, steps, hidden=16, batch=32,
         loss = torch.mean((model(x) - y) ** 2, dim=1).sum()  # models independent
         opt.zero_grad()
         loss.backward()
-        with torch.no_grad():  # clip each model's gradient on its own
-            sq = sum(p.grad.reshape(len(pairs), -1).pow(2).sum(1)
-                     for p in model.parameters())
-            scale = torch.clamp(clip / (sq.sqrt() + 1e-12), max=1.0)
-            for p in model.parameters():
-                p.grad *= scale.reshape(-1, *[1] * (p.dim() - 1))
+        clip_each_model(list(model.parameters()), clip)
         opt.step()
     curves = np.array(curves)
     return {"eval_step": np.array(eval_step),

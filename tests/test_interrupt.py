@@ -17,6 +17,7 @@ import time
 import pytest
 
 from autograder import batch
+from dask_support import dask_cluster
 from submissions import mutate, solution_cells, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
@@ -142,4 +143,17 @@ def test_stopping_a_forced_regrade_keeps_every_earlier_grade(submissions, refere
     resume = grade(course, submissions)
     out, err = resume.communicate(timeout=600)
     assert resume.returncode == 0, err
+    assert scores(course) == reference[1]
+
+
+def test_stopping_a_dask_batch_then_resuming_equals_one_run(submissions, reference, tmp_path):
+    pytest.importorskip("dask.distributed")
+    course = tmp_path / "course"
+    with dask_cluster(tmp_path, nthreads=2) as address:
+        run, out, err, seconds = stop_midway(course, submissions, SIGNALS["SIGINT to the process group"],
+                                             "--scheduler", address)
+        check_stopped(course, reference[1], run, out, err, seconds)
+        resume = grade(course, submissions, "--scheduler", address)
+        out, err = resume.communicate(timeout=600)
+        assert resume.returncode == 0, err
     assert scores(course) == reference[1]

@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from autograder import batch, cli
+from dask_support import dask_cluster
 from pg_server import PostgresServer, find_bin
 from submissions import mutate, solution_cells, student_notebook, write_submissions
 
@@ -120,40 +121,9 @@ def test_dask_local_cluster_gives_the_same_scores(submissions, reference, tmp_pa
 
 @pytest.fixture
 def dask_cluster_with_threads(tmp_path):
-    """A scheduler and one `dask worker --nthreads 2` on localhost, started as an instructor would."""
     pytest.importorskip("dask.distributed")
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dask = os.path.join(os.path.dirname(sys.executable), "dask")
-    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
-    address = f"tcp://127.0.0.1:{port}"
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)]
-    try:
-        procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "2", "--nworkers", "1",
-                                       "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env=env, cwd=tmp_path))
-        from dask.distributed import Client
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with Client(address, timeout=5) as client:
-                    workers = client.scheduler_info()["workers"]
-                    if workers:
-                        assert [w["nthreads"] for w in workers.values()] == [2]
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the Dask worker did not come up"
-            time.sleep(0.5)
+    with dask_cluster(tmp_path, nthreads=2) as address:
         yield address
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-            p.wait(30)
 
 
 def test_dask_worker_with_two_threads_gives_the_same_scores(dask_cluster_with_threads, submissions, reference,

@@ -115,3 +115,31 @@ def test_rerelease_after_a_point_fix_regrades_without_force_and_flags_nobody(gra
     assert [s for s, o in outcomes.items() if not o.skipped] == ["solution"]
     assert any(re.fullmatch(r"changed nbgrader metadata of test_rnn_forward: points 2(\.0)? -> 99", note)
                for note in outcomes["solution"].notes), outcomes["solution"]
+
+
+def test_feedback_renders_equations_offline_in_a_browser(graded):
+    """The feedback file alone, in Chromium with every network request refused: MathJax typesets."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = os.environ.get("BOOK_TEST_CHROMIUM", "/usr/bin/chromium")
+    if not os.path.exists(chromium):
+        pytest.skip(f"no Chromium at {chromium}")
+    _, _, course, _ = graded
+    page_file = course / "feedback" / "db_mean" / A / f"{A}.html"
+    requested = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--headless"])
+        try:
+            page = browser.new_page()
+            page.route("http*://**", lambda route: (requested.append(route.request.url), route.abort()))
+            page.goto(page_file.as_uri())
+            page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30000)
+            page.evaluate("MathJax.startup.promise")
+            typeset = page.locator("mjx-container").count()
+            details = page.locator("details").count()
+            text = page.inner_text("body")
+        finally:
+            browser.close()
+    assert requested == [], requested
+    assert typeset >= 3, "equations were not typeset"
+    assert "$a = x_t W_x" not in text, "raw LaTeX left on the page"
+    assert details == 2 and "Partial score of this test cell" in text

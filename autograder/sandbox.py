@@ -2,8 +2,8 @@
 
 :class:`SandboxedKernelManager` is a jupyter_client kernel manager whose kernel
 
-* sees a read-only system (``/usr``, ``/etc``, the Python installation), the student
-  kit at ``/opt/rnn-course/rnnkit``, a small private ``/tmp`` (RAM) and, read-only at
+* sees a read-only system (``/usr``, ``/etc``, the Python installation, with a venv at
+  ``/opt/venv``), the student kit at ``/opt/rnn-course/rnnkit``, a small private ``/tmp`` (RAM) and, read-only at
   ``/home/student/<its name>``, the folder of the notebook it runs; not the course
   directory, the gradebook, the sources, other students or this package;
 * imports only from the system and the kit: not from its working directory
@@ -49,9 +49,11 @@ PACKAGE = Path(__file__).resolve().parent
 #: the wire format); this package, with the references and the verifier, stays out.
 KIT = Path(rnnkit.__file__).resolve().parent
 
-#: In the jail: the kit's parent folder (on the kernel's PYTHONPATH), and the parent of
-#: the notebook's folder (the kernel's working directory).
+#: In the jail: the kit's parent folder (on the kernel's PYTHONPATH), the grader's virtual
+#: environment (if it runs in one), and the parent of the notebook's folder (the kernel's
+#: working directory).
 KIT_ROOT = "/opt/rnn-course"
+VENV = "/opt/venv"
 STUDENT_HOME = "/home/student"
 
 #: Bound over a blocked package's folder: importing the package then fails with an error
@@ -65,13 +67,33 @@ BLOCKED_PACKAGES = ("torch", "functorch", "torchgen", "torchvision", "torchaudio
                     "tf_keras", "autograd", "mxnet", "paddle", "chainer", "theano", "pytensor",
                     "aesara", "tinygrad", "micrograd", "mlx", "dynet")
 
+SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
+
 #: Variables of the grader's environment that reach the kernel (with RNN_COURSE_*).
-PASSED_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+PASSED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def kernel_modules():
     """Host folder -> folder in the jail, of what a grading kernel imports of the course."""
     return {str(KIT): f"{KIT_ROOT}/{KIT.name}"}
+
+
+def relocated():
+    """Host folder -> neutral folder in the jail: the kit, and the grader's venv (its path
+    would name the course's repository)."""
+    moves = kernel_modules()
+    if sys.prefix != sys.base_prefix:
+        moves[sys.prefix] = VENV
+    return moves
+
+
+def jail_path(path):
+    """Where the host's ``path`` is seen in the jail (unmoved unless in a relocated folder)."""
+    path = str(path)
+    for host, inside in sorted(relocated().items(), key=lambda item: -len(item[0])):
+        if path == host or path.startswith(host.rstrip("/") + "/"):
+            return inside + path[len(host):]
+    return path
 
 
 def blocked_locations(names):
@@ -179,10 +201,10 @@ class Sandbox(Configurable):
             opts += ["--unshare-all", "--uid", str(self.uid), "--gid", str(self.uid), "--cap-drop", "ALL"]
         opts += ["--proc", "/proc", "--dev", "/dev",
                  "--perms", "1777", "--size", str(self.tmp_bytes), "--tmpfs", "/tmp"]
-        mounts = [("--ro-bind", path, path) for path in self.readable_paths()]
+        mounts = [("--ro-bind", path, jail_path(path)) for path in self.readable_paths()]
         # another copy of this package would hold the references
-        mounts += [("--tmpfs", path) for path in installed_copies()]
-        mounts += [("--ro-bind", str(STUB if os.path.isdir(path) else STUB / "__init__.py"), path)
+        mounts += [("--tmpfs", jail_path(path)) for path in installed_copies()]
+        mounts += [("--ro-bind", str(STUB if os.path.isdir(path) else STUB / "__init__.py"), jail_path(path))
                    for path in blocked_locations(self.blocked_packages)]
         mounts += [("--ro-bind", path, inside) for path, inside in kernel_modules().items()]
         mounts += [("--bind", str(private), str(private))]
@@ -197,6 +219,8 @@ class Sandbox(Configurable):
             opts += ["--dir", parent, *mount] if parent != "/" else list(mount)
         settings = {name: env[name] for name in env if name in PASSED_ENV or name.startswith("RNN_COURSE_")}
         settings.update({
+            # the grader's PATH would name host folders
+            "PATH": ":".join(dict.fromkeys([os.path.dirname(jail_path(sys.executable)), *SYSTEM_PATH])),
             "PYTHONPATH": KIT_ROOT, "PYTHONSAFEPATH": "1",  # nothing imported from the working directory
             "HOME": "/tmp", "TMPDIR": "/tmp",
             "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
@@ -222,7 +246,7 @@ class Sandbox(Configurable):
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
         limit = ["prlimit", f"--fsize={self.max_file_bytes}", "--"]  # no file may fill the memory
         return ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(args_file),
-                shutil.which(self.bwrap), "--args", "3", "--", *user, *limit, *argv]
+                shutil.which(self.bwrap), "--args", "3", "--", *user, *limit, jail_path(argv[0]), *argv[1:]]
 
 
 def cgroup_controllers():

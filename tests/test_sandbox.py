@@ -18,6 +18,7 @@ import queue
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -31,7 +32,7 @@ from rnnkit.probe import GRADING_ENV
 from autograder import sandbox as sandbox_module
 from autograder.sandbox import (BLOCKED_MARKER, CGROUP_ROOT, KIT, KIT_ROOT, STUDENT_HOME, Sandbox,
                                 SandboxedKernelManager, SandboxUnavailable, cgroup_controllers,
-                                kernel_modules)
+                                jail_path, kernel_modules)
 
 pytestmark = pytest.mark.xdist_group("grading")
 
@@ -316,8 +317,8 @@ def test_kernel_sees_only_its_notebook_folder_read_only(needs_bwrap, course):
     # The notebook's folder is at a neutral path: no folder of the course is in the jail.
     repo = seen["ancestors"].pop(str(REPO))
     assert set(seen["ancestors"].values()) == {"FileNotFoundError"}, seen["ancestors"]
-    # Of the repository, only the venv is bound, if it lives there (the kit is at a neutral path).
-    assert repo == "FileNotFoundError" or repo == "listed .venv", repo
+    # Nothing of the repository is there: the kit and the venv are at neutral paths.
+    assert repo == "FileNotFoundError", repo
     assert seen["cwd"] == f"{STUDENT_HOME}/01_rnn" and seen["here"] == "listed 01_rnn.ipynb", seen
     assert seen["notebook"].startswith("read ") and seen["notebook"] != "read 0 bytes", seen
     assert set(seen["writes"].values()) <= {"Read-only file system", "Permission denied"}, seen["writes"]
@@ -341,16 +342,18 @@ def test_tmp_is_private_and_empty(needs_bwrap, course, tmp_path):
         host_marker.unlink()
     # Besides what the kernel made itself (its IPython folder), only mount points of its own
     # binds: the venv of a checkout in /tmp, its private folder if there is no /dev/shm.
-    bound = (private, *Sandbox().readable_paths())
-    own = {"ipython"} | {Path(p).relative_to("/tmp").parts[0] for p in bound if Path(p).is_relative_to("/tmp")}
+    bound = [Path(jail_path(p)) for p in (private, *Sandbox().readable_paths())]
+    own = {"ipython"} | {p.relative_to("/tmp").parts[0] for p in bound if p.is_relative_to("/tmp")}
     assert host_marker.name not in listing
     assert set(listing) <= own, f"host files in the jail's /tmp: {sorted(set(listing) - own)}"
     assert not Path("/tmp/written-in-the-jail").exists()
 
 
-def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course):
+def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course, monkeypatch):
     """bubblewrap's options (host paths of the course, the kit, the private folder's box) come
-    from a file the jail cannot see; what the jail's processes show names none of them."""
+    from a file the jail cannot see; what the jail's processes show names none of them, nor
+    the folders on the grader's PATH."""
+    monkeypatch.setenv("PATH", f"{REPO / '.venv' / 'bin'}:{course / 'bin'}:{os.environ['PATH']}")
     async def scenario(jail):
         seen = (await jail.run(f"""
             import json, os
@@ -370,7 +373,7 @@ def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course):
     init = seen["cmdlines"][0].split("\0") if seen["cmdlines"] else []
     assert any(arg.endswith("bwrap") for arg in init) and "--args" in init, init
     shown = "\n".join(seen["cmdlines"] + seen["environs"])
-    hidden = [str(course), str(KIT), "--ro-bind", "--setenv", str(box / "bwrap-args")]
+    hidden = [str(course), str(KIT), str(REPO), sys.prefix, "--ro-bind", "--setenv", str(box / "bwrap-args")]
     assert not [h for h in hidden if h in shown], [h for h in hidden if h in shown]
     assert not seen["args file"]
 

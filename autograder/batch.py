@@ -8,6 +8,13 @@ submission that cannot be graded (missing or corrupt notebook) scores 0 and its
 :class:`Outcome` says why in one line; one that was graded despite something (a timeout,
 a dead kernel, deleted cells, stripped metadata) carries that in its Outcome's notes,
 taken from the review flags (:mod:`autograder.flags`) and the grader's own notes.
+
+Grading a submission is all or nothing: what the gradebook and the course directory held
+for it is kept in a journal (``.rnn-course/inflight/``) until its grade is complete, and
+put back if the batch is stopped or the grader fails (:func:`begin`, :func:`restore`).
+A done marker (``.rnn-course/done/``) records a final grade with what it depends on
+(the submission and the assignment's source), so a rerun grades only what is missing,
+changed, or may have been the machine's fault.
 """
 import csv
 import functools
@@ -22,6 +29,7 @@ import threading
 import warnings
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -665,7 +673,6 @@ def _set_gradebook_state(grading, student, assignment, state):
             sub = gb.find_submission(assignment, student)
         except MissingEntry:
             sub = gb.add_submission(assignment, student)
-        from datetime import datetime
         sub.timestamp = datetime.fromisoformat(state["timestamp"]) if state["timestamp"] else None
         for nb in sub.notebooks:
             saved = state["notebooks"].get(nb.name)

@@ -5,9 +5,11 @@
 grader's raw report by one line per distinct problem (which output, gate and time
 step, in how many cases), with every failed case behind a "details" toggle, and the
 bare partial score (nbgrader's ``Out[..]: 1.1429``) by a sentence saying what it is.
-It also hands the page template MathJax 3, inlined
-(``feedback_templates/feedback/mathjax.html.j2``, found before nbconvert's own), so equations render without internet (nbgrader's template loads MathJax 2
-from a CDN; release_feedback sends students the HTML file alone).
+Notes (what costs no points, e.g. inputs modified in place) get one line each the same
+way. It also hands the page template MathJax 3, inlined
+(``feedback_templates/feedback/mathjax.html.j2``, found before nbconvert's own), so
+equations render without internet (nbgrader's template loads MathJax 2 from a CDN;
+release_feedback sends students the HTML file alone).
 """
 import functools
 import html
@@ -57,10 +59,18 @@ def problem(message):
 
 def summarise(task, checks):
     """Lines about one task (all its check() calls in a cell): the head, then one line per
-    distinct problem, the outputs it concerns and in how many cases, most cases first."""
+    distinct problem, the outputs it concerns and in how many cases, most cases first;
+    then the notes (which cost nothing) the same way."""
     passed, total = sum(c["passed"] for c in checks), sum(c["total"] for c in checks)
+    return [f"{task}: {passed}/{total} checks passed",
+            *distinct([m for c in checks for m in c["failures"]]),
+            *distinct([m for c in checks for m in c.get("notes", [])], prefix="note: ")]
+
+
+def distinct(messages, prefix=""):
+    """One line per distinct problem among ``messages``, with the outputs it concerns and its cases."""
     by_problem = {}   # problem -> {output or "": cases}
-    for message in (m for c in checks for m in c["failures"]):
+    for message in messages:
         name, sep, rest = problem(message).partition(": ")
         if not sep or " " in name:   # not about one output: the whole case
             name, rest = "", problem(message)
@@ -71,9 +81,8 @@ def summarise(task, checks):
         for name, cases in counts.items():
             lines.setdefault((rest, cases), []).append(name)
     ranked = sorted(lines.items(), key=lambda item: -item[0][1])
-    return [f"{task}: {passed}/{total} checks passed",
-            *(f"  {', '.join(n for n in names if n) + ': ' if any(names) else ''}{rest} "
-              f"(in {cases} case{'s' * (cases != 1)})" for (rest, cases), names in ranked)]
+    return [f"  {prefix}{', '.join(n for n in names if n) + ': ' if any(names) else ''}{rest} "
+            f"(in {cases} case{'s' * (cases != 1)})" for (rest, cases), names in ranked]
 
 
 def score_sentence(earned, points):
@@ -89,6 +98,7 @@ def report_outputs(checks, earned, points, timed_out=False):
         tasks.setdefault(check["task"], []).append(check)
     summary += [line for task, same in tasks.items() for line in summarise(task, same)]
     details = [f"{c['task']}: {m}" for c in checks for m in c["failures"]]
+    details += [f"{c['task']}: note: {m}" for c in checks for m in c.get("notes", [])]
     plain = "\n".join(summary + [score_sentence(earned, points)])
     parts = [f"<pre>{html.escape(chr(10).join(summary))}</pre>"]
     if details:

@@ -112,8 +112,8 @@ def evaluate(cell, params, ids, N=1, T=256):
     return total / count
 
 
-def train(cell, train_ids, val_ids, V, epochs, seed, hidden=128, embed=32, batch=32, T=48,
-          lr=5e-3, clip=5.0, evals_per_epoch=2, callback=None):
+def train(cell, train_ids, val_ids, V, epochs, seed, hidden=128, embed=32, batch=8, T=32,
+          lr=2e-3, clip=5.0, evals_per_epoch=2, callback=None):
     """Train the model on train_ids (L,) with truncated BPTT; return its history.
 
     Each epoch reads the whole training stream once, cut into ``batch`` rows, in
@@ -124,6 +124,11 @@ def train(cell, train_ids, val_ids, V, epochs, seed, hidden=128, embed=32, batch
     same moments, e.g. to draw samples.
     Returns a dict: "update" and "val_loss" (nats per character) at each
     evaluation, "train_loss" (one per update), "params" (final).
+
+    The defaults are those of book chapter 5: on the Tang poems (90% of the poems,
+    about 22,000 characters) an LSTM took about 15 s of one CPU core for 6 epochs
+    and reached a validation perplexity near 330, against 468 for the bigram model;
+    with batch=32, T=48 it made 4 times fewer updates and stalled near 400.
     """
     rng = np.random.default_rng(seed)
     params = init_params(cell, V, embed, hidden, rng)

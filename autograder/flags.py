@@ -5,44 +5,134 @@ look: tampered cells, code that reaches for the grader, timeouts, a dead kernel,
 missing results, output cut at the byte limit. They live in the autograded
 notebook's metadata (``rnn_course.flags``) and reach the gradebook and the CSV.
 """
+import ast
 import re
 
 from nbgrader import utils
+from rnnkit import compare
 
-#: Patterns in student code worth a look, with the words the flag uses.
-SUSPICIOUS = [
-    (r"get_ipython|IPython|input_transformers|ast_transformers|events\.register", "talks to IPython"),
-    (r"\bos\s*\.\s*(_exit|kill|killpg|fork|system|exec\w*|spawn\w*|setsid|remove|unlink)\b", "uses os process/file calls"),
-    (r"\b(import|from)\s+(subprocess|multiprocessing|threading|pty|ctypes|socket|signal|resource)\b",
-     "imports a system module"),
-    (r"\bsys\s*\.\s*(exit|modules|settrace|setprofile|_getframe)\b|\bbuiltins\b|__builtins__", "reaches into the interpreter"),
-    (r"\bopen\s*\(|\bpathlib\b|\bshutil\b|\bglob\b|\bos\s*\.\s*(listdir|walk|scandir|chdir)\b", "reads or writes files"),
-    (r"\b(exec|eval|compile|__import__)\s*\(|\bimportlib\b", "runs generated code"),
-    (r"\bautograder\s*\.\s*(reference|verify|preprocessors|sandbox|batch)"
-     r"|from\s+autograder\s+import\s+[^\n]*\b(reference|verify|preprocessors|sandbox|batch)\b|\bREFERENCES\b",
-     "imports the grader's references"),
-    (r"\bnp\s*\.\s*(allclose|testing|array_equal|isclose)\s*=|setattr\s*\(", "patches functions"),
+#: Modules the exercises may import (top-level names); any other import is worth a look.
+ALLOWED_IMPORTS = {"numpy", "math", "cmath", "scipy", "matplotlib", "functools", "itertools", "collections",
+                   "typing", "dataclasses", "operator", "numbers", "string", "textwrap", "time", "warnings",
+                   "random", "statistics", "copy"}
+
+#: The student kit's public parts: check(), the conventions, the adding problem, the corpora.
+KIT_PUBLIC = {"check", "conventions", "adding", "corpus"}
+
+#: Names that reach the interpreter, the machine or the kernel, whether imported or not.
+#: (name, the words of the flag)
+REACHING = {"os": "uses os process/file calls", "sys": "reaches into the interpreter",
+            "builtins": "reaches into the interpreter", "__builtins__": "reaches into the interpreter",
+            "get_ipython": "talks to IPython", "IPython": "talks to IPython",
+            "globals": "reaches into the interpreter", "locals": "reaches into the interpreter",
+            "exec": "runs generated code", "eval": "runs generated code", "compile": "runs generated code",
+            "__import__": "runs generated code", "importlib": "runs generated code",
+            "open": "reads or writes files", "breakpoint": "reaches into the interpreter"}
+
+#: IPython's input and output history: what ran in the kernel, hidden tests included.
+HISTORY = r"In|Out|_ih|_oh|_dh|_i{1,3}|_i\d+|_\d+"
+
+#: Methods and functions that read or write files, whatever object they are called on.
+FILE_CALLS = {"tofile", "fromfile", "memmap", "save", "savez", "savez_compressed", "savetxt", "load", "loadtxt",
+              "genfromtxt", "fromregex", "open_memmap", "read_text", "write_text", "read_bytes", "write_bytes"}
+
+#: Functions that read or change attributes by name.
+REFLECTION = {"setattr", "getattr", "delattr", "vars"}
+
+#: Textual patterns, checked on the raw source (strings, magics, dunders that reach objects' insides).
+PATTERNS = [
     (r"RNN_COURSE_GRADING|gradebook|application/vnd\.rnn-course", "mentions the grader's internals"),
-    (r"class\s+\w+\s*\([^)]*ndarray[^)]*\)|def\s+__(eq|ne|lt|le|gt|ge|abs|sub|array_\w+)__\s*\(",
+    (r"\bautograder\b", "imports the grader's references"),
+    (r"__(dict|globals|code|closure|subclasses|getattribute|class|bases|mro|loader|spec)__",
+     "reaches into the interpreter"),
+    (r"class\s+\w+\s*\([^)]*ndarray[^)]*\)|def\s+__(eq|ne|lt|le|gt|ge|abs|sub|rsub|array_\w+)__\s*\(",
      "redefines how arrays compare"),
+    (r"^\s*[!%]", "runs shell commands or IPython magics"),
 ]
 
 
-def student_cells(nb):
-    """Cells a student may edit: solution cells and cells the student added."""
-    return [c for c in nb.cells if c.cell_type == "code"
-            and (utils.is_solution(c) or "nbgrader" not in c.metadata)]
+def student_cells(nb, instructor_sources=()):
+    """Code cells with code of the student's: any cell whose source is not an instructor cell's."""
+    known = {source.strip() for source in instructor_sources}
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip() not in known
+            and (known or utils.is_solution(c) or "nbgrader" not in c.metadata)]
 
 
-def suspicious_source(nb):
+def suspicious_source(nb, instructor_sources=()):
+    """One flag per (cell, kind of reach) found in the student's code, with the first instance."""
     flags = []
-    for index, cell in enumerate(student_cells(nb)):
+    for index, cell in enumerate(student_cells(nb, instructor_sources)):
         name = cell.metadata.get("nbgrader", {}).get("grade_id", f"added cell {index}")
-        for pattern, words in SUSPICIOUS:
-            match = re.search(pattern, cell.source)
-            if match:
-                flags.append(f"suspicious code in {name}: {words} ({match.group(0).strip()})")
+        said = {}
+        for words, what in suspicious_code(cell.source):
+            said.setdefault(words, what)
+        flags.extend(f"suspicious code in {name}: {words} ({what})" for words, what in said.items())
     return flags
+
+
+def suspicious_code(source):
+    """(words, the code that earned them) for everything in ``source`` worth a look."""
+    found = [(words, match.group(0).strip()) for pattern, words in PATTERNS
+             for match in [re.search(pattern, source, flags=re.M)] if match]
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return found + [("is not plain Python", source.strip().splitlines()[0][:60] if source.strip() else "")]
+    modules = {"np", "numpy", "scipy", "math", "rnnkit", "check"}   # objects a patch would change for others
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                modules.add((alias.asname or alias.name).split(".")[0])
+                path = f"{node.module}.{alias.name}" if isinstance(node, ast.ImportFrom) else alias.name
+                if node.__dict__.get("level") or not _allowed(path):
+                    found.append(("imports a module the exercises do not use", _text(source, node)))
+        elif isinstance(node, ast.Name) and node.id in REACHING:
+            found.append((REACHING[node.id], node.id))
+        elif isinstance(node, ast.Name) and re.fullmatch(HISTORY, node.id):
+            found.append(("reads the kernel's input history", node.id))
+        elif isinstance(node, ast.Call):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in FILE_CALLS:
+                found.append(("reads or writes files", _text(source, node)))
+            if called in REFLECTION and node.args and _root(node.args[0]) in modules | set(REACHING):
+                found.append(("looks up attributes by name" if called == "getattr" else "patches functions",
+                              _text(source, node)))
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else \
+            node.targets if isinstance(node, ast.Delete) else []
+        for target in targets:
+            if isinstance(target, (ast.Attribute, ast.Subscript)) and _root(target) in modules:
+                found.append(("patches functions", _text(source, target)))
+            if isinstance(target, ast.Name) and target.id == "check":
+                found.append(("redefines check()", _text(source, node)))
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == "check":
+            found.append(("redefines check()", f"def {node.name}"))
+    return found
+
+
+def _allowed(path):
+    """``numpy.linalg``, ``scipy.special.expit``, ``rnnkit.check``: yes; ``rnnkit.probe``, ``os``: no."""
+    parts = path.split(".")
+    if parts[0] == "rnnkit":
+        return len(parts) == 1 or parts[1] in KIT_PUBLIC
+    return parts[0] in ALLOWED_IMPORTS
+
+
+def _root(node):
+    """The name an attribute or subscript chain starts from: np.random.seed -> np; vars(np)[k] -> np."""
+    while True:
+        if isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        elif isinstance(node, ast.Call) and node.args:
+            node = node.args[0] if getattr(node.func, "id", "") in REFLECTION else node.func
+        else:
+            return getattr(node, "id", None)
+
+
+def _text(source, node):
+    return (ast.get_source_segment(source, node) or "").splitlines()[0][:80]
 
 
 def without_hidden_tests(source):
@@ -62,6 +152,8 @@ def tampering(nb, source_cells):
         if not meta or meta.get("grade_id") not in source_cells:
             continue
         gid = meta["grade_id"]
+        if gid in seen:
+            flags.append(f"two cells claim grade id {gid}")
         seen.add(gid)
         source, want = source_cells[gid]
         if (meta.get("locked") and not meta.get("solution")
@@ -76,11 +168,16 @@ def tampering(nb, source_cells):
     return flags
 
 
+def instructor_sources(source_cells):
+    """Every source an instructor cell may show: as in the source, and as released (no hidden tests)."""
+    return [text for source, _ in source_cells.values() for text in (source, without_hidden_tests(source))]
+
+
 def review(nb, source_nb):
     """Tampering and suspicious code of submission ``nb`` against the instructor's ``source_nb``."""
     instructor = {c.metadata["nbgrader"]["grade_id"]: (c.source, c.metadata["nbgrader"]) for c in source_nb.cells
                   if "grade_id" in c.metadata.get("nbgrader", {})}
-    return tampering(nb, instructor) + suspicious_source(nb)
+    return tampering(nb, instructor) + suspicious_source(nb, instructor_sources(instructor))
 
 
 def execution_problems(nb):
@@ -100,6 +197,31 @@ def missing_results(reports, gid):
     if any("no result" in m for r in reports for _, m in r.failures):
         return [f"missing results in {gid}"]
     return []
+
+
+def modified_inputs(reports, gid):
+    """What the kernel said of inputs changed in place: a flag, never a score (see rnnkit.compare)."""
+    if any(m.startswith(compare.MODIFIED) for r in reports for _, m in r.notes):
+        return [f"{compare.MODIFIED} in {gid}"]
+    return []
+
+
+def late_cells(nb):
+    """Cells with output that ran after a hidden test: their output may carry what the kernel saw there.
+
+    Test cells are left out (the grader writes their output itself), as are cells the
+    grader skips; whatever else printed once a hidden test had run could spell out
+    hidden cases or the kernel's input history, and must not reach a student.
+    """
+    late, hidden_ran = [], False
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if utils.is_grade(cell) and not utils.is_solution(cell):
+            hidden_ran = hidden_ran or "BEGIN HIDDEN TESTS" in cell.source
+        elif hidden_ran and cell.get("outputs"):
+            late.append((index, cell.metadata.get("nbgrader", {}).get("grade_id", f"added cell {index}")))
+    return late
 
 
 def add(nb, flags):

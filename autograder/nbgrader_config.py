@@ -19,7 +19,8 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
 
 from .feedback import TEMPLATE_NAME, TEMPLATES, FeedbackReport, inline_mathjax
 from .kitdata import StampRelease
-from .preprocessors import NOTEBOOK_TIMEOUT, GradingExecute, RestoreMetadata, ReviewSubmission, VerifyResults
+from .preprocessors import (NOTEBOOK_TIMEOUT, GradingExecute, HideLateOutputs, RestoreMetadata, ReviewSubmission,
+                            VerifyResults)
 
 COURSE_ID = "rnn-course"
 CELL_TIMEOUT = 60          # seconds one cell may run under the grader
@@ -51,8 +52,10 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
     if db_url:
         c.CourseDirectory.db_url = db_url
     c.ClearSolutions.code_stub = {"python": CODE_STUB}
+    # ReviewSubmission reads the submission as the student left it: before DeduplicateIds
+    # strips the metadata of a second cell claiming a grade id.
     c.Autograde.sanitize_preprocessors = [
-        ClearOutput, DeduplicateIds, OverwriteKernelspec, ReviewSubmission, RestoreMetadata, OverwriteCells,
+        ClearOutput, ReviewSubmission, DeduplicateIds, OverwriteKernelspec, RestoreMetadata, OverwriteCells,
         CheckCellMetadata,
     ]
     c.RestoreMetadata.release_root = str(Path(root) / release)
@@ -73,7 +76,7 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
     stock = list(GenerateAssignment.class_traits()["preprocessors"].default())
     at = stock.index(ComputeChecksums)
     c.GenerateAssignment.preprocessors = stock[:at] + [StampRelease] + stock[at:]
-    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, FeedbackReport, CSSHTMLHeaderPreprocessor]
+    c.GenerateFeedback.preprocessors = [GetGrades, HideLateOutputs, ClearHiddenTests, FeedbackReport, CSSHTMLHeaderPreprocessor]
     c.HTMLExporter.template_name = TEMPLATE_NAME
     c.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
     c.HTMLExporter.filters = {"rnn_course_mathjax": inline_mathjax}

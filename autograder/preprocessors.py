@@ -57,7 +57,7 @@ class ReviewSubmission(NbGraderPreprocessor):
                 if grade is not None:
                     meta.update(points=grade.max_score, grade=True)
                 found[cell.name] = (cell.source, meta)
-        flags.add(nb, flags.tampering(nb, found) + flags.suspicious_source(nb))
+        flags.add(nb, flags.tampering(nb, found) + flags.suspicious_source(nb, flags.instructor_sources(found)))
         return nb, resources
 
 
@@ -81,7 +81,8 @@ class GradingExecute(Execute):
 
     notebook_timeout = Integer(NOTEBOOK_TIMEOUT, help="Seconds a whole notebook may run").tag(config=True)
     max_output_bytes = Integer(1_000_000, help="Output bytes kept per notebook").tag(config=True)
-    max_result_bytes = Integer(2_000_000, help="Size of one results message").tag(config=True)
+    max_result_bytes = Integer(2_000_000, help="Largest message from the kernel that is decoded at all "
+                                               "(a results message is far smaller)").tag(config=True)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
@@ -93,8 +94,28 @@ class GradingExecute(Execute):
 
     start_new_kernel = run_sync(async_start_new_kernel)
 
+    async def async_start_new_kernel_client(self):
+        """The kernel's client, whose session refuses any message part over ``max_result_bytes`` undecoded."""
+        kc = await super().async_start_new_kernel_client()
+        kc.session.unpack = self._bounded(kc.session.unpack)
+        return kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+    def _bounded(self, unpack):
+        def bounded(data):
+            if len(data) <= self.max_result_bytes:
+                return unpack(data)
+            self._refused.add(self._current_cell_name())
+            note = f"[a message of {len(data)} bytes from the kernel was refused: over the grader's limit]\n"
+            return {"name": "stdout", "text": note, "data": {"text/plain": note}, "metadata": {},
+                    "transient": {}, "execution_count": None, "ename": "Refused", "evalue": note,
+                    "traceback": [], "execution_state": "busy"}
+        return bounded
+
     def preprocess(self, nb, resources=None, km=None):
         self._output_bytes, self._truncated, self._out_of_time, self._running = 0, set(), False, None
+        self._refused = set()
         watchdog = threading.Timer(self.notebook_timeout, self._time_is_up)
         watchdog.start()
         try:
@@ -110,6 +131,7 @@ class GradingExecute(Execute):
             if isinstance(self.km, SandboxedKernelManager):
                 self.km.release()
         flags.add(nb, [f"output over {self.max_output_bytes} bytes dropped in {c}" for c in sorted(self._truncated)])
+        flags.add(nb, [f"a message over {self.max_result_bytes} bytes refused in {c}" for c in sorted(self._refused)])
         flags.add(nb, flags.execution_problems(nb))
         return nb, resources
 
@@ -185,9 +207,14 @@ def emitted_results(outputs):
 
 
 def verdict(source, outputs):
-    """All check() reports of one test cell, verified here from its emitted results."""
+    """All check() reports of one test cell, verified here from its emitted results.
+
+    Public cases are named by their shapes, as the student's check() names them; hidden
+    ones only by their number, so the report (and the feedback) never spells one out.
+    """
     results = emitted_results(outputs)
-    return [grade_check(task, cases, results.get(task, {})) for task, cases in expected_checks(source)]
+    return [grade_check(task, cases, results.get(task, {}), hidden=cases != list(TASKS[task].public))
+            for task, cases in expected_checks(source)]
 
 
 def score(reports, points):
@@ -201,6 +228,8 @@ class VerifyResults(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         nb, resources = super().preprocess(nb, resources)
         flags.add(nb, resources.pop("rnn_course_flags", []))
+        flags.add(nb, [f"output of {name} left out of the feedback: printed after hidden tests ran"
+                       for _, name in flags.late_cells(nb)])
         return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
@@ -211,15 +240,33 @@ class VerifyResults(NbGraderPreprocessor):
         reports = verdict(cell.source, cell.outputs)
         earned = score(reports, points)
         resources.setdefault("rnn_course_flags", []).extend(
-            flags.missing_results(reports, cell.metadata.nbgrader["grade_id"]))
+            flags.missing_results(reports, cell.metadata.nbgrader["grade_id"])
+            + flags.modified_inputs(reports, cell.metadata.nbgrader["grade_id"]))
         text = "\n".join(["this cell timed out: the tests below could not finish"] * timed_out
                          + [r.text() for r in reports])
         cell.outputs = [new_output("stream", name="stdout", text=text + "\n"),
                         new_output("execute_result", data={"text/plain": repr(earned)}, execution_count=None)]
         cell.metadata["rnn_course"] = {
             "checks": [{"task": r.task, "passed": r.passed, "total": r.total,
-                        "failures": [f"[{c}] {m}" for c, m in r.failures]} for r in reports]}
+                        "failures": [f"[{c}] {m}" for c, m in r.failures],
+                        "notes": [f"[{c}] {m}" for c, m in r.notes]} for r in reports]}
         return cell, resources
+
+
+class HideLateOutputs(NbGraderPreprocessor):
+    """Feedback stage: the output of cells run after a hidden test is replaced by a note.
+
+    Before ClearHiddenTests (it finds hidden tests by their markers). What such a cell
+    printed could be anything the kernel saw during the hidden tests (their inputs,
+    ``In``, the cases), so it never reaches a student; VerifyResults flagged it.
+    """
+
+    def preprocess(self, nb, resources):
+        for index, _ in flags.late_cells(nb):
+            nb.cells[index].outputs = [new_output(
+                "stream", name="stdout",
+                text="[output not shown in the feedback: this cell ran after hidden tests]\n")]
+        return nb, resources
 
 
 def _grade_id(cell):

@@ -33,6 +33,6 @@ def reference_expected(task, case):
     return reference_outputs(task, inputs), lambda: reference_probes(task, case, inputs)
 
 
-def grade_check(task_name, cases, results):
+def grade_check(task_name, cases, results, hidden=False):
     """The report of one check() call, verified against the references."""
-    return compare.grade_check(task_name, cases, results, reference_expected)
+    return compare.grade_check(task_name, cases, results, reference_expected, hidden)

@@ -17,7 +17,10 @@ module is skipped (most attacks would work), unless CI=true, where that is a fai
 """
 import copy
 import hashlib
+import html
+import json
 import os
+import re
 import tempfile
 import textwrap
 import time
@@ -53,12 +56,23 @@ def cases(task):
     return [case for _, some in expected_checks(source) for case in some]
 
 
+LAST = "<the end of the notebook>"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A symbolic link to ``target``, placed in the submission folder."""
+    target: str
+
+
 @dataclass(frozen=True)
 class Attack:
     name: str
     code: str = ""                   # attack code, added to ``cell``
     cell: str = "rnn_step_forward"   # grade_id of the solution cell to append to; None: a cell of its own
+                                     # after the setup cell; LAST: a cell of its own at the very end
     edit: object = None              # notebook -> None, for attacks on the notebook itself
+    files: tuple = ()                # (path in the submission folder, text | Link(target)) beside the notebook
     flags: tuple = ()                # words, each expected in one of the review flags
     what: str = ""
     holes: dict = field(default_factory=dict)   # "score" / "flagged" -> why the attack gets through
@@ -68,7 +82,9 @@ class Attack:
     def notebook(self):
         nb = copy.deepcopy(HONEST)
         code = textwrap.dedent(self.code).strip()
-        if code and self.cell:
+        if code and self.cell is LAST:
+            nb.cells.append(new_code_cell(code))
+        elif code and self.cell:
             cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == self.cell)
             cell.source = cell.source.rstrip() + "\n\n\n" + code + "\n"
         elif code:   # a cell the student added, right after the setup cell
@@ -217,7 +233,7 @@ ATTACKS = [
         import subprocess
         subprocess.Popen([sys.executable, "-c", LATER, "{MARKER}popen"], start_new_session=True)
         print("daemons started")
-    """, ran="daemons started", flags=("uses os process/file calls", "imports a system module"),
+    """, ran="daemons started", flags=("uses os process/file calls", "imports a module the exercises do not use"),
        what="a daemon that later rewrites gradebook.db and the autograded notebook"),
     Attack("other_student", joined(EXEC_SOLUTION, """
         import json
@@ -239,7 +255,8 @@ ATTACKS = [
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         while True:
             pass
-    """, flags=("timed out in rnn_step_forward (the kernel ignored the interrupt)", "imports a system module"),
+    """, flags=("timed out in rnn_step_forward (the kernel ignored the interrupt)",
+                "imports a module the exercises do not use"),
        what="an uninterruptible infinite loop"),
     Attack("memory_bomb", "hog = np.ones(3 * 1024 ** 3 // 8)   # 3 GB, every page touched",
            flags=("rnn_step_forward",), what="allocates 3 GB (the cgroup's OOM kill, or the cell timeout)"),
@@ -257,7 +274,7 @@ ATTACKS = [
             children.append(pid)
         print(len(children), "children")
     """, flags=("uses os process/file calls",), what="forks up to 200 sleeping children", ran=" children"),
-    Attack("huge_output", 'print("x" * 50_000_000)', flags=("output over 1000000 bytes dropped in rnn_step_forward",),
+    Attack("huge_output", 'print("x" * 50_000_000)', flags=(" in rnn_step_forward",),
            what="prints 50 MB"),
     Attack("write_submission", """
         for path in ["../../../submitted/write_submission/01_rnn/01_rnn.ipynb", "01_rnn.ipynb", "hacked.txt",
@@ -269,7 +286,7 @@ ATTACKS = [
             except OSError as err:
                 print("cannot write", path, type(err).__name__)
     """, flags=("reads or writes files",), what="writes into its submission, its folder, the gradebook",
-       ran="cannot write 01_rnn.ipynb OSError"),
+       ran="cannot write 01_rnn.ipynb PermissionError"),
     Attack("metadata_points", edit=raise_points,
            flags=("changed nbgrader metadata of test_rnn_step_forward: points",), what="test cell points 2 -> 200"),
     Attack("metadata_solution", edit=mark_test_cell_as_solution,
@@ -289,11 +306,118 @@ ATTACKS = [
         from autograder import verify
         rnn_step_forward = verify.REFERENCES["rnn_step_forward"]
         print("borrowed", rnn_step_forward.__module__)
-    """, ran="ImportError", flags=("imports the grader's references",),
+    """, ran="ModuleNotFoundError", flags=("imports the grader's references",),
        what="the same, through `from autograder import verify` (not in the jail)"),
 ]
+ATTACKS += [
+    Attack("replace_check", """
+        from rnnkit import probe as _probe
+        from rnnkit.tasks import TASKS as _TASKS
+
+        def check(task_name, cases=None):
+            task = _TASKS[task_name]
+            cases = list(task.public if cases is None else cases)
+            results = _probe.collect(task, cases, globals(), task.make_inputs)
+            for result in results.values():
+                result["modified"] = []
+            _probe._emit(task_name, results)
+
+        print("check replaced")
+    """, flags=("redefines check()", "imports a module the exercises do not use"), ran="check replaced",
+       what="its own check(): the real collection and emission, the list of modified inputs emptied"),
+    Attack("patch_collect", """
+        import rnnkit.probe
+        _collect = rnnkit.probe.collect
+        def _quiet(*args, **kwargs):
+            results = _collect(*args, **kwargs)
+            for result in results.values():
+                result.get("modified", []).clear()
+            return results
+        rnnkit.probe.collect = _quiet
+        print("collect patched")
+    """, flags=("patches functions",), ran="collect patched", what="empties the modified inputs inside check()"),
+    Attack("patch_numpy_vars", """
+        vars(np)["array_equal"] = lambda *args, **kwargs: True
+        setattr(np.random, "default_rng", np.random.default_rng)
+        print("array_equal patched:", np.array_equal(1, 2))
+    """, flags=("patches functions",), ran="array_equal patched: True",
+       what="numpy's array_equal patched through vars(np), numpy.random through setattr"),
+    Attack("fake_numpy_package", 'print("real numpy:", not getattr(np, "FAKE", False))',
+           files=(("numpy/__init__.py", "FAKE = True\narray_equal = lambda *args, **kwargs: True\n"),
+                  ("rnnkit.py", "FAKE = True\n")),
+           flags=("ships Python code beside the notebook",), ran="real numpy: True",
+           what="a numpy/ package and an rnnkit.py beside the notebook, to be imported instead of the real ones"),
+    Attack("symlinked_notebook", files=((NB, Link(f"../../../source/{A}/{NB}")),),
+           flags=("left out of the submission, not regular files: 01_rnn.ipynb (a symbolic link)",),
+           what="the submitted notebook is a link to the instructor's source notebook"),
+    Attack("input_history", 'print("\\n".join(In))\nprint(_ih[-3:], Out)', cell=LAST,
+           flags=("reads the kernel's input history", "left out of the feedback: printed after hidden tests ran"),
+           what="prints the kernel's input history (every hidden test cell) in a last cell"),
+    Attack("late_print_of_hidden_inputs", """
+        _seen = []
+        _honest_forward = rnn_step_forward
+        def rnn_step_forward(x, prev_h, Wx, Wh, b):
+            _seen.append((x.shape, float(x.sum())))
+            return _honest_forward(x, prev_h, Wx, Wh, b)
+    """, flags=("left out of the feedback: printed after hidden tests ran",),
+       what="records the inputs of every call, hidden ones included, and prints them in the next solution cell",
+       edit=lambda nb: grade_cell(nb, "rnn_step_backward").__setitem__(
+           "source", grade_cell(nb, "rnn_step_backward").source + "\n\nprint('seen', _seen)\n")),
+    Attack("import_torch", """
+        try:
+            import torch
+            print("torch", torch.__version__)
+        except ImportError as err:
+            print("ImportError", err)
+        _t = __import__("to" + "rch")
+    """, flags=("imports a module the exercises do not use",), ran="is not available while grading",
+       what="imports torch (autograd would do the backward passes)"),
+    Attack("huge_result", """
+        _calls = []
+        def rnn_step_forward(x, prev_h, Wx, Wh, b):
+            _calls.append(1)
+            return (np.ones(10_000_000) if len(_calls) == 1 else np.zeros((x.shape[0], Wh.shape[0]))), None
+    """, flags=("bytes refused in test_rnn_step_forward",),
+       what="returns an 80 MB array once: the grader must refuse the message undecoded"),
+    Attack("read_root_only_files", """
+        for path in ["/etc/shadow", "/proc/1/cmdline", "/proc/1/environ"]:
+            try:
+                print(path, open(path, "rb").read()[:300])
+            except OSError as err:
+                print(path, type(err).__name__)
+    """, flags=("reads or writes files",), ran="/etc/shadow PermissionError",
+       what="reads root-only host files and the jail's PID 1"),
+]
 BY_NAME = {a.name: a for a in ATTACKS}
-STUDENTS = {"solution": student_notebook(A), "honest": HONEST, **{a.name: a.notebook() for a in ATTACKS}}
+#: Correct code written in unusual but ordinary ways: full marks and no flag.
+UNUSUAL = student_notebook(A, {"rnn_step_forward": textwrap.dedent("""
+    import math
+    from dataclasses import dataclass
+
+    from scipy.special import expit
+
+
+    class StepCache:
+        \"\"\"What the backward pass needs, set by name, and read back in order.\"\"\"
+        def __init__(self, **arrays):
+            for name, value in arrays.items():
+                setattr(self, name, value)
+
+        def __iter__(self):
+            return iter((self.x, self.prev_h, self.Wx, self.Wh, self.next_h))
+
+        def __getitem__(self, index):
+            return tuple(self)[index]
+
+
+    def rnn_step_forward(x, prev_h, Wx, Wh, b):
+        a = np.einsum("nd,dh->nh", x, Wx) + np.einsum("nk,kh->nh", prev_h, Wh) + b
+        next_h = (2 * expit(2 * a.astype(np.longdouble)) - 1).astype(np.float32)   # tanh, in other words
+        assert math.isfinite(float(np.sum(next_h)))
+        return next_h, StepCache(x=x, prev_h=prev_h, Wx=Wx, Wh=Wh, next_h=np.tanh(a))
+""").strip()})
+STUDENTS = {"solution": student_notebook(A), "honest": HONEST, "unusual": UNUSUAL,
+            **{a.name: a.notebook() for a in ATTACKS}}
 
 
 def procs_of(root):
@@ -350,6 +474,15 @@ def graded(tmp_path_factory):
         pytest.skip(f"the grading sandbox is incomplete on this machine: {'; '.join(missing)}")
     root = tmp_path_factory.mktemp("attacks")
     subs = write_submissions(root / "submissions", A, STUDENTS)
+    for attack in ATTACKS:
+        for relative, content in attack.files:
+            path = subs / attack.name / A / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)
+            if isinstance(content, Link):
+                path.symlink_to(content.target)
+            else:
+                path.write_text(content)
     course = root / "course"
     pairs = batch.prepare_course(course, subs)
     assert len(pairs) == len(STUDENTS)
@@ -411,10 +544,12 @@ def params(aspect):
 def test_honest_students_are_graded_as_usual(graded):
     rows, flags, course = graded["rows"], graded["flags"], graded["course"]
     assert rows["solution"]["score"] == rows["solution"]["max_score"] == 10
-    honest = rows["honest"]["score"]
-    # Only the units for leaving the inputs untouched: the comparison "<= honest" is not vacuous.
-    assert honest == 3.0, batch.failures(course, "honest", A)
+    # Every output of the honest wrong answer is wrong (rnn_step_forward returns zeros and
+    # the other three build on it): an attack that earns anything at all is a hole.
+    assert rows["honest"]["score"] == 0.0, batch.failures(course, "honest", A)
     assert flags["honest"] == [] and flags["solution"] == [], flags
+    assert rows["unusual"]["score"] == 10 and flags["unusual"] == [], (flags["unusual"],
+                                                                       batch.failures(course, "unusual", A))
 
 
 def test_every_submission_gets_a_row_within_the_time_limits(graded):
@@ -471,13 +606,16 @@ def test_no_kernel_leaves_cgroups_or_private_folders(graded):
 def test_submissions_and_notebook_folders_are_not_written(graded):
     course, subs = graded["course"], graded["subs"]
     for student in STUDENTS:
+        if (subs / student / A / NB).is_symlink():
+            assert not (course / "submitted" / student / A / NB).exists()   # left out, never followed
+            continue
         assert sha(course / "submitted" / student / A / NB) == sha(subs / student / A / NB), student
     folder = course / "autograded" / "write_submission" / A
     assert sorted(p.name for p in folder.iterdir()) == [NB]
     # What it printed is in its notebook, but nothing was appended to the files it opened.
     text = (folder / NB).read_text()
     assert text.rstrip().endswith("}") and nbformat.reads(text, as_version=4).cells
-    assert "cannot write 01_rnn.ipynb OSError" in text and "cannot write hacked.txt OSError" in text
+    assert "cannot write 01_rnn.ipynb PermissionError" in text and "cannot write hacked.txt OSError" in text
     assert not (course / "gradebook.db").read_bytes().endswith(b"hacked")
 
 
@@ -502,6 +640,43 @@ def printed(course, student, gid="rnn_step_forward"):
 def test_attack_code_really_ran(graded, name):
     """An attack that is 'contained' because of a typo in it would prove nothing."""
     assert BY_NAME[name].ran in printed(graded["course"], name), printed(graded["course"], name)
+
+
+def test_huge_output_and_result_are_refused_for_what_they_are(graded):
+    for name in ("huge_output", "huge_result"):
+        flags = graded["flags"][name]
+        assert any("bytes refused" in f or "bytes dropped" in f for f in flags), flags
+        assert not any("timed out" in f or "kernel died" in f for f in flags), flags
+
+
+def test_feedback_holds_no_hidden_test_and_no_host_path(graded):
+    """Whatever a student's cells print: no hidden test text, case or seed, no course path."""
+    course = graded["course"]
+    source = next(c.source for c in student_notebook(A).cells
+                  if c.metadata.get("nbgrader", {}).get("grade_id") == "test_rnn_backward")
+    hidden_lines = [line.strip() for c in student_notebook(A).cells if "BEGIN HIDDEN" in c.source
+                    for line in c.source.split("### BEGIN HIDDEN TESTS")[1].splitlines()[1:-1]
+                    if len(line.strip()) > 8]
+    assert "seed" in source and hidden_lines
+    seeds = [str(case["seed"]) for task in ("rnn_step_forward", "rnn_backward") for case in cases(task)[2:]]
+    for student in STUDENTS:
+        page = course / "feedback" / student / A / f"{A}.html"
+        if not page.exists():
+            continue
+        text = re.sub(r"<script.*?</script>", "", page.read_text(), flags=re.S)   # inlined MathJax has digits
+        assert "HIDDEN TESTS" not in text and "cases=" not in text, student
+        assert not [line for line in hidden_lines if html.escape(line, quote=False) in text or line in text], student
+        assert not [seed for seed in seeds if re.search(rf"\bseed\W+{seed}\b", text)], student
+        outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(
+            course / "autograded" / student / A / NB, as_version=4).cells])
+        assert str(course) not in outputs and str(REPO / "solutions") not in outputs, student
+
+
+def test_the_jail_shows_no_root_file_and_no_host_path(graded):
+    said = printed(graded["course"], "read_root_only_files")
+    assert "/etc/shadow PermissionError" in said, said
+    # PID 1 shows the kernel's own command (its interpreter), not the jail's bind list.
+    assert str(graded["course"]) not in said and "--ro-bind" not in said, said
 
 
 def test_fork_bomb_hit_the_process_limit(graded):

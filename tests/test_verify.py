@@ -24,8 +24,10 @@ def run(task_name, functions, cases=None):
 # ------------------------------------------------------------------ wire
 
 @pytest.mark.parametrize("value", [np.arange(6.0).reshape(2, 3), np.float32(2.5) * np.ones((2, 1, 3), np.float32),
-                                   3.25, np.array(7), [[1, 2], [3, 4]]])
+                                   3.25, np.array(7), [[1, 2], [3, 4]], np.arange(4, dtype=np.longdouble) / 3,
+                                   np.arange(3, dtype=np.float16), np.arange(4.0).astype(">f8")])
 def test_wire_round_trip(value):
+    """Any real float dtype travels (longdouble and float16 as float64), as do integers."""
     assert np.array_equal(wire.decode(wire.encode(value)), np.asarray(value, dtype=np.float64))
     assert wire.decode(wire.encode(value)).shape == np.shape(value)
 
@@ -63,7 +65,7 @@ def test_array_subclass_that_always_compares_equal_is_graded_on_its_data():
         return np.zeros((x.shape[0], Wh.shape[0])).view(Liar), None
 
     report = run("rnn_step_forward", {"rnn_step_forward": rnn_step_forward})
-    assert report.passed == 2 and report.total == 4  # only "inputs untouched" passes
+    assert report.passed == 0 and report.total == 2 and len(report.failures) == 2
 
 
 # ------------------------------------------------------------------ comparisons
@@ -124,13 +126,14 @@ def test_wrong_time_step_is_located():
     assert "h: wrong at t=2..4, right at t=0..1" in report.failures[0][1]
 
 
-def test_in_place_modification_costs_a_unit():
+def test_in_place_modification_is_said_not_scored():
     def rnn_step_forward(x, prev_h, Wx, Wh, b):
         out = rnn.rnn_step_forward(x, prev_h, Wx, Wh, b)
         b += 1.0
         return out
     report = run("rnn_step_forward", {"rnn_step_forward": rnn_step_forward})
-    assert report.passed == 2 and all("modified its inputs in place: b" in m for _, m in report.failures)
+    assert report.passed == report.total and not report.failures   # not scored: the kernel says so ...
+    assert all("modified its inputs in place: b" in m and "not scored" in m for _, m in report.notes)  # ... said
 
 
 def test_missing_function_and_exceptions_are_reported():

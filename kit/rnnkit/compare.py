@@ -7,6 +7,7 @@ On a student's machine they come from the data shipped with the kit
 (:mod:`rnnkit.expected`); in the grader's process from the references.
 """
 import json
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,17 +25,25 @@ def case_key(case):
     return json.dumps(case, sort_keys=True)
 
 
+#: Said of a function that changed its inputs: reported, never scored. Whether it did is
+#: known only inside the student's kernel, and nothing the kernel says decides a point.
+MODIFIED = "modified its inputs in place"
+NOT_SCORED = "(not scored, but your instructor sees it)"
+
+
 @dataclass
 class CheckReport:
-    """Outcome of one ``check(task, cases)`` call: passed/total units and what failed."""
+    """Outcome of one ``check(task, cases)`` call: passed/total units, what failed, what to know."""
     task: str
     passed: int = 0
     total: int = 0
-    failures: list = field(default_factory=list)   # (case description, message)
+    failures: list = field(default_factory=list)   # (case description, message): cost units
+    notes: list = field(default_factory=list)      # (case description, message): cost nothing
 
     def text(self):
         head = f"{self.task}: {self.passed}/{self.total} checks passed"
-        return "\n".join([head] + [f"  [{case}] {msg}" for case, msg in self.failures])
+        return "\n".join([head] + [f"  [{case}] {msg}" for case, msg in self.failures]
+                         + [f"  [{case}] note: {msg}" for case, msg in self.notes])
 
 
 def error_ratio(got, expected):
@@ -42,53 +51,72 @@ def error_ratio(got, expected):
     return float(np.max(np.abs(got - expected) / (ATOL + RTOL * np.abs(expected)), initial=0.0))
 
 
-def grade_check(task_name, cases, results, expected):
+def grade_check(task_name, cases, results, expected, hidden=False):
     """Compare the results of one check() call with the expected outputs.
 
     ``results`` maps case keys (and ``key|probe``) to what the kernel returned:
     ``{"outputs": {name: wire payload}, "modified": [...]}`` or ``{"error": msg}``.
-    One unit per output per case, plus one per case for leaving inputs untouched.
+    One unit per output per case. A function that changed its inputs earns a note
+    (:data:`MODIFIED`), not a lost unit: only its kernel knows, and the kernel is not
+    trusted with points. ``hidden`` cases are reported without their shapes or the text
+    of an exception (which could spell them out): "hidden case 2", "raised ValueError".
     """
     task = TASKS[task_name]
     report = CheckReport(task_name)
-    for case in cases:
-        key, where = case_key(case), task.describe(case)
-        units = len(task.outputs) + 1
+    for i, case in enumerate(cases):
+        key, where = case_key(case), f"hidden case {i + 1}" if hidden else task.describe(case)
+        units = len(task.outputs)
         report.total += units
         result = results.get(key)
         if result is None:
             report.failures.append((where, NO_RESULT))
             continue
         if "error" in result:
-            report.failures.append((where, result["error"]))
+            report.failures.append((where, _hidden_error(result["error"]) if hidden else result["error"]))
             continue
         want, probes = expected(task, case)
         wrong = []
         for name, value in zip(task.outputs, want):
-            problem = compare(task, name, result["outputs"].get(name), value)
+            problem = compare(task, name, result["outputs"].get(name), value, hidden)
             if problem:
                 wrong.append((name, problem))
         if wrong:
             hint = diagnose(task, case, results, key, probes, dict(wrong))
             for name, problem in wrong:
                 report.failures.append((where, f"{name}: {problem}{hint}"))
-        modified = result.get("modified") or []
+        modified = [str(name) for name in result.get("modified") or []]
         if modified:
-            report.failures.append((where, f"modified its inputs in place: {', '.join(modified)}"))
-        report.passed += units - len(wrong) - (1 if modified else 0)
+            report.notes.append((where, f"{MODIFIED}: {', '.join(modified)} {NOT_SCORED}"))
+        report.passed += units - len(wrong)
     return report
 
 
-def compare(task, name, payload, want):
-    """None if ``payload`` matches ``want``; otherwise what is wrong, in words."""
+#: The kernel's own error messages that say nothing of a case (see rnnkit.probe, rnnkit.tasks).
+SAFE_ERRORS = r"not implemented yet \(raises NotImplementedError\)|[\w, ]+ is not defined: run the cell that defines it" \
+              r"|\w+ returned \d+ values, expected \d+|[\w ]+ must return a tuple of \d+ values, got [\w ]+" \
+              r"|results were sent more than once"
+
+
+def _hidden_error(message):
+    """What may be said of an error on a hidden case: our own fixed messages, or the exception's type."""
+    if re.fullmatch(SAFE_ERRORS, message):
+        return message
+    raised = re.match(r"raised (\w{1,40})", message)
+    if raised:
+        return f"raised {raised.group(1)} (the public cases show its message)"
+    return "failed (the public cases show the details)"
+
+
+def compare(task, name, payload, want, hidden=False):
+    """None if ``payload`` matches ``want``; otherwise what is wrong, in words (no shapes for hidden cases)."""
     if payload is None:
         return "missing"
     try:
         got = wire.decode(payload)
     except wire.WireError as exc:
-        return str(exc)
+        return "has an impossible shape" if hidden and "shape" in str(exc) else str(exc)
     if got.shape != want.shape:
-        return f"has shape {got.shape}, expected {want.shape}"
+        return "has the wrong shape" if hidden else f"has shape {got.shape}, expected {want.shape}"
     if not np.all(np.isfinite(got)):
         return "contains NaN or inf"
     ratio = error_ratio(got, want)
@@ -145,6 +173,6 @@ def _prefix_hint(T, bad):
     """Prefix k is the sequence cut after k steps: the first wrong one names the step that matters."""
     first = min((int(p[len("prefix"):]) for p in bad), default=T)
     if first == 1:
-        return ""
+        return "; step t=0 alone is already wrong"
     steps = "step t=0 alone is" if first == 2 else f"steps t=0..{first - 2} alone are"
     return f"; {steps} right: the bug shows once step t={first - 1} is included"

@@ -56,12 +56,16 @@ def _rng(case):
     return np.random.default_rng(case["seed"])
 
 
-def _params(rng, D, H, gates, biases=("b",)):
-    """Weights scaled so that pre-activations are O(1): no saturation, no vanishing."""
-    p = {"Wx": rng.standard_normal((D, gates * H)) / np.sqrt(D),
-         "Wh": rng.standard_normal((H, gates * H)) / np.sqrt(H)}
+def _params(rng, D, H, gates, biases=("b",), scale=1.0):
+    """Weights scaled so that pre-activations are O(1) (no saturation, no vanishing), times ``scale``.
+
+    A case with a large ``scale`` (e.g. 2000) drives pre-activations far past where
+    ``exp`` overflows: only a sigmoid written to be stable survives it.
+    """
+    p = {"Wx": scale * rng.standard_normal((D, gates * H)) / np.sqrt(D),
+         "Wh": scale * rng.standard_normal((H, gates * H)) / np.sqrt(H)}
     for name in biases:
-        p[name] = 0.5 * rng.standard_normal(gates * H)
+        p[name] = scale * 0.5 * rng.standard_normal(gates * H)
     return p
 
 
@@ -75,7 +79,7 @@ def step_inputs(kind, upstream=()):
         inputs = {"x": rng.standard_normal((N, D)), "prev_h": rng.standard_normal((N, H))}
         if kind == "lstm":
             inputs["prev_c"] = rng.standard_normal((N, H))
-        inputs.update(_params(rng, D, H, gates, biases))
+        inputs.update(_params(rng, D, H, gates, biases, case.get("scale", 1.0)))
         inputs.update({name: rng.standard_normal((N, H)) for name in upstream})
         return inputs
     return make
@@ -160,8 +164,9 @@ def lstm_hint(bad, wrong):
     if "g" in gates and "f" in gates:
         gates.remove("f")  # the forget-gate probe assumes a right candidate (tanh(0) = 0)
     if gates:
-        names = " and the ".join(GATE_NAMES[g] for g in gates)
-        return f"; the {names} {'look' if len(gates) > 1 else 'looks'} wrong"
+        names = [f"the {GATE_NAMES[g]}" for g in gates]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return f"; {listed} {'look' if len(gates) > 1 else 'looks'} wrong"
     return term_hint([p for p in bad if not p.startswith("gate_")], wrong)
 
 
@@ -268,6 +273,14 @@ _task(name="lstm_backward", kind="lstm", outputs=("dx", "dh0", "dc0", "dWx", "dW
       needs=("lstm_forward", "lstm_backward"), make_inputs=sequence_inputs("lstm", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
       run=backward("lstm_forward", SEQ + ("c0",) + LSTM_P, 3, "lstm_backward", ("dh",), 6))
+_task(name="gru_step_backward", kind="gru", outputs=("dx", "dprev_h", "dWx", "dWh", "dbx", "dbh"), public=_STEP,
+      needs=("gru_step_forward", "gru_step_backward"), make_inputs=step_inputs("gru", ("dnext_h",)),
+      gated=("dWx", "dWh", "dbx", "dbh"),
+      run=backward("gru_step_forward", STEP + GRU_P, 2, "gru_step_backward", ("dnext_h",), 6))
+_task(name="gru_backward", kind="gru", outputs=("dx", "dh0", "dWx", "dWh", "dbx", "dbh"), public=_SEQ,
+      needs=("gru_forward", "gru_backward"), make_inputs=sequence_inputs("gru", upstream=True),
+      probes=prefixes, gated=("dWx", "dWh", "dbx", "dbh"), timed=("dx",),
+      run=backward("gru_forward", SEQ + GRU_P, 2, "gru_backward", ("dh",), 6))
 _task(name="lstm_truncated_backward", kind="lstm", outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"),
       public=({"N": 2, "T": 5, "D": 3, "H": 4, "k": 2, "seed": 0}, {"N": 1, "T": 3, "D": 2, "H": 2, "k": 3, "seed": 1}),
       needs=("lstm_forward", "lstm_truncated_backward"), make_inputs=truncated_inputs,

@@ -131,6 +131,7 @@ def init_course(course, solutions=REPO / "solutions"):
     course = Path(course)
     try:
         course.mkdir(parents=True, exist_ok=True)
+        course.chmod(0o700)   # sources with hidden tests, submissions, the gradebook: the instructor's alone
         known = set(assignments_in(solutions))
         _remember_released(course, known)
         shutil.copytree(solutions, course / "source", dirs_exist_ok=True)

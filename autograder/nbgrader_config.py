@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import nbgrader
-
+import rnnkit
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
@@ -29,13 +29,21 @@ DB_ENV = "RNN_GRADER_DB"   # gradebook URL of a course directory, when not its g
 NBGRADER_TEMPLATES = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
 
 #: The nbgrader_config.py of a course directory (written by autograder.batch.prepare_course).
+#: Where this package and the student package it uses are imported from.
+PACKAGE_PATHS = list(dict.fromkeys(str(Path(f).resolve().parent.parent) for f in (__file__, rnnkit.__file__)))
+
 COURSE_CONFIG = f"""\
 # Written by `python -m autograder grade`: nbgrader's own commands and the formgrader, run in
 # this directory, grade and write feedback with the course's pipeline (autograder/nbgrader_config.py).
 # The gradebook is gradebook.db here, unless ${DB_ENV} holds another SQLAlchemy URL.
+# On a hub, students' servers hold only the student kit: the instructor's package is found
+# where it was when this file was written (a folder only the instructor can read).
+import sys
 from pathlib import Path
 
-from autograder.nbgrader_config import configure
+sys.path[:0] = [p for p in {PACKAGE_PATHS!r} if p not in sys.path]
+
+from autograder.nbgrader_config import configure  # noqa: E402
 
 configure(get_config(), Path(__file__).resolve().parent)  # noqa: F821
 """

@@ -312,6 +312,18 @@ def _procs(cgroup):
         return []
 
 
+def _sweep_boxes(root, older_than):
+    """Remove kernels' folders (in RAM on /dev/shm) left by a grader that crashed: untouched
+    for ``older_than`` seconds, with no process in their cgroups."""
+    for box in Path(root).glob("rnn-kernel-*"):
+        try:
+            alive = any(_procs(base / "rnn-course" / box.name) for base in cgroup_controllers().values())
+            if not alive and time.time() - box.stat().st_mtime > older_than:
+                shutil.rmtree(box, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def _sweep(parent, older_than):
     """Remove empty cgroups under ``parent`` untouched for ``older_than`` seconds."""
     if not parent.is_dir():
@@ -330,6 +342,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.sandbox = Sandbox(parent=self)
+        _sweep_boxes(private_root() or tempfile.gettempdir(), Cgroup.STALE_SECONDS)
         # box (0700, the grader's): bubblewrap's options, and the kernel's private folder
         # (0700, the kernel's: it writes its sockets there; no other host user can reach them).
         self.box = Path(tempfile.mkdtemp(prefix="rnn-kernel-", dir=private_root()))

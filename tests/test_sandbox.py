@@ -266,6 +266,34 @@ def test_kernel_cannot_read_root_only_files(needs_bwrap, course):
                     "init environ": "PermissionError"}, seen
 
 
+def test_user_namespace_form_of_a_grader_that_is_not_root(needs_cgroups, course, monkeypatch):
+    """A grader that is not root cannot give its kernel another host user: the jail is then a
+    user namespace (nobody inside, the grader's uid outside), with the same view and imports.
+    Simulated here when the grader is root."""
+    monkeypatch.setattr(Sandbox, "separate_user", lambda self: False)
+    command = Sandbox().wrap(["python"], course, None, {}, course / "args")
+    options = (course / "args").read_bytes().split(b"\0")
+    assert b"--unshare-all" in options and b"--uid" in options and not any("setpriv" in a for a in command)
+
+    async def scenario(jail):
+        return (await jail.run("""
+            import json, os
+            status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines())
+            try:
+                import torch
+                torch = "imported"
+            except ImportError as err:
+                torch = str(err)
+            import numpy
+            print(json.dumps({"uid": os.getuid(), "cap": status["CapEff"].strip(), "cwd": os.getcwd(),
+                              "torch": torch}))
+        """)).json()
+
+    seen = in_jail(workdir(course), scenario)
+    assert seen["uid"] == NOBODY and int(seen["cap"], 16) == 0 and seen["cwd"] == f"{STUDENT_HOME}/01_rnn", seen
+    assert BLOCKED_MARKER in seen["torch"] or importlib.util.find_spec("torch") is None, seen
+
+
 # ---------------------------------------------------------------- what the kernel can see
 
 def test_kernel_sees_only_its_notebook_folder_read_only(needs_bwrap, course):
@@ -595,6 +623,25 @@ def test_releasing_a_running_kernel_leaves_no_cgroup(needs_cgroups, course):
     dirs, left = asyncio.run(main())
     remove_cgroups(dirs)
     assert not left, f"cgroups left by release(): {left}"
+
+
+def test_folders_left_by_a_crashed_grader_are_swept():
+    """A kernel's folder (in RAM) that no kernel uses any more is removed by the next kernel
+    manager; a recent one (perhaps another grader's live kernel) stays."""
+    root = Path(sandbox_module.private_root() or tempfile.gettempdir())
+    stale, recent = (Path(tempfile.mkdtemp(prefix="rnn-kernel-", dir=root)) for _ in range(2))
+    (stale / "kernel").mkdir()
+    (stale / "kernel" / "filler").write_bytes(b"x" * 4096)
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    km = SandboxedKernelManager(kernel_name="python3")
+    try:
+        assert not stale.exists() and recent.exists() and km.box.exists()
+    finally:
+        km.release()
+        shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(recent, ignore_errors=True)
+    assert not km.box.exists()
 
 
 # ---------------------------------------------------------------- when the jail cannot be built

@@ -45,3 +45,27 @@ def test_training_learns_a_periodic_text_and_generation_continues_it():
     again = charlm.generate("lstm", history["params"], np.array([2]), 5, 1.0, np.random.default_rng(3))
     assert np.array_equal(again, charlm.generate("lstm", history["params"], np.array([2]), 5, 1.0,
                                                  np.random.default_rng(3)))
+
+
+def test_own_functions_replace_the_references():
+    ids = np.tile(np.arange(5), 40)
+    calls = []
+
+    def my_lstm_forward(*args):
+        calls.append(1)
+        return charlm.REFERENCE_FUNCTIONS["lstm_forward"](*args)
+
+    def buggy_embedding_backward(dout, cache):  # dW[x] = dout: repeated ids lose gradient
+        x, V = cache
+        dW = np.zeros((V, dout.shape[-1]))
+        dW[x] = dout
+        return dW
+
+    kw = dict(V=5, epochs=1, seed=0, hidden=8, embed=3, batch=2, T=10)
+    ref = charlm.train("lstm", ids, ids[:50], **kw)
+    mine = charlm.train("lstm", ids, ids[:50], fns={"lstm_forward": my_lstm_forward}, **kw)
+    assert calls and np.array_equal(ref["val_loss"], mine["val_loss"])
+    buggy = charlm.train("lstm", ids, ids[:50], fns={"embedding_backward": buggy_embedding_backward}, **kw)
+    assert not np.allclose(ref["val_loss"][1:], buggy["val_loss"][1:])
+    with pytest.raises(ValueError, match="unknown function names \\['lstm_fwd'\\]"):
+        charlm.train("lstm", ids, ids[:50], fns={"lstm_fwd": my_lstm_forward}, **kw)

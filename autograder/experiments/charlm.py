@@ -8,7 +8,8 @@ backward pass and one Adam update, the state at the end of a chunk is carried (a
 plain numbers, no gradient) into the next, and the gradient is clipped by its global
 norm. Every function of the model is a reference: :mod:`autograder.reference.language`
 for the embedding, output layer, loss and sampling, and rnn.py, lstm.py, gru.py for the
-recurrent layer. Also the count-based yardsticks (uniform, unigram, bigram) and their
+recurrent layer; pass ``fns`` to put your own functions in their place. Also the
+count-based yardsticks (uniform, unigram, bigram) and their
 perplexities.
 """
 import numpy as np
@@ -26,8 +27,27 @@ from autograder.reference.rnn import rnn_backward, rnn_forward
 
 #: Parameters of each recurrent layer, in the order its reference forward takes them.
 LAYER_PARAMS = {"rnn": ("Wx", "Wh", "b"), "lstm": ("Wx", "Wh", "b"), "gru": ("Wx", "Wh", "bx", "bh")}
-LAYERS = {"rnn": (rnn_forward, rnn_backward), "lstm": (lstm_forward, lstm_backward),
-          "gru": (gru_forward, gru_backward)}
+
+#: The functions the model is built from, by name: the references. Every function
+#: below that takes ``fns`` accepts a dict with some of these names, whose functions
+#: (same signatures) then replace the references, e.g. a student's own.
+REFERENCE_FUNCTIONS = {
+    "embedding_forward": embedding_forward, "embedding_backward": embedding_backward,
+    "temporal_affine_forward": temporal_affine_forward,
+    "temporal_affine_backward": temporal_affine_backward,
+    "temporal_softmax_loss": temporal_softmax_loss, "sample_next": sample_next,
+    "rnn_forward": rnn_forward, "rnn_backward": rnn_backward,
+    "lstm_forward": lstm_forward, "lstm_backward": lstm_backward,
+    "gru_forward": gru_forward, "gru_backward": gru_backward,
+}
+
+
+def functions(fns=None):
+    """REFERENCE_FUNCTIONS with those named in the dict fns replaced."""
+    unknown = sorted(set(fns or {}) - set(REFERENCE_FUNCTIONS))
+    if unknown:
+        raise ValueError(f"unknown function names {unknown}; choose from {sorted(REFERENCE_FUNCTIONS)}")
+    return {**REFERENCE_FUNCTIONS, **(fns or {})}
 
 
 def init_params(cell, V, D, H, rng, forget_bias=1.0):
@@ -59,10 +79,10 @@ def zero_state(cell, N, H):
     return tuple(np.zeros((N, H), dtype=DTYPE) for _ in range(2 if cell == "lstm" else 1))
 
 
-def layer_forward(cell, x, state, params):
+def layer_forward(cell, x, state, params, fns=None):
     """Recurrent layer over x (N, T, D) from state. Returns h (N, T, H), c (N, T, H) for
     the LSTM else None, the state after the last step, and the forward's cache."""
-    forward = LAYERS[cell][0]
+    forward = functions(fns)[f"{cell}_forward"]
     weights = [params[k] for k in LAYER_PARAMS[cell]]
     if cell == "lstm":
         h, c, cache = forward(x, *state, *weights)
@@ -71,49 +91,52 @@ def layer_forward(cell, x, state, params):
     return h, None, (h[:, -1],), cache
 
 
-def forward(cell, params, x, state):
+def forward(cell, params, x, state, fns=None):
     """ids x (N, T) -> scores (N, T, V), h, c (see layer_forward), final state, caches."""
-    emb, emb_cache = embedding_forward(x, params["W_embed"])
-    h, c, state, layer_cache = layer_forward(cell, emb, state, params)
-    scores, out_cache = temporal_affine_forward(h, params["W_out"], params["b_out"])
+    f = functions(fns)
+    emb, emb_cache = f["embedding_forward"](x, params["W_embed"])
+    h, c, state, layer_cache = layer_forward(cell, emb, state, params, f)
+    scores, out_cache = f["temporal_affine_forward"](h, params["W_out"], params["b_out"])
     return scores, h, c, state, (emb_cache, layer_cache, out_cache)
 
 
-def loss_and_grads(cell, params, x, y, mask, state):
+def loss_and_grads(cell, params, x, y, mask, state, fns=None):
     """Mean cross-entropy on one chunk (x, y, mask each (N, T)) and its gradient.
 
     The gradient stops at the chunk's initial state (truncated BPTT).
     Returns loss (float), grads (dict keyed like params), the final state.
     """
-    scores, _, _, state, (emb_cache, layer_cache, out_cache) = forward(cell, params, x, state)
-    loss, dscores = temporal_softmax_loss(scores, y, mask)
-    dh, dW_out, db_out = temporal_affine_backward(dscores, out_cache)
-    layer_grads = LAYERS[cell][1](dh, layer_cache)
+    f = functions(fns)
+    scores, _, _, state, (emb_cache, layer_cache, out_cache) = forward(cell, params, x, state, f)
+    loss, dscores = f["temporal_softmax_loss"](scores, y, mask)
+    dh, dW_out, db_out = f["temporal_affine_backward"](dscores, out_cache)
+    layer_grads = f[f"{cell}_backward"](dh, layer_cache)
     demb = layer_grads[0]
     grads = dict(zip(LAYER_PARAMS[cell], layer_grads[-len(LAYER_PARAMS[cell]):]))
-    grads.update(W_embed=embedding_backward(demb, emb_cache), W_out=dW_out, b_out=db_out)
+    grads.update(W_embed=f["embedding_backward"](demb, emb_cache), W_out=dW_out, b_out=db_out)
     return loss, grads, state
 
 
-def evaluate(cell, params, ids, N=1, T=256):
+def evaluate(cell, params, ids, N=1, T=256, fns=None):
     """Mean cross-entropy (nats per character) of predicting ids[1:] from the ids before.
 
     The stream is cut into N rows (by default one: the whole text), read in chunks
     of T with the state carried, so each prediction sees everything before it in its
     row. exp of it is the perplexity.
     """
+    f = functions(fns)
     total, count = 0.0, 0
     state = zero_state(cell, N, params["Wh"].shape[0])
     for x, y, mask in stream_batches(ids, N, T):
-        scores, _, _, state, _ = forward(cell, params, x, state)
-        loss, _ = temporal_softmax_loss(scores, y, mask)
+        scores, _, _, state, _ = forward(cell, params, x, state, f)
+        loss, _ = f["temporal_softmax_loss"](scores, y, mask)
         total += loss * mask.sum()
         count += mask.sum()
     return total / count
 
 
 def train(cell, train_ids, val_ids, V, epochs, seed, hidden=128, embed=32, batch=8, T=32,
-          lr=2e-3, clip=5.0, evals_per_epoch=2, callback=None):
+          lr=2e-3, clip=5.0, evals_per_epoch=2, callback=None, fns=None):
     """Train the model on train_ids (L,) with truncated BPTT; return its history.
 
     Each epoch reads the whole training stream once, cut into ``batch`` rows, in
@@ -121,7 +144,7 @@ def train(cell, train_ids, val_ids, V, epochs, seed, hidden=128, embed=32, batch
     norm ``clip``) per chunk, the state carried between chunks and reset at each epoch.
     The validation loss on val_ids is measured ``evals_per_epoch`` times per epoch
     (and before training); ``callback(update, params)``, if given, is called at the
-    same moments, e.g. to draw samples.
+    same moments, e.g. to draw samples. fns: see REFERENCE_FUNCTIONS.
     Returns a dict: "update" and "val_loss" (nats per character) at each
     evaluation, "train_loss" (one per update), "params" (final).
 
@@ -130,25 +153,26 @@ def train(cell, train_ids, val_ids, V, epochs, seed, hidden=128, embed=32, batch
     and reached a validation perplexity near 330, against 468 for the bigram model;
     with batch=32, T=48 it made 4 times fewer updates and stalled near 400.
     """
+    f = functions(fns)
     rng = np.random.default_rng(seed)
     params = init_params(cell, V, embed, hidden, rng)
     adam = {"t": 0, "m": {}, "v": {}}
     row_length = -(-(len(train_ids) - 1) // batch)  # ceil, as in stream_batches
     chunks = -(-row_length // T)
     eval_at = set(np.linspace(0, chunks, evals_per_epoch + 1).astype(int)[1:])
-    history = {"update": [0], "val_loss": [evaluate(cell, params, val_ids)], "train_loss": []}
+    history = {"update": [0], "val_loss": [evaluate(cell, params, val_ids, fns=f)], "train_loss": []}
     if callback:
         callback(0, params)
     for _ in range(epochs):
         state = zero_state(cell, batch, hidden)
         for k, (x, y, mask) in enumerate(stream_batches(train_ids, batch, T), start=1):
-            loss, grads, state = loss_and_grads(cell, params, x, y, mask, state)
+            loss, grads, state = loss_and_grads(cell, params, x, y, mask, state, f)
             clipped, _ = clip_by_global_norm(list(grads.values()), clip)
             adam_update(params, dict(zip(grads, clipped)), adam, lr)
             history["train_loss"].append(loss)
             if k in eval_at:
                 history["update"].append(adam["t"])
-                history["val_loss"].append(evaluate(cell, params, val_ids))
+                history["val_loss"].append(evaluate(cell, params, val_ids, fns=f))
                 if callback:
                     callback(adam["t"], params)
     history = {k: np.array(v) for k, v in history.items()}
@@ -156,20 +180,21 @@ def train(cell, train_ids, val_ids, V, epochs, seed, hidden=128, embed=32, batch
     return history
 
 
-def generate(cell, params, prompt, length, temperature, rng):
+def generate(cell, params, prompt, length, temperature, rng, fns=None):
     """Feed the ids of prompt (P,) with P >= 1, then sample ``length`` more ids.
 
     Each new id is drawn with :func:`sample_next` (greedy at temperature 0) from the
     scores after the previous one, and fed back as the next input: the model reads
     its own output. Returns the new ids (length,).
     """
+    f = functions(fns)
     state = zero_state(cell, 1, params["Wh"].shape[0])
-    scores, _, _, state, _ = forward(cell, params, np.asarray(prompt)[None], state)
+    scores, _, _, state, _ = forward(cell, params, np.asarray(prompt)[None], state, f)
     out = []
     for _ in range(length):
-        next_id = sample_next(scores[:, -1], temperature, rng.uniform(size=1))
+        next_id = f["sample_next"](scores[:, -1], temperature, rng.uniform(size=1))
         out.append(int(next_id[0]))
-        scores, _, _, state, _ = forward(cell, params, next_id[:, None], state)
+        scores, _, _, state, _ = forward(cell, params, next_id[:, None], state, f)
     return np.array(out, dtype=np.int64)
 
 

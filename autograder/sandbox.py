@@ -2,10 +2,11 @@
 
 :class:`SandboxedKernelManager` is a jupyter_client kernel manager whose kernel
 
-* sees a read-only system (``/usr``, ``/etc``, the Python installation, with a venv at
-  ``/opt/venv``), the student kit at ``/opt/rnn-course/rnnkit``, a small private ``/tmp`` (RAM) and, read-only at
-  ``/home/student/<its name>``, the folder of the notebook it runs; not the course
-  directory, the gradebook, the sources, other students or this package;
+* sees a read-only system (``/usr``, ``/etc``, the Python installation, a venv at
+  ``/opt/venv``), the student kit at ``/opt/rnn-course/rnnkit``, a small private
+  ``/tmp`` (RAM) and, read-only at ``/home/student/<its name>``, the folder of the
+  notebook it runs; not the course directory, the gradebook, the sources, other
+  students or this package;
 * imports only from the system and the kit: not from its working directory
   (``PYTHONSAFEPATH``), and never an autograd framework (``Sandbox.blocked_packages``:
   a stub that raises an error containing :data:`BLOCKED_MARKER` hides each one);

@@ -198,25 +198,29 @@ def generate(cell, params, prompt, length, temperature, rng, fns=None):
     return np.array(out, dtype=np.int64)
 
 
-def ngram_losses(train_ids, val_ids, V, alphas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)):
-    """Count-based yardsticks: nats per character on val_ids[1:], each from the id before.
+def ngram_token_losses(train_ids, val_ids, V, alpha):
+    """Loss (nats) of the count models at each position of val_ids[1:], from the id before.
 
-    uniform: log V. unigram: counts of train_ids with add-one smoothing.
-    bigram: p(b | a) = (count(a, b) + alpha * p_unigram(b)) / (count(a) + alpha), with
-    alpha the best of ``alphas`` on the validation text itself (so the yardstick is,
-    if anything, flattered). Returns a dict uniform, unigram, bigram (losses) and alpha.
+    unigram: counts of train_ids with add-one smoothing, whatever came before.
+    bigram: p(b | a) = (count(a, b) + alpha * p_unigram(b)) / (count(a) + alpha).
+    Returns a dict unigram, bigram: arrays (len(val_ids) - 1,).
     """
     unigram = (np.bincount(train_ids, minlength=V) + 1.0) / (len(train_ids) + V)
     pairs = np.zeros((V, V))
     np.add.at(pairs, (train_ids[:-1], train_ids[1:]), 1.0)
     prev, nxt = val_ids[:-1], val_ids[1:]
-    row_total = pairs.sum(axis=1)
+    bigram = (pairs[prev, nxt] + alpha * unigram[nxt]) / (pairs.sum(axis=1)[prev] + alpha)
+    return {"unigram": -np.log(unigram[nxt]), "bigram": -np.log(bigram)}
 
-    def bigram_loss(alpha):
-        p = (pairs[prev, nxt] + alpha * unigram[nxt]) / (row_total[prev] + alpha)
-        return -np.mean(np.log(p))
 
-    losses = {a: bigram_loss(a) for a in alphas}
-    alpha = min(losses, key=losses.get)
-    return {"uniform": np.log(V), "unigram": -np.mean(np.log(unigram[nxt])),
-            "bigram": losses[alpha], "alpha": alpha}
+def ngram_losses(train_ids, val_ids, V, alphas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)):
+    """Count-based yardsticks: mean nats per character on val_ids[1:].
+
+    uniform: log V; unigram and bigram: see :func:`ngram_token_losses`, with alpha
+    the best of ``alphas`` on the validation text itself (so the bigram yardstick
+    is, if anything, flattered). Returns a dict uniform, unigram, bigram, alpha.
+    """
+    losses = {a: ngram_token_losses(train_ids, val_ids, V, a) for a in alphas}
+    alpha = min(alphas, key=lambda a: losses[a]["bigram"].mean())
+    return {"uniform": np.log(V), "unigram": losses[alpha]["unigram"].mean(),
+            "bigram": losses[alpha]["bigram"].mean(), "alpha": alpha}

@@ -9,16 +9,19 @@ raises :class:`Interrupted` with the results that finished. A task in flight is 
 stop (:func:`stop_requested` turns true, SIGTERM raises :class:`Stopped` in it), killed if
 it does not, and then ``abort(*args)`` is called for it, once its process is gone.
 
-On Dask, every task runs in a process of its own started by the worker, so a worker
-with several threads grades correctly (nbgrader's autograde changes the process's
-environment, which threads share), and a task can be stopped: it watches ``stop_file``,
-which must be on a file system the workers see.
+On Dask, every worker thread runs its tasks in a grading process of its own (started by
+the worker, kept for the thread's next task), so a worker with several threads grades
+correctly (nbgrader's autograde changes the process's environment, which threads
+share), and a task can be stopped: it watches ``stop_file``, which must be on a file
+system the workers see.
 """
 import functools
 import multiprocessing
 import os
 import pickle
+import select
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -229,42 +232,90 @@ def _dask(fn, arglist, workers, scheduler, stop_file, abort, stopping):
             cluster.close()
 
 
-_CHILD = """\
-import pickle, sys
+_SERVER = """\
+import os, pickle, struct, traceback
 from autograder import scheduling
 scheduling._worker_signals()
-with open(sys.argv[1], "rb") as fh:
-    fn, args = pickle.load(fh)
-result = fn(*args)
-with open(sys.argv[2], "wb") as fh:
-    pickle.dump(result, fh)
+replies = os.fdopen(os.dup(1), "wb")
+os.dup2(2, 1)   # what grading prints goes to the log, never into the replies
+while True:
+    head = os.read(0, 8)
+    if len(head) < 8:
+        break
+    size, data = struct.unpack("!Q", head)[0], b""
+    while len(data) < size:
+        data += os.read(0, size - len(data))
+    fn, args = pickle.loads(data)
+    try:
+        reply = (True, fn(*args))
+    except Exception:
+        reply = (False, traceback.format_exc(limit=5))
+    data = pickle.dumps(reply)
+    replies.write(struct.pack("!Q", len(data)) + data)
+    replies.flush()
 """
+_thread = threading.local()   # each Dask worker thread keeps its own grading process
 
 
 def isolated(fn, args, stop_file=None, abort=None):
-    """``fn(*args)`` in a new Python process; None if ``stop_file`` appeared meanwhile.
+    """``fn(*args)`` in a Python process of this thread's own; None if ``stop_file`` appeared meanwhile.
 
-    What a Dask worker runs: whatever its threads, each task has a process of its own.
+    What a Dask worker runs: whatever its threads, tasks never share a process, and the
+    process (with its imports and caches) serves the thread's next task. A stopped task's
+    process is killed, then ``abort(*args)`` is called.
     """
     if stop_file and os.path.exists(stop_file):
         return None
-    with tempfile.TemporaryDirectory(prefix="rnn-task-") as tmp:
-        task, result = Path(tmp) / "task.pickle", Path(tmp) / "result.pickle"
-        task.write_bytes(pickle.dumps((fn, args)))
-        with open(Path(tmp) / "log", "wb") as log:
-            child = subprocess.Popen([sys.executable, "-c", _CHILD, str(task), str(result)],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            while child.poll() is None:
-                if stop_file and os.path.exists(stop_file):
-                    _stop_child(child)
-                    if abort:
-                        abort(*args)
-                    return None
-                time.sleep(0.2)
-        if child.returncode != 0 or not result.exists():
-            tail = (Path(tmp) / "log").read_text(errors="replace").strip().splitlines()[-3:]
-            raise RuntimeError(f"grading process exited with {child.returncode}: {' | '.join(tail)}")
-        return pickle.loads(result.read_bytes())
+    child = _server()
+    data = pickle.dumps((fn, args))
+    os.write(child.stdin.fileno(), struct.pack("!Q", len(data)) + data)
+    reply = _reply(child, stop_file)
+    if reply is None:
+        _stop_child(child)
+        _thread.child = None
+        if abort:
+            abort(*args)
+        return None
+    ok, value = reply
+    if not ok:
+        raise RuntimeError(f"grading process failed: {value.strip().splitlines()[-1]}")
+    return value
+
+
+def _server():
+    child = getattr(_thread, "child", None)
+    if child is None or child.poll() is not None:
+        _thread.log = tempfile.TemporaryFile()
+        child = subprocess.Popen([sys.executable, "-c", _SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=_thread.log, bufsize=0, start_new_session=True)
+        _thread.child = child
+    return child
+
+
+def _reply(child, stop_file):
+    """The child's (ok, value) for the task sent; None if the stop file appeared first."""
+    fd = child.stdout.fileno()
+    while not select.select([fd], [], [], 0.2)[0]:
+        if stop_file and os.path.exists(stop_file):
+            return None
+    head = _read(fd, 8)
+    if len(head) < 8:   # the process died
+        child.wait()
+        _thread.log.seek(0)
+        tail = _thread.log.read().decode(errors="replace").strip().splitlines()[-3:]
+        _thread.child = None
+        raise RuntimeError(f"grading process exited with {child.returncode}: {' | '.join(tail)}")
+    return pickle.loads(_read(fd, struct.unpack("!Q", head)[0]))
+
+
+def _read(fd, size):
+    data = b""
+    while len(data) < size:
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def _stop_child(child):

@@ -30,7 +30,7 @@ def main(argv=None):
     grade.add_argument("--workers", type=int, default=scheduling.default_workers(),
                        help="parallel grading processes (default: cores + 1)")
     grade.add_argument("--scheduler", help='Dask scheduler address, or "local" for a local Dask cluster; '
-                                           'each submission is graded in a process of its own on the worker')
+                                           'every worker thread grades in a process of its own')
     grade.add_argument("--force", action="store_true", help="regrade submissions graded before")
     grade.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: COURSE/gradebook.db)")
 

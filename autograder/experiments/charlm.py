@@ -213,7 +213,10 @@ def ngram_token_losses(train_ids, val_ids, V, alpha):
     return {"unigram": -np.log(unigram[nxt]), "bigram": -np.log(bigram)}
 
 
-def ngram_losses(train_ids, val_ids, V, alphas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)):
+BIGRAM_ALPHAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
+
+
+def ngram_losses(train_ids, val_ids, V, alphas=BIGRAM_ALPHAS):
     """Count-based yardsticks: mean nats per character on val_ids[1:].
 
     uniform: log V; unigram and bigram: see :func:`ngram_token_losses`, with alpha

@@ -1,4 +1,5 @@
 """Autograde exercise 01 end to end on typical submissions, through nbgrader."""
+import re
 import subprocess
 import sys
 
@@ -108,7 +109,7 @@ def test_correct_loops_einsum_float32_gets_full_marks(graded):
 def test_wrong_implementations_lose_points_with_a_message(graded, student, cell, words):
     course, rows = graded
     row = rows[student]
-    assert 0 < row["score"] < row["max_score"]
+    assert row["score"] < row["max_score"]
     assert row["cells"][cell] < rows["solution"]["cells"][cell]
     messages = batch.failures(course, student, A)
     assert any(words in m for m in messages), messages
@@ -125,7 +126,8 @@ def test_accumulation_bug_is_located_in_time(graded):
 def test_feedback_has_no_hidden_tests(graded):
     course, _ = graded
     html = (course / "feedback" / "no_accumulation" / A / f"{A}.html").read_text()
-    assert "BEGIN HIDDEN TESTS" not in html and "1401" not in html
+    text = re.sub(r"<script.*?</script>", "", html, flags=re.S)   # the inlined MathJax is full of digits
+    assert "BEGIN HIDDEN TESTS" not in html and not re.search(r"\bseed\W+1401\b", text) and "1401" not in text
     assert "dWx" in html
 
 
@@ -136,5 +138,5 @@ def test_grade_command_prints_table_and_csv(tmp_path):
     assert "solution" in out.stdout and "10.00 / 10" in out.stdout
     assert "next_h: wrong" in out.stdout
     csv = (tmp_path / "c" / "grades.csv").read_text().splitlines()
-    assert csv[0].startswith("student,assignment,score,max_score,test_rnn_backward")
+    assert csv[0].startswith("student,assignment,score,max_score,awaiting_points,test_rnn_backward")
     assert len(csv) == 3

@@ -406,10 +406,16 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.provisioner.process.kill()
 
     def release(self):
-        """Kill what is left of the kernel and remove its cgroups and private folder (idempotent)."""
+        """Kill what is left of the kernel, remove its folder, then its cgroups (idempotent).
+
+        The folder goes first: one beside an empty cgroup (or none) was left behind.
+        """
+        if self.cgroup:
+            self.cgroup.kill()
+        shutil.rmtree(self.box, ignore_errors=True)
         if self.cgroup and self.cgroup.remove():
             self.cgroup = None
-        shutil.rmtree(self.box, ignore_errors=True)
+        shutil.rmtree(self.box, ignore_errors=True)  # what was written while the kill took effect
 
     async def _async_cleanup_resources(self, restart=False):
         await super()._async_cleanup_resources(restart=restart)

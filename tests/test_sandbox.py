@@ -147,7 +147,7 @@ async def jailed_kernel(cwd, **sandbox):
     config = Config({"Sandbox": sandbox}) if sandbox else Config()
     km = SandboxedKernelManager(kernel_name="python3", config=config)
     await km.start_kernel(cwd=str(cwd), env={**os.environ, GRADING_ENV: "1"})
-    cgroups, private = list(km.cgroup.dirs) if km.cgroup else [], km.private
+    cgroups, box = list(km.cgroup.dirs) if km.cgroup else [], km.box
     kc = km.client()
     kc.start_channels()
     try:
@@ -157,7 +157,7 @@ async def jailed_kernel(cwd, **sandbox):
         kc.stop_channels()
         await km.shutdown_kernel()   # graceful, as nbclient does; now=True races (see test_releasing_...)
     assert cgroups or not cgroup_controllers(), "the kernel was not put in cgroups"
-    leftovers = [str(d) for d in cgroups if d.exists()] + [str(private)] * private.exists()
+    leftovers = [str(d) for d in cgroups if d.exists()] + [str(box)] * box.exists()
     remove_cgroups(cgroups)
     assert not leftovers, f"left after the kernel shut down: {leftovers}"
 

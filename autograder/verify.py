@@ -11,9 +11,9 @@ import numpy as np
 from rnnkit import compare
 from rnnkit.tasks import copy_inputs
 
-from .reference import gru, long_term, lstm, rnn
+from .reference import gradcheck, gru, language, long_term, lstm, rnn
 
-REFERENCES = {name: obj for module in (rnn, lstm, gru, long_term)
+REFERENCES = {name: obj for module in (rnn, lstm, gru, long_term, language, gradcheck)
               for name, obj in vars(module).items() if callable(obj)}
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from submissions import mutate, solution_cells, student_notebook
 
-ASSIGNMENTS = ("01_rnn", "02_long_term", "03_gates", "04_bptt")
+ASSIGNMENTS = ("01_rnn", "02_long_term", "03_gates", "04_bptt", "05_language_model")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,13 @@ MUTANTS = [
       ("rnn_step_backward(dh[:, t] + dprev_h, cache[t])", "rnn_step_backward(dh[:, t], cache[t])"),
       "rnn_backward", ["dWh: wrong", "dx: wrong at t=0", "once step t=1 is included"],
       "the gradient from later steps is not added to dh[:, t]"),
+
+    M("numgrad_one_sided", "01_rnn", "numerical_gradient",
+      ("grad.flat[i] = (f(x + step) - f(x - step)) / (2 * eps)", "grad.flat[i] = (f(x + step) - f(x)) / eps"),
+      "numerical_gradient", ["grad: wrong"], "a one-sided difference"),
+    M("numgrad_no_half", "01_rnn", "numerical_gradient",
+      ("grad.flat[i] = (f(x + step) - f(x - step)) / (2 * eps)", "grad.flat[i] = (f(x + step) - f(x - step)) / eps"),
+      "numerical_gradient", ["grad: wrong"], "the centred difference divided by eps, not 2 eps"),
 
     # ------------------------------------------------------------------ 02 long-term dependencies
     M("norms_one_step_late", "02_long_term", "rnn_gradient_norms",
@@ -202,6 +209,41 @@ MUTANTS = [
        ("reversed(range(start, min(start + k, T)))", "reversed(range(max(start, 0), min(start + k, T)))"),
        ("if start == 0:", "if start <= 0:")),
       "lstm_truncated_backward", ["dWx: wrong", "once step t="], "chunks counted from the end of the sequence"),
+]
+
+
+MUTANTS += [
+    # ------------------------------------------------------------------ 05 language model
+    M("emb_off_by_one", "05_language_model", "embedding_forward",
+      ("out = W[x]", "out = W[x - 1]"), "embedding_forward", ["out: wrong"], "looks up row x - 1"),
+    M("emb_bwd_no_accumulation", "05_language_model", "embedding_backward",
+      ("np.add.at(dW, x.reshape(-1), dout.reshape(-1, D))", "dW[x.reshape(-1)] += dout.reshape(-1, D)"),
+      "embedding_backward", ["dW: wrong"], "repeated ids keep one gradient instead of their sum"),
+    M("aff_bwd_db_over_batch_only", "05_language_model", "temporal_affine_backward",
+      ("db = dscores.sum(axis=(0, 1))", "db = dscores.sum(axis=0)"),
+      "temporal_affine_backward", ["db: has shape"], "db summed over the batch only"),
+    M("aff_bwd_dW_last_step", "05_language_model", "temporal_affine_backward",
+      ("dW = h.reshape(N * T, H).T @ dscores.reshape(N * T, -1)", "dW = h[:, -1].T @ dscores[:, -1]"),
+      "temporal_affine_backward", ["dW: wrong"], "dW from the last time step only"),
+    M("loss_mask_ignored", "05_language_model", "temporal_softmax_loss",
+      ("weights = mask.reshape(-1).astype(float)", "weights = np.ones(N * T)"),
+      "temporal_softmax_loss", ["loss: wrong", "dscores: wrong"], "padding counted as targets"),
+    M("loss_summed", "05_language_model", "temporal_softmax_loss",
+      ("count = max(weights.sum(), 1.0)", "count = 1.0"),
+      "temporal_softmax_loss", ["loss: wrong"], "the loss summed over the steps, not averaged"),
+    M("loss_mean_over_all_steps", "05_language_model", "temporal_softmax_loss",
+      ("count = max(weights.sum(), 1.0)", "count = N * T"),
+      "temporal_softmax_loss", ["loss: wrong"], "averaged over every step, padding included"),
+    M("loss_no_max_shift", "05_language_model", "temporal_softmax_loss",
+      ("shifted = flat - flat.max(axis=1, keepdims=True)", "shifted = flat"),
+      "temporal_softmax_loss", ["contains NaN or inf"], "softmax without the max shift overflows"),
+    M("sample_temperature_after_softmax", "05_language_model", "sample_next",
+      (("z = scores / temperature", "z = scores"),
+       ("p /= p.sum(axis=1, keepdims=True)", "p /= p.sum(axis=1, keepdims=True) * temperature")),
+      "sample_next", ["ids: wrong"], "probabilities divided by the temperature after the softmax"),
+    M("sample_greedy_is_argmin", "05_language_model", "sample_next",
+      ("return scores.argmax(axis=1)", "return scores.argmin(axis=1)"),
+      "sample_next", ["ids: wrong"], "greedy picks the least likely character"),
 ]
 
 

@@ -544,9 +544,9 @@ def params(aspect):
 def test_honest_students_are_graded_as_usual(graded):
     rows, flags, course = graded["rows"], graded["flags"], graded["course"]
     assert rows["solution"]["score"] == rows["solution"]["max_score"] == 10
-    # Every output of the honest wrong answer is wrong (rnn_step_forward returns zeros and
-    # the other three build on it): an attack that earns anything at all is a hole.
-    assert rows["honest"]["score"] == 0.0, batch.failures(course, "honest", A)
+    # The honest wrong answer earns only the gradient checker's 2 points (rnn_step_forward
+    # returns zeros and the other three build on it): an attack that earns more is a hole.
+    assert rows["honest"]["score"] == 2.0, batch.failures(course, "honest", A)
     assert flags["honest"] == [] and flags["solution"] == [], flags
     assert rows["unusual"]["score"] == 10 and flags["unusual"] == [], (flags["unusual"],
                                                                        batch.failures(course, "unusual", A))
@@ -580,8 +580,9 @@ def test_attack_is_flagged(graded, name):
 def test_no_attack_disturbs_the_correct_student(graded):
     row = graded["rows"]["solution"]
     assert row["score"] == 10 and all(row["cells"][c] == p for c, p in
-                                      {"test_rnn_step_forward": 2, "test_rnn_step_backward": 3,
-                                       "test_rnn_forward": 2, "test_rnn_backward": 3}.items()), row
+                                      {"test_rnn_step_forward": 2, "test_rnn_step_backward": 2,
+                                       "test_rnn_forward": 2, "test_rnn_backward": 2,
+                                       "test_numerical_gradient": 2}.items()), row
     assert graded["flags"]["solution"] == [] and graded["outcomes"]["solution"].notes == ()
 
 

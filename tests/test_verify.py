@@ -80,7 +80,7 @@ def float32_functions():
     """Every reference, computing in float32 internally: a correct implementation in single precision."""
     def cast(fn):
         def wrapped(*args):
-            args = [a.astype(np.float32) if isinstance(a, np.ndarray) else
+            args = [a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else
                     tuple(g.astype(np.float32) for g in a) if isinstance(a, tuple) and all(isinstance(g, np.ndarray) for g in a)
                     else a for a in args]
             return fn(*args)

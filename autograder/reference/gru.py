@@ -7,7 +7,7 @@ With ax = x_t @ Wx + bx and ah = h_{t-1} @ Wh + bh, split into blocks r, z, n:
     n = tanh(ax_n + r * ah_n)        candidate
     h_t = (1 - z) * n + z * h_{t-1}
 
-Shapes follow :mod:`autograder.conventions` with G = 3; the blocks are in the
+Shapes follow :mod:`rnnkit.conventions` with G = 3; the blocks are in the
 order of ``GATES["gru"]``. There are two biases because r multiplies ah_n,
 bias included.
 Each forward returns its output and a cache; each backward takes the upstream
@@ -15,7 +15,7 @@ gradient and that cache and returns gradients in the order of the forward's inpu
 """
 import numpy as np
 
-from autograder.conventions import GATES, split_gates
+from rnnkit.conventions import GATES, split_gates
 from autograder.reference.lstm import sigmoid
 from autograder.reference.unroll import unroll_backward, unroll_forward
 

@@ -56,7 +56,8 @@ def save(path, records, assignments):
         if isinstance(value, (int, float)):
             return value
         name = f"a{len(arrays)}"
-        arrays[name] = np.asarray(value, dtype=np.float64)
+        value = np.asarray(value)   # ids stay integers, masks booleans; outputs are float64
+        arrays[name] = value if value.dtype.kind in "bi" else value.astype(np.float64)
         return name
     for key, record in sorted(records.items()):
         manifest["records"][key] = {"inputs": {k: store(v) for k, v in record.get("inputs", {}).items()},

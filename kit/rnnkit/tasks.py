@@ -213,6 +213,61 @@ def clipping_inputs(case):
     return {**g, "max_norm": float(total * (0.3 if case["clip"] else 2.0))}
 
 
+def gradient_check_inputs(case):
+    """x (N, D) and what defines f(x) = sum(tanh(x @ W) * G): W (D, H), G (N, H); the step eps."""
+    rng, (N, D, H) = _rng(case), (case["N"], case["D"], case["H"])
+    return {"x": rng.standard_normal((N, D)), "W": rng.standard_normal((D, H)) / np.sqrt(D),
+            "G": rng.standard_normal((N, H)), "eps": float(case["eps"])}
+
+
+def gradient_check(functions, inputs):
+    """numerical_gradient(f, x, eps) on the scalar function f(z) = sum(tanh(z @ W) * G)."""
+    W, G = inputs["W"], inputs["G"]
+
+    def f(z):
+        return float(np.sum(np.tanh(z @ W) * G))
+    return (functions["numerical_gradient"](f, inputs["x"], inputs["eps"]),)
+
+
+def embedding_inputs(case):
+    """ids x (N, T) from a small vocabulary (so ids repeat), W (V, D), upstream dout (N, T, D)."""
+    rng, (N, T, V, D) = _rng(case), (case["N"], case["T"], case["V"], case["D"])
+    return {"x": rng.integers(0, V, size=(N, T)), "W": rng.standard_normal((V, D)),
+            "dout": rng.standard_normal((N, T, D))}
+
+
+def affine_inputs(case):
+    """h (N, T, H), W (H, V), b (V,), upstream dscores (N, T, V)."""
+    rng, (N, T, H, V) = _rng(case), (case["N"], case["T"], case["H"], case["V"])
+    return {"h": rng.standard_normal((N, T, H)), "W": rng.standard_normal((H, V)) / np.sqrt(H),
+            "b": rng.standard_normal(V), "dscores": rng.standard_normal((N, T, V))}
+
+
+def loss_inputs(case):
+    """scores (N, T, V) times ``scale``, targets y (N, T), mask (N, T): about 1 in 5 steps padding,
+    and the first ``masked_rows`` sequences padding throughout."""
+    rng, (N, T, V) = _rng(case), (case["N"], case["T"], case["V"])
+    mask = rng.random((N, T)) < 0.8
+    mask[:case.get("masked_rows", 0)] = False
+    return {"scores": case.get("scale", 1.0) * rng.standard_normal((N, T, V)),
+            "y": rng.integers(0, V, size=(N, T)), "mask": mask}
+
+
+def sampling_inputs(case):
+    """scores (N, V) times ``scale``, the case's temperature, uniform draws u (N,)."""
+    rng, (N, V) = _rng(case), (case["N"], case["V"])
+    return {"scores": case.get("scale", 1.0) * rng.standard_normal((N, V)),
+            "temperature": float(case["temperature"]), "u": rng.random(N)}
+
+
+def backward_single(fwd, fwd_args, fwd_returns, name, upstream):
+    """Like :func:`backward`, for a backward function that returns one array (not a tuple)."""
+    def run(functions, inputs):
+        cache = unpack(functions[fwd](*(inputs[k] for k in fwd_args)), fwd_returns, fwd)[-1]
+        return (functions[name](*[inputs[k] for k in upstream], cache),)
+    return run
+
+
 def truncated_inputs(case):
     return {**sequence_inputs("lstm", upstream=True)(case), "k": case["k"]}
 
@@ -244,6 +299,10 @@ _task(name="rnn_backward", kind="rnn", outputs=("dx", "dh0", "dWx", "dWh", "db")
       needs=("rnn_forward", "rnn_backward"), make_inputs=sequence_inputs("rnn", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
       run=backward("rnn_forward", SEQ + RNN_P, 2, "rnn_backward", ("dh",), 5))
+
+_task(name="numerical_gradient", kind="rnn", outputs=("grad",),
+      public=({"N": 2, "D": 3, "H": 4, "eps": 1e-3, "seed": 0}, {"N": 1, "D": 2, "H": 2, "eps": 1e-2, "seed": 1}),
+      needs=("numerical_gradient",), make_inputs=gradient_check_inputs, run=gradient_check)
 
 # --- 02 long-term dependencies
 _task(name="rnn_gradient_norms", kind="rnn", outputs=("norms",), public=_SEQ, needs=("rnn_gradient_norms",),
@@ -287,3 +346,24 @@ _task(name="lstm_truncated_backward", kind="lstm", outputs=("dx", "dh0", "dc0", 
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
       run=backward("lstm_forward", SEQ + ("c0",) + LSTM_P, 3, "lstm_truncated_backward", ("dh",), 6,
                    extra=("k",)))
+
+# --- 05 language model
+_LM = ({"N": 2, "T": 3, "V": 5, "D": 4, "H": 3, "seed": 0}, {"N": 1, "T": 4, "V": 3, "D": 2, "H": 2, "seed": 1})
+_task(name="embedding_forward", kind="rnn", outputs=("out",), public=_LM, timed=("out",),
+      needs=("embedding_forward",), make_inputs=embedding_inputs, run=forward("embedding_forward", ("x", "W"), 2))
+_task(name="embedding_backward", kind="rnn", outputs=("dW",), public=_LM,
+      needs=("embedding_forward", "embedding_backward"), make_inputs=embedding_inputs,
+      run=backward_single("embedding_forward", ("x", "W"), 2, "embedding_backward", ("dout",)))
+_task(name="temporal_affine_forward", kind="rnn", outputs=("scores",), public=_LM, timed=("scores",),
+      needs=("temporal_affine_forward",), make_inputs=affine_inputs,
+      run=forward("temporal_affine_forward", ("h", "W", "b"), 2))
+_task(name="temporal_affine_backward", kind="rnn", outputs=("dh", "dW", "db"), public=_LM, timed=("dh",),
+      needs=("temporal_affine_forward", "temporal_affine_backward"), make_inputs=affine_inputs,
+      run=backward("temporal_affine_forward", ("h", "W", "b"), 2, "temporal_affine_backward", ("dscores",), 3))
+_task(name="temporal_softmax_loss", kind="rnn", outputs=("loss", "dscores"), public=_LM, timed=("dscores",),
+      needs=("temporal_softmax_loss",), make_inputs=loss_inputs,
+      run=plain("temporal_softmax_loss", ("scores", "y", "mask"), ("loss", "dscores")))
+_task(name="sample_next", kind="rnn", outputs=("ids",),
+      public=({"N": 3, "V": 5, "temperature": 1.0, "seed": 0}, {"N": 2, "V": 4, "temperature": 0.0, "seed": 1}),
+      needs=("sample_next",), make_inputs=sampling_inputs,
+      run=plain("sample_next", ("scores", "temperature", "u"), ("ids",)))

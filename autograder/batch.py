@@ -857,8 +857,8 @@ def _notes(result):
 def grade_rows(course, db_url=""):
     """One row per submission: student, assignment, score, max, per-test-cell scores, flags.
 
-    ``awaiting``: cell -> points of cells that await grading by hand (nbgrader's
-    ``needs_manual_grade``); their entry in ``cells`` is None, not 0.
+    ``awaiting``: cell -> points of cells that await grading by hand
+    (:func:`awaits_hand_grading`); their entry in ``cells`` is None, not 0.
     """
     rows = []
     with Gradebook(db_url or default_db_url(course)) as gb:
@@ -871,7 +871,7 @@ def grade_rows(course, db_url=""):
                 cells, awaiting = {}, {}
                 for nb in sub.notebooks:
                     for grade in nb.grades:
-                        if grade.needs_manual_grade:
+                        if awaits_hand_grading(grade):
                             cells[grade.name] = None
                             awaiting[grade.name] = grade.max_score
                         else:
@@ -884,6 +884,12 @@ def grade_rows(course, db_url=""):
 
 
 AWAITING = "awaiting hand grading"
+
+
+def awaits_hand_grading(grade):
+    """True for a gradebook grade no person has given yet (nbgrader also marks graded answers for
+    review again after ``nbgrader autograde``: they keep their score)."""
+    return bool(grade.needs_manual_grade) and grade.manual_score is None
 
 
 def export_csv(rows, path):

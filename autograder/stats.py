@@ -150,7 +150,7 @@ def _from_gradebook(assignment):
         stats.scores[student] = submission.score or 0.0
         for notebook in submission.notebooks:
             for grade in notebook.grades:
-                if grade.needs_manual_grade:
+                if batch.awaits_hand_grading(grade):
                     stats.awaiting[student] = stats.awaiting.get(student, 0.0) + grade.max_score
                 elif grade.name in stats.cells:
                     stats.cells[grade.name][1][student] = grade.score or 0.0

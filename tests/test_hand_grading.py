@@ -96,8 +96,8 @@ def formgrader(course):
         server.wait(30)
 
 
-def api(url, token, path, body=None):
-    request = urllib.request.Request(f"{url}/formgrader/api/{path}", method="PUT" if body else "GET",
+def api(url, token, path, body=None, method=None):
+    request = urllib.request.Request(f"{url}/formgrader/api/{path}", method=method or ("PUT" if body else "GET"),
                                      data=json.dumps(body).encode() if body else None,
                                      headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
@@ -122,7 +122,14 @@ def test_formgrader_grade_counts_survives_force_and_stock_feedback_leaks_nothing
     assert by_student["written"]["awaiting"] == {} and by_student["written"]["score"] == 7
     assert by_student["written"]["cells"][ANSWER] == 2
 
-    # Stock nbgrader, as the formgrader's "Generate Feedback" button runs it, in the course directory.
+    # The formgrader's "Autograde" button: the course's pipeline, the same grades, the hand grade kept.
+    before = rows(course)
+    assert api(url, token, f"submission/{A}/written/autograde", method="POST")["success"] is True
+    after = rows(course)
+    assert after["written"]["score"] == 7 and after["written"]["cells"] == before["written"]["cells"]
+    assert after["written"]["awaiting"] == {}
+
+    # Stock nbgrader in the course directory, as the formgrader's "Generate Feedback" button runs it.
     run = subprocess.run(["nbgrader", "generate_feedback", A, "--force"], cwd=course, env=ENV,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr

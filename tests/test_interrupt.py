@@ -18,10 +18,12 @@ import pytest
 
 from autograder import batch
 from dask_support import dask_cluster
+from points import total_points
 from submissions import mutate, solution_cells, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
 A = "01_rnn"
+TOTAL = total_points(A)
 SOL = solution_cells(A)
 CLASS = {
     **{f"right_{k}": student_notebook(A) for k in range(4)},
@@ -66,8 +68,8 @@ def reference(submissions, tmp_path_factory):
     out, err = run.communicate(timeout=600)
     assert run.returncode == 0, err
     by_student = scores(course)
-    assert by_student["right_0"][0] == 10 and by_student["blank"][0] == 0
-    assert 0 < by_student["db_mean"][0] < 10
+    assert by_student["right_0"][0] == TOTAL and by_student["blank"][0] == 0
+    assert 0 < by_student["db_mean"][0] < TOTAL
     return course, by_student
 
 
@@ -114,7 +116,7 @@ def check_stopped(course, reference, run, out, err, seconds, before=None):
         expected = reference[student] if student in finished else (before or {}).get(student)
         assert value == expected, (student, value, expected)
     for student in finished:
-        assert student in table and f"{reference[student][0]:.2f} / 10" in table[student], out
+        assert student in table and f"{reference[student][0]:.2f} / {TOTAL:g}" in table[student], out
     return finished
 
 

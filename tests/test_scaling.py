@@ -15,10 +15,12 @@ import pytest
 from autograder import batch, cli
 from dask_support import dask_cluster
 from pg_server import PostgresServer, find_bin
+from points import total_points
 from submissions import mutate, solution_cells, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
 A = "01_rnn"
+TOTAL = total_points(A)
 STUDENTS = {
     "solution": student_notebook(A),
     "blank": student_notebook(A, released=True),
@@ -33,9 +35,9 @@ def scores(rows):
 
 
 def check_expected(by_student):
-    assert by_student["solution"][:2] == (10, 10)
+    assert by_student["solution"][:2] == (TOTAL, TOTAL)
     assert by_student["blank"][0] == 0
-    assert 0 < by_student["db_mean"][0] < 10
+    assert 0 < by_student["db_mean"][0] < TOTAL
     assert by_student["db_mean"][2]["test_rnn_step_backward"] < by_student["solution"][2]["test_rnn_step_backward"]
 
 
@@ -150,7 +152,7 @@ def test_worker_processes_and_cli_progress_bar(submissions, reference, tmp_path)
     table = run.stdout.splitlines()
     assert table[0].split()[:3] == ["student", "assignment", "score"], run.stdout
     for student, line in [(s, next(ln for ln in table if ln.startswith(s + " "))) for s in STUDENTS]:
-        assert f"{reference[1][student][0]:.2f} / 10" in line
+        assert f"{reference[1][student][0]:.2f} / {TOTAL:g}" in line
 
 
 def test_resume_skips_unchanged_submissions(graded_copy, reference, tmp_path):
@@ -187,7 +189,7 @@ def test_resume_skips_unchanged_submissions(graded_copy, reference, tmp_path):
 
 def test_failed_regrade_leaves_no_stale_score(graded_copy, reference):
     course = graded_copy
-    assert scores(batch.grade_rows(course))["solution"][:2] == (10, 10)
+    assert scores(batch.grade_rows(course))["solution"][:2] == (TOTAL, TOTAL)
     assert graded_files(course, "solution")
     path = course / "submitted" / "solution" / A / f"{A}.ipynb"
     path.write_text(nbformat.writes(STUDENTS["solution"])[:500])   # cut short: not a notebook any more
@@ -198,7 +200,7 @@ def test_failed_regrade_leaves_no_stale_score(graded_copy, reference):
     assert all(o.skipped for s, o in outcomes.items() if s != "solution")
     by_student = scores(batch.grade_rows(course))
     assert by_student["solution"][0] == 0, "the score of the earlier, correct notebook is still there"
-    assert by_student["solution"][1] == 10
+    assert by_student["solution"][1] == TOTAL
     assert not any(by_student["solution"][2].values())
     assert graded_files(course, "solution") == [], "stale autograded or feedback files left behind"
     assert {s: v for s, v in by_student.items() if s != "solution"} == \

@@ -18,10 +18,13 @@ import nbformat
 import pytest
 
 from autograder import batch
+from points import cell_points, total_points
 from submissions import REPO, mutate, solution_cells, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
 A = "01_rnn"
+TOTAL = total_points(A)
+POINTS = cell_points(A)
 CLASS = {
     "solution": student_notebook(A),
     "blank": student_notebook(A, released=True),
@@ -49,8 +52,8 @@ def graded(tmp_path_factory):
     outcomes = batch.autograde(course, batch.prepare_course(course, subs), workers=2)
     assert all(o.ok for o in outcomes), outcomes
     by_student = scores(course)
-    assert by_student["solution"][0] == 10 and by_student["blank"][0] == 0
-    assert 0 < by_student["db_mean"][0] < 10
+    assert by_student["solution"][0] == TOTAL and by_student["blank"][0] == 0
+    assert 0 < by_student["db_mean"][0] < TOTAL
     return root, subs, course, by_student
 
 
@@ -71,9 +74,10 @@ def test_stock_autograde_feedback_and_export_use_the_course_pipeline(graded, tmp
         assert "HIDDEN TESTS" not in page and not any(f"'seed': {seed}" in page for seed in seeds)
         assert "window.MathJax" in page and not re.search(r"<script[^>]+src=\"https?:", page)
     page = (course / "feedback" / "db_mean" / A / f"{A}.html").read_text()
-    earned = by_student["db_mean"][2]["test_rnn_step_backward"]
-    assert 0 < earned < 3
-    assert f"Partial score of this test cell: {earned:g} of 3 points" in page       # not a bare Out[..]
+    earned, points = by_student["db_mean"][2]["test_rnn_step_backward"], POINTS["test_rnn_step_backward"]
+    assert 0 < earned < points
+    said = re.findall(rf"Partial score of this test cell: ([\d.]+) of {points:g} points", page)   # not a bare Out[..]
+    assert any(abs(float(x) - earned) < 0.01 for x in said), (said, earned)
     assert len(re.findall(r"db: wrong \(in \d+ cases?\)", page)) == 2   # one line per distinct problem and task
     assert page.count("<details><summary>every failed case") == 2       # the cases on demand
 
@@ -92,16 +96,16 @@ def test_rerelease_after_a_point_fix_regrades_without_force_and_flags_nobody(gra
     path = solutions / A / f"{A}.ipynb"
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_rnn_backward")
-    assert cell.metadata.nbgrader["points"] == 3
-    cell.metadata.nbgrader["points"] = 4         # the instructor's fix, after the students submitted
+    assert cell.metadata.nbgrader["points"] == POINTS["test_rnn_backward"]
+    cell.metadata.nbgrader["points"] += 1         # the instructor's fix, after the students submitted
     nbformat.write(nb, path)
 
     pairs = batch.prepare_course(course, subs, solutions=solutions)
     outcomes = batch.autograde(course, pairs, workers=2, force=False)
     assert not any(o.skipped for o in outcomes), "a changed source must regrade what it affects"
     now = scores(course)
-    assert {s: v[1] for s, v in now.items()} == {s: 11 for s in CLASS}
-    assert now["solution"][0] == 11 and now["solution"][2]["test_rnn_backward"] == 4
+    assert {s: v[1] for s, v in now.items()} == {s: TOTAL + 1 for s in CLASS}
+    assert now["solution"][0] == TOTAL + 1 and now["solution"][2]["test_rnn_backward"] == POINTS["test_rnn_backward"] + 1
     for student in CLASS:
         flags = batch.review_flags(course, student, A)
         assert not any("changed nbgrader metadata" in f for f in flags), (student, flags)
@@ -113,7 +117,8 @@ def test_rerelease_after_a_point_fix_regrades_without_force_and_flags_nobody(gra
     pairs = batch.prepare_course(course, subs.parent / "tampered", solutions=solutions)
     outcomes = {o.student: o for o in batch.autograde(course, pairs, workers=1, force=False)}
     assert [s for s, o in outcomes.items() if not o.skipped] == ["solution"]
-    assert any(re.fullmatch(r"changed nbgrader metadata of test_rnn_forward: points 2(\.0)? -> 99", note)
+    assert any(re.fullmatch(rf"changed nbgrader metadata of test_rnn_forward: points {POINTS['test_rnn_forward']}"
+                            r"(\.0)? -> 99", note)
                for note in outcomes["solution"].notes), outcomes["solution"]
 
 

@@ -30,7 +30,6 @@ from rnnkit.tasks import TASKS
 from . import batch
 
 NO_OUTPUTS = "(no outputs)"         # the case failed as a whole: raised, not implemented, no result
-INPUTS_MODIFIED = "(inputs modified)"
 TOP_MESSAGES = 15
 CANVAS_FIELDS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 CANVAS_POINTS_ROW = "    Points Possible"   # how Canvas's own exports label their second row
@@ -52,7 +51,7 @@ def output_of(task, message):
     name = message.split(":", 1)[0]
     if name in TASKS[task].outputs:
         return name
-    return INPUTS_MODIFIED if message.startswith("modified its inputs") else NO_OUTPUTS
+    return NO_OUTPUTS
 
 
 def gates_named(task, message):
@@ -302,8 +301,7 @@ def _failures_html(stats):
     return [_table(["task", "output", "submissions", "failed cases"],
                    [(t, o, n, c) for (t, o), n, c in stats.outputs.ranked()]),
             _muted(f"{NO_OUTPUTS}: the case failed as a whole, so no output could be compared (the "
-                   f"function raised an error, was not implemented yet, or returned nothing). "
-                   f"{INPUTS_MODIFIED}: the function changed its input arrays in place."),
+                   f"function raised an error, was not implemented yet, or returned nothing)."),
             "<h3>Most common failure messages</h3>",
             _table(["message (numbers replaced by #)", "submissions", "failed cases"],
                    stats.messages.ranked()[:TOP_MESSAGES])]

@@ -208,7 +208,6 @@ def test_gates_named(task, message, gates):
 
 def test_output_of():
     assert stats.output_of("lstm_backward", "dWh: wrong") == "dWh"
-    assert stats.output_of("lstm_backward", "modified its inputs in place: dh") == stats.INPUTS_MODIFIED
     assert stats.output_of("lstm_backward", "raised ValueError: shapes (#,) and (#,)") == stats.NO_OUTPUTS
 
 

@@ -138,5 +138,5 @@ def test_grade_command_prints_table_and_csv(tmp_path):
     assert "solution" in out.stdout and "10.00 / 10" in out.stdout
     assert "next_h: wrong" in out.stdout
     csv = (tmp_path / "c" / "grades.csv").read_text().splitlines()
-    assert csv[0].startswith("student,assignment,score,max_score,awaiting_points,test_rnn_backward")
+    assert csv[0].startswith("student,assignment,score,max_score,awaiting_points,test_numerical_gradient,test_rnn_backward")
     assert len(csv) == 3

@@ -566,32 +566,34 @@ def test_private_space_is_bounded_and_off_the_disk(needs_cgroups, course):
             except OSError as err:
                 print(err.strerror)
         """)
-        fill = await jail.run(f"""
+        fill = f"""
             import os
             block = os.urandom({4 * mb})
-            for folder in ["/tmp", {str(jail.km.private)!r}]:
-                n = 0
-                try:
-                    while True:
-                        with open(os.path.join(folder, f"filler-{{n}}"), "wb") as f:
-                            f.write(block)
-                        n += 1
-                except OSError as err:
-                    print(folder, n, err.strerror)
-        """, timeout=120)
+            n = 0
+            try:
+                while True:
+                    with open(os.path.join(FOLDER, f"filler-{{n}}"), "wb") as f:
+                        f.write(block)
+                    n += 1
+            except OSError as err:
+                print(n, err.strerror)
+        """
+        tmp = await jail.run(fill.replace("FOLDER", repr("/tmp")))
+        private = await jail.run(fill.replace("FOLDER", repr(str(jail.km.private))), timeout=120)
         written = sum(f.stat().st_size for f in jail.km.private.glob("filler-*"))
-        return big, fill, written, free_disk()
+        return big, tmp, private, written, free_disk()
 
     before = free_disk()
-    big, fill, written, during = in_jail(workdir(course), scenario, **limits)
+    big, tmp, private, written, during = in_jail(workdir(course), scenario, **limits)
     assert big.text == "File too large\n", big
-    lines = fill.text.splitlines()
-    assert lines and lines[0].startswith("/tmp ") and lines[0].endswith("No space left on device"), fill
-    assert int(lines[0].split()[1]) * 4 * mb <= limits["tmp_bytes"]
+    assert tmp.text.endswith(" No space left on device\n"), tmp
+    assert int(tmp.text.split()[0]) * 4 * mb <= limits["tmp_bytes"], tmp
     # the private folder is stopped by the memory cgroup (an error, or the kernel killed)
-    assert fill.dead or (len(lines) == 2 and lines[1].endswith("Cannot allocate memory")), fill
+    assert private.dead or private.text.endswith(" Cannot allocate memory\n"), private
     assert 64 * mb < written < limits["memory_bytes"], written
-    assert before - during < 64 * mb, f"the host disk lost {(before - during) // mb} MB"
+    # what the kernel wrote is not on the disk (others' jobs may write there meanwhile)
+    assert before - during < written // 2, f"the host disk lost {(before - during) // mb} MB"
+
     async def next_student(jail):
         return (await jail.run("print('next')")).text
     assert in_jail(workdir(course), next_student) == "next\n"

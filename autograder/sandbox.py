@@ -4,8 +4,8 @@
 
 * sees a read-only system (``/usr``, ``/etc``, the Python installation, a venv at
   ``/opt/venv``), the student kit at ``/opt/rnn-course/rnnkit``, a small private
-  ``/tmp`` (RAM) and, read-only at ``/home/student/<its name>``, the folder of the
-  notebook it runs; not the course directory, the gradebook, the sources, other
+  ``/tmp`` (RAM) and, read-only at ``/home/student/<its name>``, a copy of the folder
+  of the notebook it runs; not the course directory, the gradebook, the sources, other
   students or this package;
 * imports only from the system and the kit: not from its working directory
   (``PYTHONSAFEPATH``), and never an autograd framework (``Sandbox.blocked_packages``:
@@ -388,11 +388,24 @@ class SandboxedKernelManager(AsyncKernelManager):
             if self.sandbox.separate_user():
                 for path in (self.private, Path(self.connection_file)):
                     os.chown(path, self.sandbox.uid, self.sandbox.uid)
-            argv = self.sandbox.wrap(argv, self.private, self.workdir, self.kernel_env, self.box / "bwrap-args")
+            argv = self.sandbox.wrap(argv, self.private, self._copy_of_workdir(), self.kernel_env,
+                                     self.box / "bwrap-args")
         if cgroup_controllers():
             self.cgroup = Cgroup(self.box.name, self.sandbox.memory_bytes, self.sandbox.max_processes)
             argv = self.cgroup.enter_command(argv)
         return argv
+
+    def _copy_of_workdir(self):
+        """The notebook's folder copied into the kernel's box (links as links, never followed).
+
+        Bound from there, the jail's mount table (/proc/self/mountinfo) names the box, not
+        the course directory and the student's folder.
+        """
+        if not self.workdir:
+            return self.workdir
+        copy = self.box / "home" / (Path(self.workdir).name or "notebook")
+        shutil.copytree(self.workdir, copy, symlinks=True, dirs_exist_ok=True)
+        return copy
 
     @property
     def jailed(self):

@@ -395,6 +395,7 @@ def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course, mo
             pids = [p for p in os.listdir("/proc") if p.isdigit()]
             print(json.dumps({{"cmdlines": [attempt(f"/proc/{{p}}/cmdline") for p in pids],
                                "environs": [attempt(f"/proc/{{p}}/environ") for p in pids],
+                               "mounts": attempt("/proc/self/mountinfo"),
                                "args file": os.path.exists({str(jail.km.box / "bwrap-args")!r})}}))
         """)).json()
         return seen, jail.km.box
@@ -406,6 +407,8 @@ def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course, mo
     hidden = [str(course), str(KIT), str(REPO), sys.prefix, "--ro-bind", "--setenv", str(box / "bwrap-args")]
     assert not [h for h in hidden if h in shown], [h for h in hidden if h in shown]
     assert not seen["args file"]
+    # The notebook's folder is mounted from a copy in the kernel's box: no course path there either.
+    assert f"{STUDENT_HOME}/01_rnn" in seen["mounts"] and str(course) not in seen["mounts"], seen["mounts"][:2000]
 
 
 def test_imports_come_from_the_system_and_the_kit(needs_bwrap, course):

@@ -105,3 +105,11 @@ def test_every_task_is_graded_somewhere():
     used = {task for a in ASSIGNMENTS for c in cells(load("solutions", a), grade=True, solution=False)
             for task, _ in expected_checks(c.source)}
     assert used == set(TASKS)
+
+
+@pytest.mark.parametrize("a", ASSIGNMENTS)
+def test_released_code_fits_79_columns(a):
+    """Exercise pages are pages of the book: no code line scrolls sideways."""
+    wide = [line for c in load("exercises", a).cells if c.cell_type == "code"
+            for line in c.source.splitlines() if len(line) > 79]
+    assert not wide, wide

@@ -16,8 +16,8 @@ ALLOWED_IMPORTS = {"numpy", "math", "cmath", "scipy", "matplotlib", "functools",
                    "typing", "dataclasses", "operator", "numbers", "string", "textwrap", "time", "warnings",
                    "random", "statistics", "copy"}
 
-#: The student kit's public parts: check(), the conventions, the adding problem, the corpora.
-KIT_PUBLIC = {"check", "conventions", "adding", "corpus"}
+#: The student kit's public parts: check(), the conventions, the training loops, the corpora.
+KIT_PUBLIC = {"check", "conventions", "adding", "charlm", "corpus"}
 
 #: Names that reach the interpreter, the machine or the kernel, whether imported or not.
 #: (name, the words of the flag)

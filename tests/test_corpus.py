@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from rnnkit import corpus
-from rnnkit.corpus import (CorpusMissing, Document, Vocabulary, load_corpus, load_tang300,
+from rnnkit.corpus import (UNKNOWN, CorpusMissing, Document, Vocabulary, load_corpus, load_tang300,
                            parse_tang300, split_documents, stream, stream_batches)
 
 RAW = (
@@ -102,3 +102,12 @@ def test_stream_batches_bad_input():
         next(stream_batches(np.arange(3), 3, 2))
     with pytest.raises(ValueError, match="T must be at least 1"):
         next(stream_batches(np.arange(10), 2, 0))
+
+
+def test_rare_characters_become_one_unknown_character():
+    docs = [Document("a", "", "aab"), Document("b", "", "abc")]
+    vocab = Vocabulary.from_documents(docs, min_count=2)
+    assert vocab.chars == sorted(["\n", "a", "b", UNKNOWN])   # c is seen once
+    assert vocab.decode(vocab.encode("cab?")) == f"{UNKNOWN}ab{UNKNOWN}"
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        Vocabulary.from_documents(docs).encode("?")

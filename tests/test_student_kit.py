@@ -144,6 +144,22 @@ def test_solution_passes_every_check_within_a_second(kit, a, tmp_path):
     assert all(error_of(c) is None for c in nb.cells), [error_of(c) for c in nb.cells if error_of(c)]
     seconds = json.loads(nb.cells[-1].outputs[-1]["text"].splitlines()[-1])
     assert max(seconds.values()) < 1.0, seconds
+    if a == "05_language_model":
+        language_model_bars(nb)
+
+
+def printed_by(nb, gid):
+    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid]
+    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+
+def language_model_bars(nb):
+    """Exercise 5 as a student runs it: the LSTM made of the student's functions beats the bigram
+    clearly on unseen poems, and writes lines of verse: half-lines of 5 or 7 characters, ， then 。."""
+    lstm, bigram = map(int, re.search(r"LSTM (\d+), bigram (\d+)", printed_by(nb, "train")).groups())
+    assert lstm < 0.9 * bigram, (lstm, bigram)
+    verses = re.findall(r"^[^，。\n]{5}，[^，。\n]{5}。|^[^，。\n]{7}，[^，。\n]{7}。", printed_by(nb, "sample_poems"), re.M)
+    assert len(verses) >= 2, printed_by(nb, "sample_poems")
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS)

@@ -107,23 +107,40 @@ def load_corpus(name):
     return LOADERS[name]()
 
 
-class Vocabulary:
-    """Characters <-> integer ids 0..V-1, in sorted order of the characters."""
+#: The character that stands for every character too rare to keep (see Vocabulary.from_documents).
+UNKNOWN = "□"
 
-    def __init__(self, chars):
-        self.chars = sorted(set(chars))
+
+class Vocabulary:
+    """Characters <-> integer ids 0..V-1, in sorted order of the characters.
+
+    With ``unknown`` (a character of the vocabulary), characters outside it encode as
+    ``unknown``; without, they raise ValueError.
+    """
+
+    def __init__(self, chars, unknown=None):
+        self.chars = sorted(set(chars) | ({unknown} if unknown else set()))
         self.index = {ch: i for i, ch in enumerate(self.chars)}
+        self.unknown = unknown
 
     @classmethod
-    def from_documents(cls, documents):
-        """Every character of every document's text, and the separator."""
-        return cls("".join(d.text for d in documents) + SEPARATOR)
+    def from_documents(cls, documents, min_count=1):
+        """Every character of the documents' texts seen at least ``min_count`` times, and
+        the separator; with ``min_count`` > 1 the rarer ones all become :data:`UNKNOWN`."""
+        text = "".join(d.text for d in documents)
+        if min_count <= 1:
+            return cls(text + SEPARATOR)
+        chars, counts = np.unique(list(text), return_counts=True)
+        return cls([str(ch) for ch in chars[counts >= min_count]] + [SEPARATOR], unknown=UNKNOWN)
 
     def __len__(self):
         return len(self.chars)
 
     def encode(self, text):
-        """text (str of length T) -> ids (T,) int64. Unknown characters raise ValueError."""
+        """text (str of length T) -> ids (T,) int64. Unknown characters become ``unknown``
+        if there is one, else raise ValueError."""
+        if self.unknown:
+            return np.array([self.index.get(ch, self.index[self.unknown]) for ch in text], dtype=np.int64)
         try:
             return np.array([self.index[ch] for ch in text], dtype=np.int64)
         except KeyError as err:

@@ -32,6 +32,13 @@ def student_notebook(assignment, replacements=None, released=False):
     return nb
 
 
+def db_mean_notebook():
+    """Exercise 1 with one partial-credit bug: the bias gradient averaged over the batch, not summed."""
+    step_backward = solution_cells("01_rnn")["rnn_step_backward"]
+    return student_notebook("01_rnn", {"rnn_step_backward": mutate(step_backward, "db = da.sum(axis=0)",
+                                                                   "db = da.mean(axis=0)")})
+
+
 def strip_solution_markers(source):
     return re.sub(r"^\s*### (BEGIN|END) SOLUTION\n", "", source, flags=re.M)
 

@@ -19,7 +19,7 @@ import pytest
 from autograder import batch
 from dask_support import dask_cluster
 from points import total_points
-from submissions import mutate, solution_cells, student_notebook, write_submissions
+from submissions import db_mean_notebook, solution_cells, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
 A = "01_rnn"
@@ -28,8 +28,7 @@ SOL = solution_cells(A)
 CLASS = {
     **{f"right_{k}": student_notebook(A) for k in range(4)},
     "blank": student_notebook(A, released=True),
-    "db_mean": student_notebook(A, {"rnn_step_backward": mutate(
-        SOL["rnn_step_backward"], "db = da.sum(axis=0)", "db = da.mean(axis=0)")}),
+    "db_mean": db_mean_notebook(),
     "slow_0": student_notebook(A, {"rnn_forward": "import time; time.sleep(4)\n" + SOL["rnn_forward"]}),
     "slow_1": student_notebook(A, {"rnn_forward": "import time; time.sleep(4)\n" + SOL["rnn_forward"]}),
 }

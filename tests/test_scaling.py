@@ -16,7 +16,7 @@ from autograder import batch, cli
 from dask_support import dask_cluster
 from pg_server import PostgresServer, find_bin
 from points import total_points
-from submissions import mutate, solution_cells, student_notebook, write_submissions
+from submissions import db_mean_notebook, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
 A = "01_rnn"
@@ -24,8 +24,7 @@ TOTAL = total_points(A)
 STUDENTS = {
     "solution": student_notebook(A),
     "blank": student_notebook(A, released=True),
-    "db_mean": student_notebook(A, {"rnn_step_backward": mutate(
-        solution_cells(A)["rnn_step_backward"], "db = da.sum(axis=0)", "db = da.mean(axis=0)")}),
+    "db_mean": db_mean_notebook(),
 }
 
 

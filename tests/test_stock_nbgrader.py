@@ -19,7 +19,7 @@ import pytest
 
 from autograder import batch
 from points import cell_points, total_points
-from submissions import REPO, assert_hides_hidden_tests, mutate, solution_cells, student_notebook, write_submissions
+from submissions import REPO, assert_hides_hidden_tests, db_mean_notebook, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
 A = "01_rnn"
@@ -28,8 +28,7 @@ POINTS = cell_points(A)
 CLASS = {
     "solution": student_notebook(A),
     "blank": student_notebook(A, released=True),
-    "db_mean": student_notebook(A, {"rnn_step_backward": mutate(
-        solution_cells(A)["rnn_step_backward"], "db = da.sum(axis=0)", "db = da.mean(axis=0)")}),
+    "db_mean": db_mean_notebook(),
 }
 ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
 

@@ -28,7 +28,9 @@ missing, the kernel still runs and the grader logs a warning naming what is not
 enforced; ``Sandbox.required = True`` turns that into an error instead.
 """
 import importlib.util
+import json
 import os
+import queue
 import shutil
 import signal
 import site
@@ -37,8 +39,11 @@ import time
 import tempfile
 from pathlib import Path
 
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Bool, Integer, List, Unicode
+from jupyter_client.utils import run_sync
+from traitlets import Bool, DottedObjectName, Integer, List, Type, Unicode
 from traitlets.config import Configurable
 
 import rnnkit
@@ -151,6 +156,9 @@ class Sandbox(Configurable):
     tmp_bytes = Integer(256 * 1024 ** 2, help="Size of the kernel's /tmp (in RAM)").tag(config=True)
     blocked_packages = List(Unicode(), default_value=list(BLOCKED_PACKAGES),
                             help="Packages the kernel cannot import (autograd frameworks)").tag(config=True)
+    fork_kernels = Bool(True, help="Fork kernels from a zygote that has imported numpy and ipykernel "
+                                   "in the jail (see autograder.zygote), rather than start each "
+                                   "one in bubblewrap from nothing").tag(config=True)
     setpriv = Unicode("setpriv", help="util-linux setpriv: makes the kernel of a root grader "
                                       "the host user `uid`").tag(config=True)
 
@@ -188,16 +196,37 @@ class Sandbox(Configurable):
                  sys.base_prefix, sys.prefix, *self.extra_ro_paths]
         return [p for p in dict.fromkeys(paths) if os.path.exists(p)]
 
-    def options(self, private, workdir, env):
-        """bubblewrap's options for a kernel.
+    def environment(self, env):
+        """The kernel's environment: of the grader's ``env``, only ``PASSED_ENV`` and
+        ``RNN_COURSE_*``, plus the jail's own settings."""
+        settings = {name: env[name] for name in env if name in PASSED_ENV or name.startswith("RNN_COURSE_")}
+        settings.update({
+            # the grader's PATH would name host folders
+            "PATH": ":".join(dict.fromkeys([os.path.dirname(jail_path(sys.executable)), *SYSTEM_PATH])),
+            "PYTHONPATH": KIT_ROOT, "PYTHONSAFEPATH": "1",  # nothing imported from the working directory
+            "HOME": "/tmp", "TMPDIR": "/tmp",
+            "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",   # what ipykernel would choose
+            "JUPYTER_RUNTIME_DIR": "/tmp/runtime", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+            # The kernel's parent is outside its PID namespace (PID 1 is bubblewrap's reaper, or the
+            # kernel itself when forked): ipykernel must not poll it (it would quit).
+            "JPY_PARENT_PID": "1",
+        })
+        return settings
+
+    def options(self, private, workdir, env, zygote=None):
+        """bubblewrap's options for a kernel, or for a zygote that forks kernels.
 
         private: folder of the connection file and IPC sockets (read-write, same path inside);
         workdir: the notebook's folder, the kernel's working directory (read-only);
-        env: the environment the kernel was given, of which only ``PASSED_ENV`` gets in.
+        env: the environment the kernel was given, of which only ``PASSED_ENV`` gets in;
+        zygote: a :class:`autograder.forkserver.ForkServer`: its kernels' boxes and cgroups
+        are bound instead of ``private`` and ``workdir`` (each kernel then hides all but its own).
         """
         opts = ["--die-with-parent", "--new-session", "--clearenv"]
         if self.separate_user():  # no user namespace: setpriv makes the kernel a real host user
-            opts += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+            opts += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
+            opts += ["--unshare-cgroup-try"] if zygote is None else []   # kernels join their cgroups
         else:
             opts += ["--unshare-all", "--uid", str(self.uid), "--gid", str(self.uid), "--cap-drop", "ALL"]
         opts += ["--proc", "/proc", "--dev", "/dev",
@@ -208,7 +237,15 @@ class Sandbox(Configurable):
         mounts += [("--ro-bind", str(STUB if os.path.isdir(path) else STUB / "__init__.py"), jail_path(path))
                    for path in blocked_locations(self.blocked_packages)]
         mounts += [("--ro-bind", path, inside) for path, inside in kernel_modules().items()]
-        mounts += [("--bind", str(private), str(private))]
+        if zygote is not None:
+            from . import forkserver, zygote as script
+            mounts += [("--ro-bind", str(forkserver.SCRIPT), forkserver.SCRIPT_IN_JAIL),
+                       ("--bind", str(zygote.boxes), script.BOXES),
+                       ("--dir", script.HOME), ("--dir", script.KERNEL_DIR)]
+            mounts += [("--bind", str(path), f"{script.CGROUPS}/{controller}")
+                       for controller, path in zygote.cgroup_parents.items()]
+        else:
+            mounts += [("--bind", str(private), str(private))]
         if workdir:
             inside = f"{STUDENT_HOME}/{Path(workdir).name or 'notebook'}"
             mounts += [("--ro-bind", str(workdir), inside)]
@@ -218,34 +255,24 @@ class Sandbox(Configurable):
             # let the kernel's user through
             parent = str(Path(mount[-1]).parent)
             opts += ["--dir", parent, *mount] if parent != "/" else list(mount)
-        settings = {name: env[name] for name in env if name in PASSED_ENV or name.startswith("RNN_COURSE_")}
-        settings.update({
-            # the grader's PATH would name host folders
-            "PATH": ":".join(dict.fromkeys([os.path.dirname(jail_path(sys.executable)), *SYSTEM_PATH])),
-            "PYTHONPATH": KIT_ROOT, "PYTHONSAFEPATH": "1",  # nothing imported from the working directory
-            "HOME": "/tmp", "TMPDIR": "/tmp",
-            "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
-            "JUPYTER_RUNTIME_DIR": "/tmp/runtime", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-            # The kernel's parent is bubblewrap's reaper, PID 1: ipykernel must not poll the
-            # grader's PID (it would quit); --die-with-parent ends the kernel with the grader.
-            "JPY_PARENT_PID": "1",
-        })
-        for name, value in settings.items():
+        for name, value in self.environment(env).items():
             opts += ["--setenv", name, value]
         return opts
 
-    def wrap(self, argv, private, workdir, env, args_file):
-        """The kernel command ``argv`` inside bubblewrap, whose options go to ``args_file``
-        (a file outside the jail, read through file descriptor 3)."""
-        options = self.options(private, workdir, env)
+    def wrap(self, argv, private, workdir, env, args_file, options=None, zygote=False):
+        """The kernel command ``argv`` inside bubblewrap, whose options (default: those of
+        :meth:`options`) go to ``args_file`` (a file outside the jail, read through file
+        descriptor 3). zygote: ``argv`` is the zygote, which sets each kernel's user and
+        file size limit itself (it stays root in its jail when the grader is root)."""
+        options = options or self.options(private, workdir, env)
         fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(b"".join(arg.encode() + b"\0" for arg in options))
         user = []
-        if self.separate_user():
+        if self.separate_user() and not zygote:
             user = [shutil.which(self.setpriv), f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
-        limit = ["prlimit", f"--fsize={self.max_file_bytes}", "--"]  # no file may fill the memory
+        limit = [] if zygote else ["prlimit", f"--fsize={self.max_file_bytes}", "--"]  # no file may fill the memory
         return ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(args_file),
                 shutil.which(self.bwrap), "--args", "3", "--", *user, *limit, jail_path(argv[0]), *argv[1:]]
 
@@ -315,7 +342,12 @@ def _procs(cgroup):
 
 def _sweep_boxes(root, older_than):
     """Remove kernels' folders (in RAM on /dev/shm) left by a grader that crashed: untouched
-    for ``older_than`` seconds, with no process in their cgroups."""
+    for ``older_than`` seconds, with no process in their cgroups; and zygotes' folders whose
+    grader process (named in the folder's name) is gone."""
+    for folder in Path(root).glob("rnn-zygote-*"):
+        pid = folder.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
     for box in Path(root).glob("rnn-kernel-*"):
         try:
             alive = any(_procs(base / "rnn-course" / box.name) for base in cgroup_controllers().values())
@@ -337,24 +369,100 @@ def _sweep(parent, older_than):
             pass
 
 
+class GradingKernelClient(AsyncKernelClient):
+    """A kernel client that knows a kernel is ready as soon as it is, without the fixed
+    waits of jupyter_client's ``wait_for_ready`` (0.2 s for IOPub, then 0.2 s to flush it)."""
+
+    async def _async_wait_for_ready(self, timeout=None):
+        """Ready once a kernel_info request is answered on the shell channel and the
+        kernel's idle status for it reached IOPub (else IOPub is not connected yet: ask again)."""
+        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        while True:
+            msg_id = self.kernel_info()
+            reply = await self._next(self.shell_channel, lambda m: m["msg_type"] == "kernel_info_reply"
+                                     and m["parent_header"].get("msg_id") == msg_id, 1.0)
+            if reply is not None and await self._next(self.iopub_channel, lambda m: (
+                    m["msg_type"] == "status" and m["content"].get("execution_state") == "idle"
+                    and m["parent_header"].get("msg_id") == msg_id), 0.05) is not None:
+                self._handle_kernel_info_reply(reply)
+                return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+    wait_for_ready = _async_wait_for_ready
+
+    @staticmethod
+    async def _next(channel, wanted, seconds):
+        """The first message of ``channel`` satisfying ``wanted`` within ``seconds``, else None."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await channel.get_msg(timeout=left)
+            except queue.Empty:
+                return None
+            if wanted(msg):
+                return msg
+        return None
+
+
 class SandboxedKernelManager(AsyncKernelManager):
-    """Starts the kernel jailed (see module docstring); interrupts by message, not signal."""
+    """Starts the kernel jailed (see module docstring); interrupts by message, not signal.
+
+    With ``Sandbox.fork_kernels`` (the default), the kernel is forked by this process's
+    zygote (:mod:`autograder.forkserver`) and enters its own jail there; where the zygote
+    cannot run (no user namespaces), each kernel starts in bubblewrap from nothing.
+    """
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.sandbox = Sandbox(parent=self)
         _sweep_boxes(private_root() or tempfile.gettempdir(), Cgroup.STALE_SECONDS)
-        # box (0700, the grader's): bubblewrap's options, and the kernel's private folder
-        # (0700, the kernel's: it writes its sockets there; no other host user can reach them).
-        self.box = Path(tempfile.mkdtemp(prefix="rnn-kernel-", dir=private_root()))
-        self.private = self.box / "kernel"
-        self.private.mkdir(mode=0o700)
+        self.server = self._fork_server()
+        # box (0700): the kernel's private folder (0700, the kernel's: it writes its sockets
+        # there; no other host user can reach them), and what only the grader reads: bubblewrap's
+        # options, or with a zygote the grader's connection file and the notebook folder's copy.
+        if self.server:
+            self.box = self.server.new_box()
+            self.private = self.box / "kernel"
+            self.connection_file = str(self.box / "grader.json")
+        else:
+            self.box = Path(tempfile.mkdtemp(prefix="rnn-kernel-", dir=private_root()))
+            self.private = self.box / "kernel"
+            self.private.mkdir(mode=0o700)
+            self.connection_file = str(self.private / "kernel.json")
         self.transport = "ipc"
-        self.connection_file = str(self.private / "kernel.json")
         self.ip = str(self.private / "ipc")
+        # the client connects before the kernel has bound its sockets: retry after 10 ms,
+        # not zmq's 100 (a forked kernel is ready in a few tens of milliseconds)
+        self.context.setsockopt(zmq.RECONNECT_IVL, 10)
         self.cgroup = None
         self.workdir = None
         self.kernel_env = dict(os.environ)
+
+    client_class = DottedObjectName(f"{__name__}.GradingKernelClient")
+    client_factory = Type(klass=GradingKernelClient)
+
+    async def _async_wait(self, pollinterval=0.01):
+        """Until the kernel has exited, checked every 10 ms (not 100: a forked kernel's
+        exit is known at once)."""
+        await super()._async_wait(pollinterval=pollinterval)
+
+    def _fork_server(self):
+        """This process's zygote for the jail, or None (not forking, or it cannot run here)."""
+        if not (self.jailed and self.sandbox.fork_kernels):
+            return None
+        from . import forkserver
+        parents = {}
+        for controller, base in cgroup_controllers().items():
+            parents[controller] = base / "rnn-course"
+            parents[controller].mkdir(exist_ok=True)
+        try:
+            return forkserver.server_for(self.sandbox, parents, private_root())
+        except forkserver.ZygoteFailed as exc:
+            self.log.warning("grading kernels start one by one, not forked: %s", exc)
+            return None
 
     @property
     def kernel_spec(self):
@@ -384,6 +492,9 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.log.warning("grading kernel not fully isolated: %s", problem)
         for note in self.sandbox.notes():
             self.log.info("grading kernel: %s", note)
+        if self.server:
+            self._prepare_forked_kernel()
+            return argv
         if self.jailed:
             if self.sandbox.separate_user():
                 for path in (self.private, Path(self.connection_file)):
@@ -394,6 +505,36 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.cgroup = Cgroup(self.box.name, self.sandbox.memory_bytes, self.sandbox.max_processes)
             argv = self.cgroup.enter_command(argv)
         return argv
+
+    def _prepare_forked_kernel(self):
+        """The box of a kernel the zygote will fork: its connection file (sockets named as
+        the kernel sees them), the notebook folder's copy, its cgroups (which it joins itself)."""
+        from . import zygote
+        info = json.loads(Path(self.connection_file).read_text())
+        info["ip"] = f"{zygote.KERNEL_DIR}/ipc"
+        (self.private / "kernel.json").write_text(json.dumps(info))
+        self._copy_of_workdir()
+        if cgroup_controllers():
+            self.cgroup = Cgroup(self.box.name, self.sandbox.memory_bytes, self.sandbox.max_processes)
+        if self.sandbox.separate_user():
+            for path in (self.box, self.private, self.private / "kernel.json", Path(self.connection_file)):
+                os.chown(path, self.sandbox.uid, self.sandbox.uid)
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        if not self.server:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        home = (Path(self.workdir).name or "notebook") if self.workdir else None
+        if home is None:
+            (self.box / "home" / "notebook").mkdir(exist_ok=True)
+            home = "notebook"
+        cgroups = [d.parent.parent.name for d in self.cgroup.dirs] if self.cgroup else []
+        process = self.server.spawn(self.box, home, self.sandbox.environment(self.kernel_env), self.sandbox, cgroups)
+        provisioner = self.provisioner
+        provisioner.process, provisioner.pid, provisioner.pgid = process, process.pid, None
+        provisioner.cwd = self.workdir
+        self._reconcile_connection_info(provisioner.connection_info)
+
+    _launch_kernel = run_sync(_async_launch_kernel)
 
     def _copy_of_workdir(self):
         """The notebook's folder copied into the kernel's box (links as links, never followed).
@@ -406,6 +547,12 @@ class SandboxedKernelManager(AsyncKernelManager):
         copy = self.box / "home" / (Path(self.workdir).name or "notebook")
         shutil.copytree(self.workdir, copy, symlinks=True, dirs_exist_ok=True)
         return copy
+
+    @property
+    def private_in_jail(self):
+        """The kernel's private folder as the kernel sees it."""
+        from . import zygote
+        return zygote.KERNEL_DIR if self.server else str(self.private)
 
     @property
     def jailed(self):

@@ -30,6 +30,7 @@ from traitlets.config import Config
 
 from rnnkit.probe import GRADING_ENV
 from autograder import sandbox as sandbox_module
+from autograder.forkserver import SCRIPT_IN_JAIL
 from autograder.sandbox import (BLOCKED_MARKER, CGROUP_ROOT, KIT, KIT_ROOT, STUDENT_HOME, Sandbox,
                                 SandboxedKernelManager, SandboxUnavailable, cgroup_controllers,
                                 jail_path, kernel_modules)
@@ -61,6 +62,17 @@ def needs_bwrap():
 @pytest.fixture
 def needs_cgroups(needs_bwrap):
     require(cgroup_controllers(), f"no writable pids and memory cgroups (cgroup v1) under {CGROUP_ROOT}")
+
+
+#: How kernels start in this test: forked by the zygote, or each in bubblewrap from nothing
+#: (where the zygote cannot run). Every jail test runs both ways.
+KERNEL_START = {"forked": True}
+
+
+@pytest.fixture(autouse=True, params=["forked", "one by one"])
+def kernel_start(request, monkeypatch):
+    monkeypatch.setitem(KERNEL_START, "forked", request.param == "forked")
+    return request.param
 
 
 # ---------------------------------------------------------------- a course directory and a kernel in it
@@ -144,7 +156,7 @@ class Jail:
 @contextlib.asynccontextmanager
 async def jailed_kernel(cwd, **sandbox):
     """A started, ready kernel in ``cwd``; shut down on exit, then checked for leftovers."""
-    config = Config({"Sandbox": sandbox}) if sandbox else Config()
+    config = Config({"Sandbox": {"fork_kernels": KERNEL_START["forked"], **sandbox}})
     km = SandboxedKernelManager(kernel_name="python3", config=config)
     await km.start_kernel(cwd=str(cwd), env={**os.environ, GRADING_ENV: "1"})
     cgroups, box = list(km.cgroup.dirs) if km.cgroup else [], km.box
@@ -225,7 +237,7 @@ def test_kernel_is_not_root_on_the_host(needs_cgroups, course):
     user (nobody under a root grader), which alone can enter its private folder."""
     async def scenario(jail):
         made = jail.km.private / "made-by-the-kernel"
-        await jail.run(f"open({str(made)!r}, 'w').write('x')")
+        await jail.run(f"open({jail.km.private_in_jail + '/' + made.name!r}, 'w').write('x')")
         owner = made.stat().st_uid if made.exists() else None
         folder = jail.km.private.stat()
         processes = {pid: (host_uid(pid), cmdline(pid)) for pid in jail.host_pids()}
@@ -398,11 +410,14 @@ def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course, mo
                                "mounts": attempt("/proc/self/mountinfo"),
                                "args file": os.path.exists({str(jail.km.box / "bwrap-args")!r})}}))
         """)).json()
-        return seen, jail.km.box
+        return seen, jail.km.box, jail.km.server
 
-    seen, box = in_jail(workdir(course), scenario)
+    seen, box, forked = in_jail(workdir(course), scenario)
     init = seen["cmdlines"][0].split("\0") if seen["cmdlines"] else []
-    assert any(arg.endswith("bwrap") for arg in init) and "--args" in init, init
+    if forked:   # PID 1 is the jail's reaper, forked by the zygote
+        assert init[:2] == [jail_path(sys.executable), SCRIPT_IN_JAIL], init
+    else:        # PID 1 is bubblewrap's reaper, which shows how it was started
+        assert any(arg.endswith("bwrap") for arg in init) and "--args" in init, init
     shown = "\n".join(seen["cmdlines"] + seen["environs"])
     hidden = [str(course), str(KIT), str(REPO), sys.prefix, "--ro-bind", "--setenv", str(box / "bwrap-args")]
     assert not [h for h in hidden if h in shown], [h for h in hidden if h in shown]
@@ -582,7 +597,7 @@ def test_private_space_is_bounded_and_off_the_disk(needs_cgroups, course):
                 print(n, err.strerror)
         """
         tmp = await jail.run(fill.replace("FOLDER", repr("/tmp")))
-        private = await jail.run(fill.replace("FOLDER", repr(str(jail.km.private))), timeout=120)
+        private = await jail.run(fill.replace("FOLDER", repr(jail.km.private_in_jail)), timeout=120)
         written = sum(f.stat().st_size for f in jail.km.private.glob("filler-*"))
         return big, tmp, private, written, free_disk()
 
@@ -683,3 +698,119 @@ def test_required_sandbox_refuses_to_start_without_bubblewrap(course):
         assert not km.has_kernel and km.cgroup is None
     finally:
         km.release()
+
+
+# ---------------------------------------------------------------- one student after another
+
+LEAVE_BEHIND = """
+    import os, subprocess, threading, time
+    import numpy as np
+    import rnnkit
+    left_by_alice = 42
+    np.allclose = lambda *args, **kwargs: True
+    rnnkit.check = "patched by alice"
+    os.environ["ALICE"] = "was here"
+    for folder in ("/tmp", "/dev/shm"):   # (/dev/shm is not writable in a kernel of bubblewrap's)
+        try:
+            open(f"{folder}/from-alice", "w").write("answers")
+        except PermissionError:
+            assert folder == "/dev/shm"
+    threading.Thread(target=time.sleep, args=(3600,), name="alice-thread", daemon=True).start()
+    subprocess.Popen(["sleep", "1719"], start_new_session=True)
+"""
+
+LOOK_AROUND = """
+    import json, os, threading
+    import numpy as np
+    import rnnkit
+    print(json.dumps({
+        "variable": "left_by_alice" in globals(),
+        "numpy patched": np.allclose(0.0, 1.0),
+        "kit patched": rnnkit.check == "patched by alice",
+        "environment": os.environ.get("ALICE"),
+        "files": [f for d in ("/tmp", "/dev/shm") if os.path.isdir(d) for f in os.listdir(d) if "alice" in f],
+        "threads": [t.name for t in threading.enumerate() if t.name == "alice-thread"],
+        # besides itself and PID 1 (the jail's reaper)
+        "processes": sorted(open(f"/proc/{p}/cmdline").read().replace("\\0", " ").strip()
+                            for p in os.listdir("/proc") if p.isdigit() and int(p) not in (1, os.getpid())),
+    }))
+"""
+
+
+def test_nothing_of_one_student_reaches_the_next(needs_cgroups, course):
+    """A variable, a patched numpy function and kit, an environment variable, files in /tmp
+    and /dev/shm, a thread and a process left by one kernel: the next kernel (same zygote)
+    sees none of them, and its only process is itself."""
+    async def alice(jail):
+        assert (await jail.run(LEAVE_BEHIND)).ename == ""
+        return jail.host_pids()
+
+    async def bob(jail):
+        return (await jail.run(LOOK_AROUND)).json()
+
+    alices = in_jail(workdir(course), alice)
+    seen = in_jail(workdir(course), bob)
+    assert seen == {"variable": False, "numpy patched": False, "kit patched": False, "environment": None,
+                    "files": [], "threads": [], "processes": []}, seen
+    assert all(gone(pid) for pid in alices), [cmdline(pid) for pid in alices]
+
+
+def test_two_kernels_at_once_cannot_see_each_other(needs_cgroups, course, tmp_path):
+    """Two students graded at the same time by one grader process: neither sees the other's
+    files or processes."""
+    other = tmp_path / "other" / "autograded" / "bob" / "01_rnn"
+    other.mkdir(parents=True)
+
+    async def main():
+        async with jailed_kernel(workdir(course)) as first, jailed_kernel(other) as second:
+            assert (await first.run(LEAVE_BEHIND)).ename == ""
+            return (await second.run(LOOK_AROUND)).json(), first.km.server is second.km.server
+
+    seen, shared = asyncio.run(main())
+    assert seen["files"] == [] and seen["processes"] == [], seen
+    assert shared or not KERNEL_START["forked"], "each kernel manager started its own zygote"
+
+
+def test_a_dead_kernel_or_zygote_costs_only_its_own_student(needs_cgroups, course, kernel_start):
+    """A kernel that kills itself ends its own run only; if the zygote itself is killed, its
+    kernels die with it and the next kernel gets a new zygote."""
+    if kernel_start != "forked":
+        pytest.skip("no zygote when kernels start one by one")
+
+    async def suicide(jail):
+        return await jail.run("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", timeout=30)
+
+    async def works(jail):
+        return (await jail.run("print(sum(range(4)))")).text, jail.km.server
+
+    assert in_jail(workdir(course), suicide).dead
+    text, server = in_jail(workdir(course), works)
+    assert text == "6\n"
+
+    async def zygote_killed(jail):
+        jail.km.server.process.kill()
+        return await jail.run("import time; time.sleep(20)", timeout=30)
+
+    assert in_jail(workdir(course), zygote_killed).dead
+    text, again = in_jail(workdir(course), works)
+    assert text == "6\n" and again is not server and not server.alive
+
+
+def test_a_namespace_of_its_own_uncovers_nothing(needs_bwrap, course):
+    """A kernel that makes itself root of a new user namespace may unmount in its own view,
+    but the jail's mounts are locked there: what they cover (other kernels' boxes, the
+    host's folders) stays covered."""
+    async def scenario(jail):
+        return (await jail.run("""
+            import ctypes, json, os
+            libc = ctypes.CDLL(None, use_errno=True)
+            seen = {"unshare": libc.unshare(0x10000000 | 0x00020000)}   # user + mount
+            for target in (b"/run", b"/tmp", b"/home/student", b"/proc"):
+                seen[target.decode()] = libc.umount2(target, 2)          # MNT_DETACH
+            seen["run"] = sorted(os.listdir("/run")) if os.path.isdir("/run") else None
+            print(json.dumps(seen))
+        """)).json()
+
+    seen = in_jail(workdir(course), scenario)
+    assert all(seen[t] == -1 for t in ("/run", "/tmp", "/home/student", "/proc")), seen
+    assert "boxes" not in (seen["run"] or []) and "cgroups" not in (seen["run"] or []), seen

@@ -1,0 +1,276 @@
+"""The zygote: runs inside the grading jail and forks one fresh kernel per student.
+
+Started once per grader process by :class:`autograder.forkserver.ForkServer` inside
+bubblewrap (the jail of :mod:`autograder.sandbox`: read-only system, the venv, the kit),
+it imports what every grading kernel needs (numpy, the kit, ipykernel, matplotlib), then
+serves requests, one JSON object per line on stdin, answers one per line on stdout:
+
+* ``{"op": "spawn", "id": ..., "home": ..., "env": {...}, "tmp_bytes": n, "file_bytes": n}``
+  forks a kernel for the box ``/run/boxes/<id>``; answers ``{"id": ..., "pid": ...}``;
+* ``{"op": "signal", "id": ..., "signal": n}`` signals that kernel;
+* when a kernel ends: ``{"id": ..., "exit": status}``.
+
+No student code ever runs in the zygote. Between the fork and the kernel's first line,
+the child (see :func:`enter_jail`) joins its cgroups, takes new user, mount, PID,
+network, IPC and UTS namespaces, mounts a fresh ``/proc``, ``/tmp``, ``/dev/shm`` and
+``/run``, shows itself only its own box (``/run/kernel``: connection file and sockets;
+``/home/student/<home>``: the notebook's folder, read-only), drops every capability and
+closes every file the zygote had open. The kernel is PID 1 of its namespace: when it
+ends, every process it started ends with it. A forked copy of the zygote's memory is all
+it shares with the zygote; nothing of one kernel reaches the next.
+
+This file is self-contained (standard library only, until it imports the kernel's
+modules): the jail shows it alone, not the grader's package.
+"""
+import ctypes
+import fcntl
+import json
+import os
+import resource
+import selectors
+import signal
+import socket
+import struct
+import sys
+
+BOXES = "/run/boxes"        # the kernels' boxes, bound read-write by the grader
+CGROUPS = "/run/cgroups"    # <controller>/<id>/cgroup.procs, writable for the kernel's user
+KERNEL_DIR = "/run/kernel"  # where a kernel sees its own box's kernel/ folder
+HOME = "/home/student"
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+CAPABILITY_VERSION_3 = 0x20080522
+SIOCSIFFLAGS, IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x8914, 0x1, 0x8, 0x40
+
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result, what):
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def mount(source, target, fstype=None, flags=0, data=None):
+    _check(libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(),
+                      ctypes.c_ulong(flags), data and data.encode()), f"mount {target}")
+
+
+def tmpfs(target, size, mode="0755"):
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode={mode}")
+
+
+def read_only(target, flags=MS_NOSUID | MS_NODEV):
+    mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
+
+
+def become(uid):
+    """The kernel's user, for good: ``uid`` (from root), or the user it already is; no
+    capability, now or after an exec; no privilege gained by exec either."""
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no new privileges")
+    last = int(open("/proc/sys/kernel/cap_last_cap").read())
+    for cap in range(last + 1):
+        _check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "drop bounding set")
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()
+    _check(libc.capset(header, data), "capset")
+
+
+def loopback_up():
+    """The new network namespace's loopback interface, up (as bubblewrap does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING))
+
+
+def unshare_all():
+    """New mount, PID, network, IPC and UTS namespaces; a new user namespace too unless root
+    (mapping this user to itself: it gets the capabilities it needs to mount, there only)."""
+    uid, gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
+    _check(libc.unshare(flags | (CLONE_NEWUSER if uid else 0)), "unshare")
+    if uid:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+def enter_jail(request):
+    """In the forked child: the kernel's own namespaces and mounts (see module docstring).
+
+    Three processes: this one waits outside the new PID namespace and exits with the
+    kernel's status (for the zygote); PID 1 inside, a reaper as in bubblewrap, sets up the
+    mounts, becomes the kernel's user and waits; it forks the kernel, for which this
+    function returns. When the kernel ends, the reaper ends, and every process left in
+    the namespace with it.
+    """
+    box = f"{BOXES}/{request['id']}"
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    unshare_all()
+    wait_for(os.fork())   # PID 1 of the new namespace goes on
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    for controller in request.get("cgroups", ()):   # not the waiting parent: it is the zygote's
+        with open(f"{CGROUPS}/{controller}/{request['id']}/cgroup.procs", "w") as f:
+            f.write("0")
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    own = os.open(f"{box}/kernel", os.O_PATH | os.O_DIRECTORY)
+    home = os.open(f"{box}/home/{request['home']}", os.O_PATH | os.O_DIRECTORY)
+    tmpfs("/run", "64k")                      # hides every box and the cgroups
+    os.mkdir(KERNEL_DIR)
+    mount(f"/proc/self/fd/{own}", KERNEL_DIR, None, MS_BIND)
+    tmpfs(HOME, "64k")
+    os.mkdir(f"{HOME}/{request['home']}")
+    mount(f"/proc/self/fd/{home}", f"{HOME}/{request['home']}", None, MS_BIND | MS_REC)
+    read_only(f"{HOME}/{request['home']}")
+    os.close(own)
+    os.close(home)
+    read_only("/run", 0)
+    read_only(HOME, 0)
+    tmpfs("/tmp", request["tmp_bytes"], "1777")
+    tmpfs("/dev/shm", request["tmp_bytes"], "1777")
+    loopback_up()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (request["file_bytes"], request["file_bytes"]))
+    become(request.get("uid"))
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.chdir(f"{HOME}/{request['home']}")
+    reap_until(os.fork())   # the kernel goes on
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def wait_for(child):
+    """In the parent (``child`` > 0): exit with ``child``'s status once it ends."""
+    if child:
+        _, status = os.waitpid(child, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def reap_until(kernel):
+    """In PID 1 (``kernel`` > 0): reap every orphan; exit with the kernel's status."""
+    while kernel:
+        pid, status = os.wait()
+        if pid == kernel:
+            os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def run_kernel(request):
+    """The child's life after the fork: never returns.
+
+    Until the jail is entered, errors go to the zygote's log (stderr); the kernel itself
+    keeps no file of the zygote's, and writes to /dev/null.
+    """
+    status = 1
+    try:
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(null, 0)
+        os.dup2(null, 1)
+        os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])   # the zygote's pipes too
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        try:
+            enter_jail(request)
+        except Exception as exc:
+            os.write(2, f"kernel {request['id']}: {type(exc).__name__}: {exc}\n".encode())
+            raise
+        null = os.open("/dev/null", os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        np.random.seed()   # fresh entropy, as in a new process
+        IPKernelApp.launch_instance(argv=["-f", f"{KERNEL_DIR}/kernel.json"])
+        status = 0
+    except BaseException:   # the grader sees the exit status
+        status = 70
+    finally:
+        os._exit(status)
+
+
+def can_jail():
+    """Whether a child may take the namespaces of :func:`enter_jail` and mount its own
+    ``/proc`` (some systems forbid unprivileged user namespaces)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            unshare_all()
+            child = os.fork()
+            if child == 0:
+                mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                os._exit(0)
+            os._exit(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+        except BaseException:
+            os._exit(1)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+def serve():
+    """Answer requests until stdin closes; report every kernel that ends."""
+    kernels = {}   # pid -> id
+    out = sys.stdout
+
+    def say(**message):
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(sys.stdin, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    say(ready=os.getpid(), namespaces=can_jail())
+    while True:
+        for key, _ in selector.select():
+            if key.fileobj == wake_r:
+                os.read(wake_r, 4096)
+                continue
+            line = sys.stdin.readline()
+            if not line:
+                return
+            request = json.loads(line)
+            if request["op"] == "spawn":
+                pid = os.fork()
+                if pid == 0:
+                    run_kernel(request)
+                kernels[pid] = request["id"]
+                say(id=request["id"], pid=pid)
+            elif request["op"] == "signal":
+                pid = next((p for p, i in kernels.items() if i == request["id"]), None)
+                if pid is not None:
+                    try:
+                        os.kill(pid, request["signal"])
+                    except ProcessLookupError:
+                        pass
+        while kernels:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if not pid:
+                break
+            say(id=kernels.pop(pid), exit=os.waitstatus_to_exitcode(status))
+
+
+#: What every kernel imports, imported once here (measured: what IPKernelApp.initialize
+#: imports, and what a notebook's first cell does).
+PRELOAD = ("numpy", "matplotlib", "matplotlib.pyplot", "matplotlib_inline.backend_inline", "rnnkit",
+           "rnnkit.probe", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.debugger",
+           "IPython.core.completerlib", "IPython.core.debugger", "IPython.core.oinspect",
+           "IPython.extensions.storemagic", "IPython.utils.wildcard", "sqlite3", "pdb", "faulthandler",
+           "tornado.gen", "tornado.locks", "tornado.queues", "tornado.platform.asyncio")
+
+if __name__ == "__main__":
+    import importlib
+    sys.modules["debugpy"] = None   # no debugger in a grading kernel (its import costs 0.08 s each)
+    for name in PRELOAD:
+        importlib.import_module(name)
+    np = sys.modules["numpy"]
+    IPKernelApp = importlib.import_module("ipykernel.kernelapp").IPKernelApp
+    serve()

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.apps import NbGraderAPI
 from nbgrader.coursedir import CourseDirectory
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
@@ -43,6 +42,7 @@ from . import feedback
 from . import flags as review
 from . import kitdata
 from . import scheduling
+from . import session
 from . import nbgrader_config
 from .nbgrader_config import COURSE_CONFIG, configure
 from .preprocessors import NOTE
@@ -77,11 +77,12 @@ def resolve_cell_timeout(seconds=None):
 
 
 def api_for(root, db_url=None, cell_timeout=None, notebook_timeout=None):
-    """An NbGraderAPI on the course directory ``root``, configured by :func:`configure`."""
+    """nbgrader's API (a :class:`~autograder.session.CourseAPI`) on the course directory ``root``,
+    configured by :func:`configure`."""
     _put_tools_on_path()
     config = configure(Config(), root, db_url=db_url, cell_timeout=resolve_cell_timeout(cell_timeout),
                        notebook_timeout=notebook_timeout or nbgrader_config.NOTEBOOK_TIMEOUT)
-    return NbGraderAPI(CourseDirectory(config=config), config=config)
+    return session.CourseAPI(CourseDirectory(config=config), config=config)
 
 
 def _put_tools_on_path():
@@ -340,24 +341,38 @@ def _remember_released(course, assignments):
     path.write_text(json.dumps(history))
 
 
-def _instructors_doing(course, student, assignment, flag, history):
-    """True if ``flag`` is explained by an earlier release: the student kept what was released."""
+def _instructors_doing(assignment, flag, history, sources):
+    """True if ``flag`` is explained by an earlier release: the student kept what was released.
+
+    ``sources``: grade id -> source of the submission's cells (:func:`_submitted_sources`).
+    """
     found = re.match(r"changed nbgrader metadata of (\S+): (\w+) .* -> (.*)$", flag)
     if found:
         gid, key, value = found.groups()
         return value in history.get(assignment, {}).get(gid, {}).get(key, [])
     found = re.match(r"edited locked cell (\S+)$", flag)
-    if found:
+    if found and found.group(1) in sources:
         released = history.get(assignment, {}).get(found.group(1), {}).get("source", [])
-        for path in (Path(course) / "submitted" / student / assignment).glob("*.ipynb"):
-            try:
-                cells = nbformat.read(path, as_version=4).cells
-            except Exception:
-                continue
-            for cell in cells:
-                if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == found.group(1):
-                    return review.without_hidden_tests(cell.source) in released
+        return review.without_hidden_tests(sources[found.group(1)]) in released
     return False
+
+
+def _submitted_sources(course, student, assignment, submitted=None):
+    """grade id -> source of the first cell with that id in the submitted notebooks (each read once).
+
+    ``submitted``: file name -> bytes of notebooks already read.
+    """
+    sources = {}
+    for path in (Path(course) / "submitted" / student / assignment).glob("*.ipynb"):
+        try:
+            nb = _read_notebook(path, (submitted or {}).get(path.name))
+        except Exception:
+            continue
+        for cell in nb.cells:
+            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if gid is not None:
+                sources.setdefault(gid, cell.source)
+    return sources
 
 
 def _layout(submissions, known):
@@ -451,7 +466,8 @@ class Grading:
         return _api(self)
 
     def gradebook(self):
-        return Gradebook(self.gradebook_url, nbgrader_config.COURSE_ID)
+        """This process's gradebook (:mod:`autograder.session`): use it in a ``with`` block."""
+        return session.gradebook(self.gradebook_url, nbgrader_config.COURSE_ID)
 
 
 def default_db_url(course):
@@ -461,7 +477,7 @@ def default_db_url(course):
 
 @functools.lru_cache(maxsize=4)
 def _api(grading):
-    """One NbGraderAPI per process and setting."""
+    """One nbgrader API per process and setting (its applications are reused: :mod:`autograder.session`)."""
     return api_for(grading.course, grading.gradebook_url, grading.cell_timeout or None, grading.notebook_timeout)
 
 
@@ -500,6 +516,8 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
                                stop_file=stop, abort=restore)
     except scheduling.Interrupted as exc:
         raise Interrupted([*earlier.values(), *(o for o in exc.results if o is not None)]) from None
+    finally:
+        session.SharedGradebook.release()   # nothing of this batch's stays connected in this process
     by_pair = {**earlier, **{(o.student, o.assignment): o for o in fresh}}
     return [by_pair[p] for p in pairs]
 
@@ -513,12 +531,14 @@ def grade_submission(grading, student, assignment):
     What the gradebook and the course directory held for the submission is kept in a
     journal until the grade is complete; :func:`restore` puts it back if it never is.
     """
-    with _GRADING:
+    with _GRADING, session.sharing():
         before = begin(grading, student, assignment)
         try:
+            notebooks = {}   # the submission's notebooks, read once: hashed, then checked
+            printed = fingerprint(grading.course, student, assignment, notebooks)
             with warnings.catch_warnings():   # nbgrader re-adds cells without an id: nbformat warns
                 warnings.filterwarnings("ignore", message="Cell is missing an id field")
-                outcome = _grade_one(grading, student, assignment, before)
+                outcome = _grade_one(grading, student, assignment, before, printed["hash"], notebooks)
         except Exception as exc:   # the grader's own failure: keep what was there, retry next run
             if scheduling.stop_requested():
                 raise scheduling.Stopped() from None
@@ -533,8 +553,8 @@ def grade_submission(grading, student, assignment):
             return outcome
         marker = _marker(grading.course, student, assignment)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({**fingerprint(grading.course, student, assignment),
-                                      "ok": outcome.ok, "retry": outcome.retry, "notes": list(outcome.notes)}))
+        marker.write_text(json.dumps({**printed, "ok": outcome.ok, "retry": outcome.retry,
+                                      "notes": list(outcome.notes)}))
         commit(grading, student, assignment)
         return outcome
 
@@ -555,10 +575,18 @@ def _regular_files(folder):
     return sorted(found)
 
 
-def _hash_folder(folder):
+def _hash_folder(folder, notebooks=None):
+    """SHA-256 of the names and contents of the regular files under ``folder``.
+
+    ``notebooks``: a dict that receives name -> bytes of the notebooks directly in ``folder``.
+    """
     digest = hashlib.sha256()
+    folder = Path(folder)
     for path in _regular_files(folder):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+        data = path.read_bytes()
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + data)
+        if notebooks is not None and path.parent == folder and path.suffix == ".ipynb":
+            notebooks[path.name] = data
     return digest.hexdigest()
 
 
@@ -566,9 +594,12 @@ def submission_hash(course, student, assignment):
     return _hash_folder(Path(course) / "submitted" / student / assignment)
 
 
-def fingerprint(course, student, assignment):
-    """What a grade depends on: the submission and the assignment's source."""
-    return {"hash": submission_hash(course, student, assignment),
+def fingerprint(course, student, assignment, notebooks=None):
+    """What a grade depends on: the submission and the assignment's source.
+
+    ``notebooks``: see :func:`_hash_folder` (the submission's).
+    """
+    return {"hash": _hash_folder(Path(course) / "submitted" / student / assignment, notebooks),
             "source": _hash_folder(Path(course) / "source" / assignment)}
 
 
@@ -710,19 +741,20 @@ def _keep_hand_grades(grading, student, assignment, before, unchanged):
 _RETRY_FLAGS = ("kernel died", "time limit", "timed out")
 
 
-def _grade_one(grading, student, assignment, before=None):
+def _grade_one(grading, student, assignment, before, digest, notebooks):
+    """Grade and write feedback; ``digest``: the submission's hash; ``notebooks``: its notebooks' bytes."""
     api, course = grading.api(), grading.course
-    problem = check_submission(course, student, assignment)
+    problem = check_submission(course, student, assignment, notebooks)
     if problem is None:
         previous = {}
         journal = _journal(course, student, assignment) / "done.json"
         if journal.exists():
             previous = json.loads(journal.read_text())
-        unchanged = previous.get("hash") == submission_hash(course, student, assignment)
+        unchanged = previous.get("hash") == digest
         result = api.autograde(assignment, student, force=True, create=True)
         if result.get("success"):
             _keep_hand_grades(grading, student, assignment, before, unchanged)
-            flagged = review_flags(course, student, assignment)
+            flagged = review_flags(course, student, assignment, result.get("flags"), notebooks)
             if flagged:
                 mark_flagged(grading, student, assignment)
             run = [f for f in flagged if f.startswith(_FLAG_ORDER[:4])]
@@ -735,17 +767,32 @@ def _grade_one(grading, student, assignment, before=None):
         return Outcome(student, assignment, False, retry=True,
                        notes=(f"not graded, the grader failed: {_reason(result)}; a rerun grades it again",))
     _record_zero(grading, student, assignment)
-    return Outcome(student, assignment, False, notes=(problem, *submitted_flags(course, student, assignment)))
+    return Outcome(student, assignment, False,
+                   notes=(problem, *submitted_flags(course, student, assignment, notebooks)))
 
 
-def submitted_flags(course, student, assignment):
-    """Review flags of a submission that could not be graded, read from what was submitted."""
+def submitted_flags(course, student, assignment, notebooks=None):
+    """Review flags of a submission that could not be graded, read from what was submitted.
+
+    ``notebooks``: name -> bytes of the submission's notebooks, already read.
+    """
     found = []
     for source in sorted((Path(course) / "source" / assignment).glob("*.ipynb")):
         path = Path(course) / "submitted" / student / assignment / source.name
-        if notebook_problem(path) is None:
-            found.extend(review.review(nbformat.read(path, as_version=4), nbformat.read(source, as_version=4)))
+        data = (notebooks or {}).get(source.name)
+        if notebook_problem(path, data) is None:
+            found.extend(review.review(_read_notebook(path, data), nbformat.read(source, as_version=4)))
     return found
+
+
+def _text(data):
+    """A file's bytes as ``Path.read_text`` reads them: UTF-8, universal newlines."""
+    return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _read_notebook(path, data=None):
+    """The notebook at ``path``, from ``data`` (its bytes) if already read."""
+    return nbformat.read(path, as_version=4) if data is None else nbformat.reads(_text(data), as_version=4)
 
 
 def mark_flagged(grading, student, assignment):
@@ -756,8 +803,11 @@ def mark_flagged(grading, student, assignment):
         gb.db.commit()
 
 
-def check_submission(course, student, assignment):
-    """None if every notebook of the assignment is there and readable; else what is wrong, in one line."""
+def check_submission(course, student, assignment, notebooks=None):
+    """None if every notebook of the assignment is there and readable; else what is wrong, in one line.
+
+    ``notebooks``: name -> bytes of the submission's notebooks, already read (see :func:`fingerprint`).
+    """
     course = Path(course)
     folder = course / "submitted" / student / assignment
     for expected in sorted((course / "source" / assignment).glob("*.ipynb")):
@@ -766,16 +816,19 @@ def check_submission(course, student, assignment):
             found = [p.name for p in sorted(folder.glob("*.ipynb"))]
             found += [f"../{p.name}" for p in sorted(folder.parent.glob("*.ipynb"))]
             return f"missing notebook {expected.name}" + (f" (found: {', '.join(found)})" if found else "")
-        problem = notebook_problem(path)
+        problem = notebook_problem(path, (notebooks or {}).get(expected.name))
         if problem:
             return f"{expected.name} is not a valid notebook: {problem}"
     return None
 
 
-def notebook_problem(path):
-    """None if ``path`` is a valid notebook; else what is wrong with it, in words."""
+def notebook_problem(path, data=None):
+    """None if ``path`` is a valid notebook; else what is wrong with it, in words.
+
+    ``data``: the file's bytes, if already read.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8") if data is None else _text(data)
     except UnicodeDecodeError:
         return "not a text file"
     except OSError as exc:
@@ -924,16 +977,24 @@ _FLAG_ORDER = ("kernel died", "time limit", "timed out", "output over", "deleted
                "changed nbgrader", "suspicious", "missing results")
 
 
-def review_flags(course, student, assignment):
+def review_flags(course, student, assignment, written=None, submitted=None):
     """The review flags (see :mod:`autograder.flags`) of a student's autograded notebooks, most urgent first.
 
     A flag explained by an earlier release (the student kept what the instructor
     released, the instructor changed it since) is dropped; what laying out the course
     left out of the submission is added.
+
+    ``written``: notebook -> flags, as the grader just wrote them (else read from the
+    autograded notebooks); ``submitted``: file name -> bytes of the submitted notebooks,
+    if already read.
     """
     found = []
-    for path in sorted((Path(course) / "autograded" / student / assignment).glob("*.ipynb")):
-        found.extend(f for f in review.read(nbformat.read(path, as_version=4)) if f not in found)
+    if written is None:
+        for path in sorted((Path(course) / "autograded" / student / assignment).glob("*.ipynb")):
+            found.extend(f for f in review.read(nbformat.read(path, as_version=4)) if f not in found)
+    else:
+        for name in sorted(written, key=lambda n: f"{n}.ipynb"):   # the order of the files
+            found.extend(f for f in written[name] if f not in found)
     if not found:  # not graded: what the grader said then
         try:
             done = json.loads(_marker(course, student, assignment).read_text())
@@ -945,7 +1006,10 @@ def review_flags(course, student, assignment):
             history = json.loads(_history_file(course).read_text())
         except (OSError, ValueError):
             history = {}
-        found = [f for f in found if not _instructors_doing(course, student, assignment, f, history)]
+        sources = {}
+        if any(f.startswith("edited locked") for f in found):
+            sources = _submitted_sources(course, student, assignment, submitted)
+        found = [f for f in found if not _instructors_doing(assignment, f, history, sources)]
     found += [f for f in layout_flags(course, student, assignment) if f not in found]
 
     def urgency(flag):

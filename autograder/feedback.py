@@ -9,14 +9,17 @@ Notes (what costs no points, e.g. inputs modified in place) get one line each th
 way. It also hands the page template MathJax 3, inlined
 (``feedback_templates/feedback/mathjax.html.j2``, found before nbconvert's own), so
 equations render without internet (nbgrader's template loads MathJax 2 from a CDN;
-release_feedback sends students the HTML file alone).
+release_feedback sends students the HTML file alone). :class:`FeedbackExporter` is the
+exporter a grading process keeps for all its pages (see :mod:`autograder.session`).
 """
 import functools
 import html
 import re
+import uuid
 from collections import Counter
 from pathlib import Path
 
+from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 from nbformat.v4 import new_output
 from traitlets import Bool
@@ -49,6 +52,26 @@ def mathjax_script(path=MATHJAX):
 def inline_mathjax(_=""):
     """Jinja filter ``rnn_course_mathjax`` (see nbgrader_config): MathJax's script text."""
     return mathjax_script()
+
+
+class FeedbackExporter(HTMLExporter):
+    """nbconvert's HTMLExporter, with MathJax's script put in the page after nbconvert's last pass.
+
+    That pass (BeautifulSoup: parse the page, add alt texts, print it again) would parse
+    and print the 2 MB script unchanged on every page; it sees a placeholder instead.
+    The page is the same, byte for byte.
+    """
+
+    _placeholder = f"rnn-course-mathjax-{uuid.uuid4().hex}"
+
+    def _create_environment(self):
+        environment = super()._create_environment()
+        environment.filters["rnn_course_mathjax"] = lambda _="": self._placeholder
+        return environment
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        page, resources = super().from_notebook_node(nb, resources, **kw)
+        return page.replace(self._placeholder, mathjax_script(), 1), resources
 
 
 def problem(message):

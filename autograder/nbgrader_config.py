@@ -13,14 +13,15 @@ import nbgrader
 import rnnkit
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
 from nbgrader.converters import GenerateAssignment
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
-                                    ComputeChecksums, DeduplicateIds, GetGrades, IgnorePattern, LimitOutput,
-                                    OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, ClearHiddenTests, ClearOutput, ComputeChecksums,
+                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
+                                    OverwriteKernelspec, SaveAutoGrades)
 
 from .feedback import TEMPLATE_NAME, TEMPLATES, FeedbackReport, inline_mathjax
 from .kitdata import StampRelease
 from .preprocessors import (NOTEBOOK_TIMEOUT, GradingExecute, HideLateOutputs, RestoreMetadata, ReviewSubmission,
                             VerifyResults)
+from .session import SchemaKept
 
 COURSE_ID = "rnn-course"
 CELL_TIMEOUT = 60          # seconds one cell may run under the grader
@@ -61,15 +62,16 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
         c.CourseDirectory.db_url = db_url
     c.ClearSolutions.code_stub = {"python": CODE_STUB}
     # ReviewSubmission reads the submission as the student left it: before DeduplicateIds
-    # strips the metadata of a second cell claiming a grade id.
+    # strips the metadata of a second cell claiming a grade id. SchemaKept is nbgrader's
+    # CheckCellMetadata, faster.
     c.Autograde.sanitize_preprocessors = [
         ClearOutput, ReviewSubmission, DeduplicateIds, OverwriteKernelspec, RestoreMetadata, OverwriteCells,
-        CheckCellMetadata,
+        SchemaKept,
     ]
     c.RestoreMetadata.release_root = str(Path(root) / release)
     c.Autograde.autograde_preprocessors = [
         GradingExecute, IgnorePattern, ClearMetadataPreprocessor, VerifyResults,
-        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata,
+        LimitOutput, SaveAutoGrades, AssignLatePenalties, SchemaKept,
     ]
     c.Execute.timeout = cell_timeout
     c.GradingExecute.notebook_timeout = notebook_timeout

@@ -1,0 +1,219 @@
+"""What one grading process keeps from one submission to the next (autograder/session.py).
+
+A batch graded by one worker makes one gradebook engine per course id, one Autograde
+application and one feedback exporter, whatever the number of submissions; it reads each
+submitted notebook once (nbgrader once more); and it gives exactly what nbgrader's API
+gives with an application per call and a Gradebook per step: grades, flags, notes,
+feedback pages byte for byte. The shared gradebook never holds a transaction between
+uses; the kept metadata schema checks as nbgrader's CheckCellMetadata does.
+"""
+import builtins
+import contextlib
+import copy
+import io
+import os
+import re
+import sqlite3
+import sys
+from collections import Counter
+from pathlib import Path
+
+import nbgrader.api
+import pytest
+from nbconvert.exporters import HTMLExporter
+from nbgrader.api import Gradebook, MissingEntry, Student
+from nbgrader.apps import NbGraderAPI
+from nbgrader.converters import Autograde, GenerateFeedback
+
+from autograder import batch, session
+from points import total_points
+from submissions import db_mean_notebook, student_notebook, write_submissions
+
+pytestmark = pytest.mark.xdist_group("grading")
+A = "01_rnn"
+TOTAL = total_points(A)
+
+
+def tampered_notebook():
+    """The solution with a locked cell edited and a test cell deleted: flagged, graded."""
+    nb = student_notebook(A, {"md_step_forward": "## 1. My own words"})
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_rnn_forward"]
+    return nb
+
+
+STUDENTS = {"a_solution": student_notebook(A), "blank": student_notebook(A, released=True),
+            "db_mean": db_mean_notebook(), "tampered": tampered_notebook()}
+BROKEN = "broken"   # a notebook cut short: scores 0 without being run
+
+
+@pytest.fixture(scope="module")
+def submissions(tmp_path_factory):
+    root = write_submissions(tmp_path_factory.mktemp("bookkeeping") / "submissions", A, STUDENTS)
+    good = (root / "a_solution" / A / f"{A}.ipynb").read_text()
+    (root / BROKEN / A).mkdir(parents=True)
+    (root / BROKEN / A / f"{A}.ipynb").write_text(good[:400])
+    return root
+
+
+def graded(course, submissions):
+    """Grade with one worker: (outcomes, grade rows, feedback pages) of every student.
+
+    A cell re-added by the grader gets a random id: pages are compared without cell ids.
+    """
+    pairs = batch.prepare_course(course, submissions)
+    outcomes = batch.autograde(course, pairs, workers=1)
+    pages = {s: re.sub(rb'id="cell-id=[^"]*"', b"", p.read_bytes())
+             for s, _ in pairs for p in (course / "feedback" / s / A).glob("*.html")}
+    return [(o.student, o.ok, o.notes, o.retry) for o in outcomes], batch.grade_rows(course), pages
+
+
+@pytest.fixture(scope="module")
+def per_call(submissions, tmp_path_factory):
+    """The class graded as nbgrader's API does: an application per call, a Gradebook per step."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(session, "CourseAPI", NbGraderAPI)
+        mp.setattr(session, "sharing", contextlib.nullcontext)
+        mp.setattr(session, "gradebook", Gradebook)
+        return graded(tmp_path_factory.mktemp("per_call") / "course", submissions)
+
+
+def _counting(monkeypatch, counts, owner, name, key):
+    real = getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        counts[key] += 1
+        return real(*args, **kwargs)
+    monkeypatch.setattr(owner, name, counted)
+
+
+def test_one_worker_builds_once_reads_once_and_grades_the_same(submissions, per_call, tmp_path, monkeypatch):
+    counts, per_submission = Counter(), []
+    _counting(monkeypatch, counts, nbgrader.api, "create_engine", "gradebook engine")
+    for cls in (Autograde, GenerateFeedback, HTMLExporter):
+        _counting(monkeypatch, counts, cls, "__init__", cls.__name__)
+    course = tmp_path / "course"
+    submitted = (course / "submitted").resolve()
+    real_open = io.open
+
+    def reading(file, mode="r", *args, **kwargs):
+        if "r" in mode and str(file).endswith(".ipynb") and Path(file).resolve().is_relative_to(submitted):
+            counts["submitted notebook read"] += 1
+        return real_open(file, mode, *args, **kwargs)
+    monkeypatch.setattr(builtins, "open", reading)
+    monkeypatch.setattr(io, "open", reading)
+    grade_submission = batch.grade_submission
+
+    def grade(grading, student, assignment):
+        before = Counter(counts)
+        outcome = grade_submission(grading, student, assignment)
+        per_submission.append((student, counts - before))
+        return outcome
+    monkeypatch.setattr(batch, "grade_submission", grade)
+
+    result = graded(course, submissions)
+    monkeypatch.undo()
+
+    assert len(per_submission) == len(STUDENTS) + 1
+    built = sum((c for _, c in per_submission), Counter())
+    assert built["gradebook engine"] <= 2, built   # one per course id (the course's, nbgrader's default)
+    assert (built["Autograde"], built["GenerateFeedback"], built["HTMLExporter"]) == (1, 1, 1), built
+    for student, c in per_submission:   # the student's notebook: read by us once, by nbgrader once
+        assert c["submitted notebook read"] == (1 if student == BROKEN else 2), (student, c)
+    assert result == per_call
+    outcomes, rows, pages = result
+    by_student = {r["student"]: r for r in rows}
+    assert by_student["a_solution"]["score"] == TOTAL and by_student["blank"]["score"] == 0
+    assert 0 < by_student["db_mean"]["score"] < TOTAL
+    assert any(f.startswith("edited locked cell md_step_forward") for f in by_student["tampered"]["flags"])
+    assert any(f.startswith("deleted cell test_rnn_forward") for f in by_student["tampered"]["flags"])
+    assert [o for o in outcomes if not o[1]] == [(BROKEN, False, o[2], False) for o in outcomes if o[0] == BROKEN]
+    assert set(pages) == set(STUDENTS)
+
+
+@pytest.fixture
+def url(tmp_path, monkeypatch):
+    """A SQLite gradebook with assignment "a" of course "course"; nothing shared of it is left after."""
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])   # alembic
+    path = tmp_path / "gradebook.db"
+    with Gradebook(f"sqlite:///{path}", "course") as gb:
+        gb.add_assignment("a")
+    yield f"sqlite:///{path}?timeout=0"
+    session.SharedGradebook.release()
+
+
+def test_a_shared_gradebook_holds_no_transaction_between_uses(url):
+    path = url[len("sqlite:///"):].split("?")[0]
+    with session.gradebook(url, "course") as gb:
+        gb.find_assignment("a")
+        gb.add_student("kept")
+        gb.db.commit()
+    with pytest.raises(RuntimeError), session.gradebook(url, "course") as gb:
+        gb.db.add(Student(id="rolled back"))   # written, not committed: the use ends in a rollback
+        gb.db.flush()
+        raise RuntimeError("a use that fails")
+    other = sqlite3.connect(path, timeout=0)   # another process's writer does not wait for a lock
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO student (id) VALUES ('written elsewhere')")
+    other.commit()
+    other.close()
+    with session.gradebook(url, "course") as again:
+        assert again is gb
+        assert sorted(s.id for s in again.students) == ["kept", "written elsewhere"]
+
+
+def test_a_replaced_gradebook_file_is_opened_anew(url, tmp_path):
+    with session.gradebook(url, "course") as gb:
+        gb.find_assignment("a")
+    (tmp_path / "gradebook.db").unlink()
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}", "course") as fresh:
+        fresh.add_assignment("b")
+    with session.gradebook(url, "course") as now:
+        assert now is not gb
+        with pytest.raises(MissingEntry):
+            now.find_assignment("a")
+        now.find_assignment("b")
+
+
+def test_sharing_lasts_only_while_grading(url):
+    from nbgrader.preprocessors import saveautogrades
+
+    with session.sharing():
+        assert saveautogrades.Gradebook is session.SharedGradebook
+        assert saveautogrades.Gradebook(url, "course") is session.gradebook(url, "course")
+    assert saveautogrades.Gradebook is Gradebook
+
+
+def _raised(check, nb):
+    try:
+        check(copy.deepcopy(nb))
+    except Exception as exc:   # what nbgrader's check raises is the point
+        return type(exc), str(exc)
+    return None
+
+
+def _meta(nb, gid):
+    return next(c.metadata["nbgrader"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
+
+
+CORRUPT = {
+    "none": lambda nb: None,
+    "points not a number": lambda nb: _meta(nb, "test_rnn_forward").update(points="two"),
+    "no grade id": lambda nb: _meta(nb, "test_rnn_forward").pop("grade_id"),
+    "old schema": lambda nb: _meta(nb, "setup").update(schema_version=1),
+    "newer schema": lambda nb: _meta(nb, "setup").update(schema_version=9),
+    "duplicate grade id": lambda nb: _meta(nb, "test_rnn_forward").update(grade_id="test_rnn_backward"),
+}
+
+
+@pytest.mark.parametrize("corrupt", list(CORRUPT))
+def test_schema_kept_checks_metadata_as_nbgrader_does(corrupt):
+    from nbgrader.nbgraderformat import MetadataValidator
+    from nbgrader.preprocessors import CheckCellMetadata
+
+    nb = student_notebook(A)
+    CORRUPT[corrupt](nb)
+    expected = _raised(MetadataValidator().validate_nb, nb)
+    assert (expected is None) == (corrupt == "none")
+    assert _raised(session._KeptValidator().validate_nb, nb) == expected
+    assert _raised(lambda n: session.SchemaKept().preprocess(n, {}), nb) == \
+        _raised(lambda n: CheckCellMetadata().preprocess(n, {}), nb)

@@ -1,45 +1,72 @@
 """Throughput of the course's grader against stock nbgrader, on the same submissions.
 
-    python -m autograder.benchmark [--students 40] [--assignment 01_rnn] [--workers N]
-        [--rounds 1] [--quiet-wait SECONDS] [--only stock|ours] [--experiment NAME] [--keep DIR] [--profile]
+    python -m autograder.benchmark [--students 40] [--assignment 01_rnn --assignment 04_bptt]
+        [--workers N] [--stock-jobs N] [--rounds 1] [--quiet-wait SECONDS]
+        [--only stock|stock-parallel|ours] [--experiment NAME] [--keep DIR] [--profile]
 
-Generates ``--students`` submissions of one assignment (the solution, the blank release
-and wrong variants, round robin) and grades them twice:
+For each ``--assignment`` (repeatable; default 01_rnn and 04_bptt) it generates
+``--students`` submissions (the solution, the blank release and wrong variants, round
+robin: :data:`MUTATIONS` and one function left as released) and grades the same
+submissions, on the same machine in the same run, three ways:
 
 * stock: a separate course directory with a stock ``nbgrader_config.py`` (default
-  autograde pipeline, default ``Execute``, no custom preprocessor), graded by a plain
+  autograde pipeline, default ``Execute``, no custom preprocessor), graded by one plain
   ``nbgrader autograde ASSIGNMENT --CourseDirectory.root=...`` subprocess. There
   ``check()`` runs in "local mode": it verifies inside the student's kernel;
+* stock parallel: the same, the way a user would parallelise it: ``--stock-jobs``
+  (default: cores + 1, as ours) ``nbgrader autograde ASSIGNMENT --student S`` processes
+  at a time until every student is graded. Each one writes stock's SQLite gradebook,
+  where a writer waits at most 5 s (SQLite's default) for the others before failing with
+  "database is locked". With 3 processes and 40 submissions on 2 cores that did not
+  happen; a user who met it would give a longer wait on the command line, as done here
+  (``--CourseDirectory.db_url=sqlite:///.../gradebook.db?timeout=120``: no cost without
+  contention). A process that fails anyway is counted in the report and run again,
+  alone, after the others (timed);
 * ours: :func:`autograder.batch.autograde` with ``--workers`` processes (default: cores
   + 1), ``force=True``.
 
-Only the autograde step is timed, for both: ``generate_assignment`` runs before and
-untimed (ours runs it inside ``batch.autograde``: its time is measured and taken out),
-and feedback is generated afterwards, timed apart and left out of the ratio (ours:
-``batch.autograde``'s per-submission ``generate_feedback`` is deferred to a second
-parallel pass).
+Only the autograde step is timed: ``generate_assignment`` runs before and untimed (ours
+runs it inside ``batch.autograde``: its time is measured and taken out), and feedback is
+generated afterwards, timed apart and left out of the ratios (stock: one
+``generate_feedback``; stock parallel: none; ours: ``batch.autograde``'s per-submission
+``generate_feedback`` is deferred to a second parallel pass).
 
-CPU time is ``resource.getrusage`` (self + children) plus, for ours, the CPU of the
-sandboxed kernels read from /proc just before each kernel ends (bubblewrap's PID
-namespace keeps it out of RUSAGE_CHILDREN). "load of others" is the machine's busy
-CPU (/proc/stat) not ours: other jobs sharing the cores make every number worse, so
-``--quiet-wait`` waits for them before each timed step and ``--rounds`` repeats.
+CPU time. Stock: ``resource.getrusage`` of this process and its children (nbgrader and
+its kernels are waited-for children). Ours: this process's own CPU, each worker
+process's own CPU (from its start to its exit) and the CPU of the processes below each
+worker (sandboxed kernels, a kernels' zygote, bubblewrap), read from /proc by
+:class:`KernelSide` as the increase between consecutive samples (as a submission
+starts, just before its kernel ends, when it is done, and as the worker exits):
+bubblewrap's PID namespace keeps that CPU out of every getrusage. "load of others" is
+the machine's busy CPU (/proc/stat) not ours: other jobs sharing the cores make every
+number worse, so ``--quiet-wait`` waits for them before each timed step and ``--rounds``
+repeats.
 
-Inside our workers every phase (kernel start, cells, nbgrader sanitize / overwrite /
-save, gradebook) is timed and printed as "where the time goes"; ``--experiment``
-grades ours with a configuration change under study (see EXPERIMENTS); ``--profile``
-also grades a few submissions in this process under cProfile.
+Memory (ours): the peak RSS of each worker process (its ``ru_maxrss``) and of the
+kernel side (VmHWM and VmRSS of the processes below a worker, sampled).
 
-Exits 0 unless the grading itself went wrong (a solution short of full marks in either
-grader, a failed nbgrader run).
+The report gives, per assignment and in all, wall and CPU seconds per notebook, the
+throughput ratios of ours against stock and stock parallel, and the issue's bars
+(:data:`BARS`, "met" or "NOT met"). Inside our workers every phase (kernel start, cells,
+nbgrader sanitize / overwrite / save, gradebook) is timed and printed as "where the time
+goes", with the remaining gap to the cost of the notebook's cells alone (the sum of
+their execution times); ``--experiment`` grades ours with a configuration change under
+study (see EXPERIMENTS); ``--profile`` also grades a few submissions in this process
+under cProfile.
+
+Exits 0 unless the grading itself went wrong (a solution short of full marks in any
+grader, a failed nbgrader run); a bar not met is reported, not an error.
 """
 import argparse
+import atexit
 import contextlib
 import copy
 import cProfile
 import dataclasses
 import functools
 import io
+import json
+import multiprocessing
 import os
 import pstats
 import re
@@ -51,6 +78,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -63,10 +91,19 @@ STOCK_CONFIG = '''\
 c = get_config()
 c.CourseDirectory.course_id = "stock-benchmark"
 '''
+DEFAULT_ASSIGNMENTS = ("01_rnn", "04_bptt")
+#: Graders, in the order they run: name on the command line (--only) -> name in the report.
+GRADERS = {"stock": "stock", "stock-parallel": "stock parallel", "ours": "ours"}
+#: Seconds a stock parallel nbgrader process waits for SQLite's lock (its default: 5).
+LOCK_TIMEOUT = 120
+LOCKED = "database is locked"
+#: The issue's bars: ours' throughput against stock and stock parallel, CPU per notebook,
+#: peak RSS of a worker process.
+BARS = {"vs stock": 8.0, "vs stock parallel": 4.0, "cpu_per_notebook": 0.25, "worker_mb": 300}
 
 # ---------------------------------------------------------------------------- submissions
 
-#: Wrong variants of 01_rnn with known bugs (anchor in the solution -> replacement).
+#: Wrong variants with known bugs: (name, grade id, anchor in the solution cell, replacement).
 MUTATIONS = {
     "01_rnn": [
         ("sigmoid_activation", "rnn_step_forward", "np.tanh(x @ Wx + prev_h @ Wh + b)",
@@ -74,6 +111,13 @@ MUTATIONS = {
         ("no_recurrent_term", "rnn_step_forward", "np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + b)"),
         ("no_accumulation", "rnn_backward", "dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t",
          "dWx, dWh, db = dWx_t, dWh_t, db_t"),
+    ],
+    "04_bptt": [
+        ("dprev_c_without_f", "lstm_step_backward", "dprev_c = dc * f", "dprev_c = dc"),
+        ("no_dc_carry", "lstm_backward", "lstm_step_backward(dh[:, t] + dprev_h, dprev_c, cache[t])",
+         "lstm_step_backward(dh[:, t] + dprev_h, np.zeros((N, H)), cache[t])"),
+        ("gru_dz_sign", "gru_step_backward", "dz = dnext_h * (prev_h - n) * z * (1 - z)",
+         "dz = dnext_h * (n - prev_h) * z * (1 - z)"),
     ],
 }
 #: One cycle of the mix: S solution, B blank release, W the next wrong variant.
@@ -89,7 +133,10 @@ def _read(folder, assignment):
 
 
 def variants(assignment):
-    """name -> notebook: "solution", "blank" and the wrong variants of ``assignment``."""
+    """name -> notebook: "solution", "blank" and the wrong variants of ``assignment``.
+
+    A mutation whose anchor is not in the solution any more is an error: it would test nothing.
+    """
     solution, blank = _read("solutions", assignment), _read("exercises", assignment)
     stubs = {_grade_id(c): c.source for c in blank.cells if _grade_id(c)}
     found = {"solution": solution, "blank": blank}
@@ -104,8 +151,9 @@ def variants(assignment):
     sources = {_grade_id(c): c.source for c in solution.cells
                if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
     for name, gid, old, new in MUTATIONS.get(assignment, []):
-        if gid in sources and old in sources[gid]:
-            found[name] = replaced(gid, sources[gid].replace(old, new, 1))
+        if old not in sources.get(gid, ""):
+            raise ValueError(f"benchmark mutation {name}: {old!r} is not in {assignment}'s {gid} cell")
+        found[name] = replaced(gid, sources[gid].replace(old, new, 1))
     # Generic wrong variants: one function left as released (not implemented).
     for gid in sources:
         if gid in stubs:
@@ -140,20 +188,28 @@ def _cpu():
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _own_cpu():
+    """CPU seconds (user + system) of this process alone, every thread."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return me.ru_utime + me.ru_stime
+
+
 @dataclasses.dataclass
 class Measure:
     wall: float = 0.0
     cpu: float = 0.0        # ours and our children's
+    own: float = 0.0        # this process's alone
     machine: float = 0.0    # every process on the machine (/proc/stat): others' jobs = machine - cpu
 
     @contextlib.contextmanager
     def running(self):
-        wall, cpu, machine = time.perf_counter(), _cpu(), _machine_cpu()
+        wall, cpu, own, machine = time.perf_counter(), _cpu(), _own_cpu(), _machine_cpu()
         try:
             yield self
         finally:
             self.wall += time.perf_counter() - wall
             self.cpu += _cpu() - cpu
+            self.own += _own_cpu() - own
             self.machine += _machine_cpu() - machine
 
     def others(self):
@@ -183,35 +239,196 @@ def wait_until_quiet(limit, cores=0.3, window=5.0):
             return busy
 
 
+# ---------------------------------------------------------------------------- processes below a worker
+
+@dataclasses.dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    start: int      # clock ticks after boot: with the pid, names the process across samples
+    cpu: float      # seconds: utime + stime + cutime + cstime (cutime: its reaped children's)
+    reaped: float   # seconds: cutime + cstime alone
+
+
+def proc_stat(pid):
+    """Proc of ``pid`` from /proc/<pid>/stat, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return Proc(int(pid), int(fields[1]), int(fields[19]), (utime + stime + cutime + cstime) / tick,
+                (cutime + cstime) / tick)
+
+
+def process_tree(root=None):
+    """The processes below ``root`` (default: this process), read from /proc; not ``root`` itself.
+
+    Processes in bubblewrap's PID namespaces are there too, under their host PIDs.
+    """
+    root = root or os.getpid()
+    children = defaultdict(list)
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            proc = proc_stat(entry)
+            if proc is not None:
+                children[proc.ppid].append(proc)
+    found, stack = [], [root]
+    while stack:
+        for proc in children.get(stack.pop(), []):
+            found.append(proc)
+            stack.append(proc.pid)
+    return found
+
+
+def descendants_cpu(root=None):
+    """CPU seconds so far of the processes below ``root`` (this process), with their reaped children's."""
+    return sum(p.cpu for p in process_tree(root))
+
+
+def memory_kb(pid):
+    """(VmHWM, VmRSS) of ``pid`` in kB: its peak and current resident memory; (0, 0) if gone."""
+    found = {}
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(("VmHWM:", "VmRSS:")):
+                    found[line[:5]] = int(line.split()[1])
+    except OSError:
+        pass
+    return found.get("VmHWM", 0), found.get("VmRSS", 0)
+
+
+class KernelSide:
+    """CPU and memory of the processes below one process (a grading worker): kernels, bubblewrap,
+    a zygote that forks kernels.
+
+    ``sample()`` reads ``total = (CPU of every process below root, each with its reaped
+    children's) + (root's own reaped children's)`` and counts its increase since the last
+    sample. So a live process counts with its own CPU, one reaped by a process below root
+    in its reaper's cutime, one reaped by root in root's: a long-lived zygote's start-up and
+    idle CPU and every kernel it forks are each counted once, whenever they happen. A
+    process that leaves the tree otherwise (killed together with the bubblewrap that would
+    have reaped it, or reparented outside) takes its CPU with it: the total drops, and a
+    drop is not subtracted, as that CPU was counted while the process was seen. A kernel's
+    last moments before it leaves so are lost: sample just before a kernel is ended.
+
+    Processes alive at the first sample are counted whole (root started them); what root
+    reaped before it is not.
+    """
+
+    def __init__(self, root=None):
+        self.root = root or os.getpid()
+        self.counted = 0.0          # seconds of CPU counted so far
+        self.last = None            # total at the last sample
+        self.peak_process_kb = 0    # the largest VmHWM of a process below root
+        self.peak_together_kb = 0   # the largest sum of their VmRSS at one sample
+        self.samples = 0
+
+    def sample(self):
+        """Read the tree; returns the CPU seconds counted so far."""
+        procs = process_tree(self.root)
+        mine = proc_stat(self.root)
+        reaped = mine.reaped if mine else 0.0
+        total = reaped + sum(p.cpu for p in procs)
+        if self.last is None:
+            self.last = reaped
+        self.counted += max(0.0, total - self.last)
+        self.last = total
+        together = 0
+        for proc in procs:
+            hwm, rss = memory_kb(proc.pid)
+            self.peak_process_kb = max(self.peak_process_kb, hwm)
+            together += rss
+        self.peak_together_kb = max(self.peak_together_kb, together)
+        self.samples += 1
+        return self.counted
+
+
 def _env():
     """PATH with this interpreter's tools first: the kernel spec runs ``python``, nbgrader ``alembic``."""
     tools = os.path.dirname(sys.executable)
     return {**os.environ, "PATH": tools + os.pathsep + os.environ.get("PATH", "")}
 
 
-def _nbgrader(root, *args, measure=None):
+def _run_nbgrader(root, *args):
     cmd = [sys.executable, "-m", "nbgrader", *args, f"--CourseDirectory.root={root}", "--log-level=WARN"]
+    return subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True)
+
+
+def _nbgrader(root, *args, measure=None):
     with (measure.running() if measure else contextlib.nullcontext()):
-        done = subprocess.run(cmd, cwd=root, env=_env(), capture_output=True, text=True)
+        done = _run_nbgrader(root, *args)
     if done.returncode != 0:
-        raise SystemExit(f"stock nbgrader failed: {' '.join(cmd[2:4])}\n{done.stderr[-3000:]}")
+        raise SystemExit(f"stock nbgrader failed: {' '.join(args[:2])}\n{done.stderr[-3000:]}")
     return done
 
 
 # ---------------------------------------------------------------------------- stock
 
-def grade_stock(root, submissions, assignment):
-    """Stock nbgrader on ``submissions``: (autograde Measure, feedback Measure, rows)."""
+@dataclasses.dataclass
+class Graded:
+    """How one grader did on one assignment's submissions."""
+    graded: Measure                  # the autograde step
+    rows: list                       # batch.grade_rows of its gradebook
+    feedback: Measure = None         # feedback, timed apart (None: not run)
+    outcomes: list = dataclasses.field(default_factory=list)   # ours: one TimedOutcome per submission
+    setup: float = 0.0               # ours: generate_assignment's wall seconds, taken out
+    workers: list = dataclasses.field(default_factory=list)    # ours: the last snapshot of each worker
+    kernel_cpu: float = 0.0          # ours: CPU seconds below the workers, in graded.cpu
+    notes: list = dataclasses.field(default_factory=list)      # lines for the report
+
+
+def _stock_course(root, submissions, assignment):
+    """A stock nbgrader course directory with the submissions, its assignment generated (untimed)."""
     root = Path(root)
     shutil.copytree(REPO / "solutions" / assignment, root / "source" / assignment)
     shutil.copytree(submissions, root / "submitted")
     (root / "nbgrader_config.py").write_text(STOCK_CONFIG)
     _nbgrader(root, "generate_assignment", assignment)
+    return root
+
+
+def grade_stock(root, submissions, assignment):
+    """Stock nbgrader, one ``nbgrader autograde`` process for every submission."""
+    root = _stock_course(root, submissions, assignment)
     graded, feedback = Measure(), Measure()
     _nbgrader(root, "autograde", assignment, measure=graded)
     _nbgrader(root, "generate_feedback", assignment, measure=feedback)
-    rows = batch.grade_rows(root, f"sqlite:///{root / 'gradebook.db'}")
-    return graded, feedback, rows
+    return Graded(graded, batch.grade_rows(root, f"sqlite:///{root / 'gradebook.db'}"), feedback)
+
+
+def grade_stock_parallel(root, submissions, assignment, jobs):
+    """Stock nbgrader, ``jobs`` ``nbgrader autograde ASSIGNMENT --student S`` processes at a time.
+
+    With SQLite's lock wait raised to LOCK_TIMEOUT on the command line; a process that
+    fails anyway is run again, alone, after the others.
+    """
+    root = _stock_course(root, submissions, assignment)
+    db = f"--CourseDirectory.db_url=sqlite:///{root / 'gradebook.db'}?timeout={LOCK_TIMEOUT}"
+    students = sorted(p.name for p in Path(submissions).iterdir() if p.is_dir())
+
+    def one(student):
+        return _run_nbgrader(root, "autograde", assignment, "--student", student, db)
+
+    graded = Measure()
+    with graded.running():
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            done = dict(zip(students, pool.map(one, students)))
+        failed = [s for s, run in done.items() if run.returncode != 0]
+        again = {s: one(s) for s in failed}
+    locked = sum(run.stderr.count(LOCKED) for run in [*done.values(), *again.values()])
+    still = [s for s, run in again.items() if run.returncode != 0]
+    if still:
+        raise SystemExit(f"stock nbgrader failed twice for {', '.join(still)}:\n{again[still[0]].stderr[-3000:]}")
+    notes = [f"stock parallel: {jobs} `nbgrader autograde {assignment} --student S` processes at a time, "
+             f"SQLite lock wait {LOCK_TIMEOUT} s given on the command line; "
+             + (f"{len(failed)} process(es) failed ({', '.join(sorted(failed)[:5])}) and were run again; "
+                if failed else "no process failed; ")
+             + f"'{LOCKED}' {locked} time(s) in their logs"]
+    return Graded(graded, batch.grade_rows(root, f"sqlite:///{root / 'gradebook.db'}"), notes=notes)
 
 
 # ---------------------------------------------------------------------------- ours, instrumented
@@ -219,32 +436,10 @@ def grade_stock(root, submissions, assignment):
 _phases = defaultdict(float)   # in a worker: phase -> seconds, for the submission being graded
 _counts = defaultdict(int)
 _installed = False
-_kernel_cpu = 0.0
-
-
-def descendants_cpu(root=None):
-    """CPU seconds so far of the processes below ``root`` (this process), read from /proc.
-
-    The sandboxed kernel runs in bubblewrap's own PID namespace: its CPU time never
-    reaches this process's RUSAGE_CHILDREN, so it is read here before the kernel ends.
-    """
-    root, tick = root or os.getpid(), os.sysconf("SC_CLK_TCK")
-    children = defaultdict(list)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children[int(fields[1])].append((int(entry), sum(int(f) for f in fields[11:15]) / tick))
-    total, stack = 0.0, [root]
-    while stack:
-        for pid, cpu in children.get(stack.pop(), []):
-            total += cpu
-            stack.append(pid)
-    return total
+_side = None                   # in a worker: its KernelSide, from its first submission on
+_done = 0                      # in a worker: submissions graded so far
+_start_cpu = 0.0               # in a worker: its own CPU before its first submission (start-up, imports)
+SAMPLES_ENV = "RNN_BENCHMARK_SAMPLES"   # folder where each worker writes its last snapshot as it exits
 
 
 def _timed(name, fn, key=None):
@@ -261,18 +456,48 @@ def _timed(name, fn, key=None):
 
 
 def _patch(owner, attr, name, key=None):
-    setattr(owner, attr, _timed(name, getattr(owner, attr), key))
+    """Time ``owner.attr`` as phase ``name``; a method the grader no longer has is left out."""
+    if hasattr(owner, attr):
+        setattr(owner, attr, _timed(name, getattr(owner, attr), key))
 
 
-def _install():
-    """Time the phases of grading, in this (worker) process only."""
+def _sample_before(owner, attr):
+    """Sample the kernel side just before ``owner.attr`` (which ends a kernel) runs."""
+    if not hasattr(owner, attr):
+        return
+    real = getattr(owner, attr)
+
+    @functools.wraps(real)
+    def sampled(*args, **kwargs):
+        if _side is not None:
+            _side.sample()
+        return real(*args, **kwargs)
+    setattr(owner, attr, sampled)
+
+
+@contextlib.contextmanager
+def _replaced(owner, attr, value):
+    """``owner.attr`` is ``value`` while the block runs."""
+    own = attr in vars(owner)
+    real = getattr(owner, attr)
+    setattr(owner, attr, value)
+    try:
+        yield real
+    finally:
+        if own:
+            setattr(owner, attr, real)
+        else:
+            delattr(owner, attr)
+
+
+def _install(api_class):
+    """Time the phases of grading, in this (worker) process only; ``api_class``: the grader's nbgrader API."""
     global _installed
     if _installed:
         return
     _installed = True
     from nbconvert.preprocessors.base import Preprocessor
     from nbgrader.api import Gradebook
-    from nbgrader.apps import NbGraderAPI
     from nbgrader.converters.autograde import Autograde
     from nbgrader.converters.base import BaseConverter
 
@@ -282,26 +507,19 @@ def _install():
     _patch(batch, "check_submission", "ours: check the notebook is valid")
     _patch(batch, "review_flags", "ours: read review flags back")
     _patch(batch, "_record_zero", "ours: record a zero")
-    _patch(NbGraderAPI, "autograde", "nbgrader autograde (all)")
+    _patch(api_class, "autograde", "nbgrader autograde (all)")
     _patch(Autograde, "init_assignment", "  init: gradebook student/submission, copy files")
     _patch(BaseConverter, "write_single_notebook", "  write autograded notebook")
     _patch(Preprocessor, "__call__", "", key=lambda self, *a, **k: f"  pp {type(self).__name__}")
-    _patch(GradingExecute, "start_new_kernel", "    kernel: spawn (sandbox, bwrap)")
+    _patch(GradingExecute, "start_new_kernel", "    kernel: start (jailed: forked by the zygote, or bwrap)")
     _patch(GradingExecute, "start_new_kernel_client", "    kernel: wait until ready")
     _patch(GradingExecute, "wait_for_reply", "    kernel: kernel_info")
     _patch(GradingExecute, "execute_cell", "", key=lambda self, cell, *a, **k:
            f"    cell {_grade_id(cell) or 'without grade id'}")
     _patch(GradingExecute, "_cleanup_kernel", "    kernel: shutdown")
-    cleanup = GradingExecute._cleanup_kernel
-
-    def sample_then_cleanup(self, *args, **kwargs):
-        global _kernel_cpu
-        sandbox = getattr(self.km, "sandbox", None)
-        if sandbox is not None and sandbox.enabled and shutil.which(sandbox.bwrap):
-            _kernel_cpu += descendants_cpu()   # else the kernel is a plain child: getrusage counts it
-        return cleanup(self, *args, **kwargs)
-    GradingExecute._cleanup_kernel = sample_then_cleanup
     _patch(SandboxedKernelManager, "release", "    kernel: sandbox release (cgroup, folder)")
+    _sample_before(GradingExecute, "_cleanup_kernel")
+    _sample_before(SandboxedKernelManager, "release")
     _patch(Gradebook, "__init__", "Gradebook() opened (engine, schema check)")
 
 
@@ -324,49 +542,86 @@ def _no_feedback(self, assignment_id, student_id=None, force=True):
     return {"success": True, "log": "", "error": ""}
 
 
+def _snapshot():
+    """This worker so far: its own CPU and peak RSS, the kernel side's CPU and memory."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return {"pid": os.getpid(), "done": _done, "own_cpu": me.ru_utime + me.ru_stime, "start_cpu": _start_cpu,
+            "maxrss_kb": me.ru_maxrss, "rss_kb": memory_kb(os.getpid())[1],
+            "kernel_cpu": _side.counted, "kernel_process_kb": _side.peak_process_kb,
+            "kernel_together_kb": _side.peak_together_kb}
+
+
+def _last_snapshot(folder):
+    """At the worker's exit: one more sample, written to ``folder/<pid>.json``."""
+    _side.sample()
+    (Path(folder) / f"{os.getpid()}.json").write_text(json.dumps({**_snapshot(), "done": float("inf")}))
+
+
 @dataclasses.dataclass
 class TimedOutcome(batch.Outcome):
     phases: dict = dataclasses.field(default_factory=dict)
     counts: dict = dataclasses.field(default_factory=dict)
     wall: float = 0.0
-    cpu: float = 0.0          # this worker's own CPU
-    kernel_cpu: float = 0.0   # the kernel's, read from /proc before it ended
+    cpu: float = 0.0          # this worker's own CPU, during the submission
+    kernel_cpu: float = 0.0   # the kernel side's, counted during the submission
     pid: int = 0
+    worker: dict = dataclasses.field(default_factory=dict)   # _snapshot() after the submission
 
 
 def grade_timed(grading, student, assignment):
     """batch.grade_submission with its phases timed and feedback deferred (runs in a worker)."""
-    from nbgrader.apps import NbGraderAPI
-
-    global _kernel_cpu
-    _install()
-    _kernel_cpu = 0.0
+    global _side, _done, _start_cpu
+    if _side is None:
+        _start_cpu = _own_cpu()
+        _side = KernelSide()
+        if multiprocessing.parent_process() is not None and os.environ.get(SAMPLES_ENV):
+            atexit.register(_last_snapshot, os.environ[SAMPLES_ENV])
+    api_class = type(grading.api())
+    _install(api_class)
     _apply_experiments(grading)
     _phases.clear()
     _counts.clear()
-    real, NbGraderAPI.generate_feedback = NbGraderAPI.generate_feedback, _no_feedback
+    kernel = _side.sample()
     wall, cpu = time.perf_counter(), time.process_time()
-    try:
+    with _replaced(api_class, "generate_feedback", _no_feedback):
         outcome = batch.grade_submission(grading, student, assignment)
-    finally:
-        NbGraderAPI.generate_feedback = real
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    _done += 1
+    kernel = _side.sample() - kernel
     fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(batch.Outcome)}
-    return TimedOutcome(**fields, phases=dict(_phases), counts=dict(_counts), wall=time.perf_counter() - wall,
-                        cpu=time.process_time() - cpu, kernel_cpu=_kernel_cpu, pid=os.getpid())
+    return TimedOutcome(**fields, phases=dict(_phases), counts=dict(_counts), wall=wall, cpu=cpu,
+                        kernel_cpu=kernel, pid=os.getpid(), worker=_snapshot())
 
 
 def feedback_one(grading, student, assignment):
     return grading.api().generate_feedback(assignment, student, force=True).get("success", False)
 
 
-def grade_ours(course, submissions, workers):
-    """batch.autograde on ``submissions``: (autograde Measure, feedback Measure, rows, outcomes, setup seconds)."""
-    from nbgrader.apps import NbGraderAPI
+def _workers(outcomes, folder):
+    """pid -> the last snapshot of each worker: written as it exited, else after its last submission."""
+    last = {}
+    for o in outcomes:
+        if isinstance(o, TimedOutcome) and o.worker.get("done", 0) >= last.get(o.pid, {}).get("done", 0):
+            last[o.pid] = o.worker
+    for pid in last:
+        path = Path(folder) / f"{pid}.json"
+        if path.exists():
+            last[pid] = json.loads(path.read_text())
+    return last
 
+
+def grade_ours(course, submissions, workers):
+    """batch.autograde on ``submissions``, its phases timed, its kernels' CPU and memory sampled.
+
+    CPU of the autograde step: this process's own (less generate_assignment's), each worker
+    process's own from start to exit, and what each worker's KernelSide counted.
+    """
+    global _side
     course = Path(course)
     pairs = batch.prepare_course(course, submissions)
+    grading = batch.Grading(str(course.resolve()), "", batch.resolve_cell_timeout(None), 0)
     setup = Measure()
-    real_generate, real_run = NbGraderAPI.generate_assignment, scheduling.run
+    real_generate, real_run = type(grading.api()).generate_assignment, scheduling.run
 
     def generate(self, *args, **kwargs):
         with setup.running():
@@ -377,29 +632,32 @@ def grade_ours(course, submissions, workers):
         return real_run(grade_timed, arglist, **kwargs)
 
     graded = Measure()
-    NbGraderAPI.generate_assignment, scheduling.run = generate, run
+    _side = None   # graded here if one worker: counted from this batch's first submission
+    samples = Path(tempfile.mkdtemp(prefix="benchmark-samples-", dir=course.parent))
+    os.environ[SAMPLES_ENV] = str(samples)
     try:
-        with graded.running():
+        with _replaced(type(grading.api()), "generate_assignment", generate), \
+                _replaced(scheduling, "run", run), graded.running():
             outcomes = batch.autograde(course, pairs, workers=workers, force=True)
     finally:
-        NbGraderAPI.generate_assignment, scheduling.run = real_generate, real_run
+        del os.environ[SAMPLES_ENV]
     graded.wall -= setup.wall
     graded.machine -= setup.machine
-    graded.cpu += sum(o.kernel_cpu for o in outcomes if isinstance(o, TimedOutcome)) - setup.cpu
-    grading = batch.Grading(str(course.resolve()), "", batch.resolve_cell_timeout(None), 0)
+    per_worker = _workers(outcomes, samples)
+    shutil.rmtree(samples, ignore_errors=True)
+    kernel = sum(w["kernel_cpu"] for w in per_worker.values())
+    own = sum(w["own_cpu"] for pid, w in per_worker.items() if pid != os.getpid())
+    graded.cpu = graded.own - setup.own + own + kernel
     feedback = Measure()
     with feedback.running():
         done = scheduling.run(feedback_one, [(grading, s, a) for s, a in pairs], workers=workers)
     if not all(done):
         raise SystemExit("ours: generate_feedback failed")
-    return graded, feedback, batch.grade_rows(course), outcomes, setup.wall
+    return Graded(graded, batch.grade_rows(course), feedback, outcomes, setup.wall, list(per_worker.values()),
+                  kernel)
 
 
 # ---------------------------------------------------------------------------- report
-
-def _per(m, n):
-    return m.wall / n, m.cpu / n
-
 
 def _scores(rows, kinds):
     by_kind = defaultdict(list)
@@ -408,8 +666,13 @@ def _scores(rows, kinds):
     return {k: statistics.mean(v) for k, v in sorted(by_kind.items())}
 
 
-def where_time_goes(outcomes, workers, wall, n):
-    """Lines: mean seconds per notebook of each phase inside a worker, and what is outside."""
+def _met(ok):
+    return "met" if ok else "NOT met"
+
+
+def where_time_goes(outcomes, workers, wall, n, cores):
+    """Lines: mean seconds per notebook of each phase inside a worker, what is outside, and the
+    gap to the cells alone."""
     timed = [o for o in outcomes if isinstance(o, TimedOutcome)]
     if not timed:
         return ["  (no worker timings: every submission was skipped)"]
@@ -423,10 +686,9 @@ def where_time_goes(outcomes, workers, wall, n):
     sanitize = [k for k in pps if "GradingExecute" not in k]
     kernel = sorted(k for k in per if k.startswith("    kernel"))
     cells = sorted((k for k in per if k.startswith("    cell")), key=lambda k: -per[k])
-    kernel_cpu = statistics.mean(o.kernel_cpu for o in timed)
     lines = [f"  one submission in a worker: {task:.2f} s wall; CPU: {statistics.mean(o.cpu for o in timed):.2f} s "
-             f"in the worker, " + (f"{kernel_cpu:.2f} s in its kernel until shutdown" if kernel_cpu
-                                   else "its kernel's in getrusage (not sandboxed)")]
+             f"in the worker, {statistics.mean(o.kernel_cpu for o in timed):.2f} s below it (kernel side, "
+             f"counted while the submission was graded)"]
 
     def line(name, value, note=""):
         lines.append(f"  {name:<58} {value:6.3f} s  {100 * value / task:5.1f}%{note}")
@@ -462,7 +724,94 @@ def where_time_goes(outcomes, workers, wall, n):
     outside = wall - busy / max(1, min(workers, pool))
     lines.append(f"  outside the tasks (spawning {pool} worker process(es), imports, scheduling): "
                  f"~{outside:.1f} s of wall in all, ~{outside / n:.3f} s/notebook")
+    alone = sum(per[k] for k in cells)
+    lines.append(f"  the notebook's cells alone (every cell's execution, summed): {alone:.3f} s/notebook")
+    if alone:
+        lines.append(f"  remaining gap: a submission takes {task / alone:.1f}x its cells' time in a worker; "
+                     f"the batch's {wall / n:.3f} s of wall per notebook is {wall / n / (alone / cores):.1f}x the "
+                     f"{alone / cores:.3f} s the cells alone would take on {cores} core(s)")
     return lines
+
+
+def _combined(results):
+    """One grader's results on several assignments, as if one: sums, and every outcome and worker."""
+    def total(measures):
+        if any(m is None for m in measures):
+            return None
+        return Measure(*(sum(getattr(m, f.name) for m in measures) for f in dataclasses.fields(Measure)))
+    return Graded(total([r.graded for r in results]), [row for r in results for row in r.rows],
+                  total([r.feedback for r in results]), [o for r in results for o in r.outcomes],
+                  sum(r.setup for r in results), [w for r in results for w in r.workers],
+                  sum(r.kernel_cpu for r in results))
+
+
+def _table(n, results):
+    lines = [f"{'':<16}{'wall s':>9}{'s/notebook':>12}{'CPU s/notebook':>16}{'notebooks/s':>13}"
+             f"{'load of others':>16}"]
+    for name, g in results.items():
+        m = g.graded
+        lines.append(f"{name:<16}{m.wall:9.1f}{m.wall / n:12.3f}{m.cpu / n:16.3f}{n / m.wall:13.2f}"
+                     f"{m.others():10.2f} cores")
+    return lines
+
+
+def _bars(n, results):
+    """Lines: ours against the two stock graders, its CPU and memory, each bar met or NOT met."""
+    ours, lines = results.get("ours"), []
+    if ours is None:
+        return lines
+    m = ours.graded
+    start = sum(w.get("start_cpu", 0) for w in ours.workers if w["pid"] != os.getpid())
+    lines.append(f"  (ours' CPU: {(m.cpu - ours.kernel_cpu) / n:.3f} s/notebook in this process and the worker "
+                 f"processes, of which {start / n:.3f} before their first submission (start-up, imports); "
+                 f"{ours.kernel_cpu / n:.3f} below the workers (kernels, zygote, bubblewrap), read from /proc: "
+                 f"bubblewrap's PID namespace hides it from getrusage)")
+    for against in ("stock", "stock parallel"):
+        if against in results:
+            other = results[against].graded
+            ratio, bar = other.wall / m.wall, BARS[f"vs {against}"]
+            cpu_ratio = other.cpu / m.cpu if m.cpu else float("nan")
+            lines.append(f"throughput ours / {against}: {ratio:.2f}x (bar >= {bar:g}x: {_met(ratio >= bar)}); "
+                         f"CPU per notebook, {against} / ours: {cpu_ratio:.2f}x")
+    cpu = m.cpu / n
+    lines.append(f"CPU per notebook, ours: {cpu:.3f} s (bar <= {BARS['cpu_per_notebook']:g} s: "
+                 f"{_met(cpu <= BARS['cpu_per_notebook'])})")
+    if ours.workers:
+        worker = max(w["maxrss_kb"] for w in ours.workers) / 1024
+        biggest = max(w["kernel_process_kb"] for w in ours.workers) / 1024
+        together = max(w["kernel_together_kb"] for w in ours.workers) / 1024
+        lines.append(f"peak memory, ours: a worker process {worker:.0f} MB (bar < {BARS['worker_mb']} MB: "
+                     f"{_met(worker < BARS['worker_mb'])}); below a worker: the largest process {biggest:.0f} MB, "
+                     f"at most {together:.0f} MB together (RSS: pages a forked kernel shares with its "
+                     f"parent count in both)")
+    return lines
+
+
+def summary(n, kinds, workers, cores, results):
+    """The report's lines for one assignment (``kinds``: student -> kind) or, ``kinds`` None, in all."""
+    lines = _table(n, results) + _bars(n, results)
+    for g in results.values():
+        lines += g.notes
+    fb = [f"{name} {g.feedback.wall / n:.3f} s/notebook ({g.feedback.cpu / n:.3f} CPU)"
+          for name, g in results.items() if g.feedback is not None]
+    if fb:
+        lines.append("not timed above: feedback: " + ", ".join(fb)
+                     + (f"; ours' generate_assignment {results['ours'].setup:.1f} s" if "ours" in results else ""))
+    if kinds is not None:
+        scores = {name: _scores(g.rows, kinds) for name, g in results.items()}
+        lines.append(f"mean score by kind ({' | '.join(scores)}): " + "; ".join(
+            f"{k} " + " | ".join(f"{s.get(k, float('nan')):.2f}" for s in scores.values())
+            for k in sorted({k for s in scores.values() for k in s})))
+    if "ours" in results:
+        lines += ["", "where the time goes (ours; mean wall seconds per notebook inside a worker):"]
+        lines += where_time_goes(results["ours"].outcomes, workers, results["ours"].graded.wall, n, cores)
+    return lines
+
+
+def wrong_solutions(results, kinds):
+    """One line per grader that gave a solution less than full marks."""
+    return [f"{name} gave the solution {r['score']} of {r['max_score']}" for name, g in results.items()
+            for r in g.rows if kinds.get(r["student"]) == "solution" and r["score"] != r["max_score"]]
 
 
 def profile(course, pairs, count):
@@ -482,47 +831,41 @@ def profile(course, pairs, count):
     return text + "\n--- by own time ---\n" + re.sub(r"\n\s*\n", "\n", out.getvalue())
 
 
-def _summary(n, kinds, workers, stock, ours):
-    """The report's lines; ``stock`` or ``ours`` may be None (not run)."""
-    lines = ["", f"{'':<8}{'wall s':>9}{'s/notebook':>12}{'CPU s/notebook':>16}{'notebooks/s':>13}"
-                 f"{'load of others':>16}"]
-    for name, result in (("stock", stock), ("ours", ours)):
-        if result:
-            m = result[0]
-            lines.append(f"{name:<8}{m.wall:9.1f}{m.wall / n:12.3f}{m.cpu / n:16.3f}{n / m.wall:13.2f}"
-                         f"{m.others():10.2f} cores")
-    if ours:
-        kernel = sum(getattr(o, "kernel_cpu", 0) for o in ours[3]) / n
-        lines.append(f"  (ours' CPU includes {kernel:.3f} s/notebook of sandboxed kernels, read from /proc: "
-                     f"bubblewrap's PID namespace hides it from getrusage)")
-    if stock and ours:
-        ratio = stock[0].wall / ours[0].wall
-        cpu_ratio = stock[0].cpu / ours[0].cpu if ours[0].cpu else float("nan")
-        lines.append(f"throughput ratio ours/stock: {ratio:.2f}x (target >= 3x: {'met' if ratio >= 3 else 'NOT met'}); "
-                     f"CPU per notebook, stock/ours: {cpu_ratio:.2f}x")
-    fb = [f"{name} {r[1].wall / n:.3f} s/notebook ({r[1].cpu / n:.3f} CPU)"
-          for name, r in (("stock", stock), ("ours", ours)) if r]
-    lines.append("not timed above: feedback: " + ", ".join(fb)
-                 + (f"; ours' generate_assignment {ours[4]:.1f} s" if ours else ""))
-    scores = {name: _scores(r[2], kinds) for name, r in (("stock", stock), ("ours", ours)) if r}
-    lines.append(f"mean score by kind ({' | '.join(scores)}): " + "; ".join(
-        f"{k} " + " | ".join(f"{s.get(k, float('nan')):.2f}" for s in scores.values())
-        for k in sorted({k for s in scores.values() for k in s})))
-    if ours:
-        lines += ["", "where the time goes (ours; mean wall seconds per notebook inside a worker):"]
-        lines += where_time_goes(ours[3], workers, ours[0].wall, n)
-    return lines
+def grade_round(folder, subs, assignment, graders, args):
+    """Every grader in ``graders`` (names of --only) once on ``subs``: report name -> Graded."""
+    results = {}
+    for name in graders:
+        if args.quiet_wait:
+            print(f"  others use {wait_until_quiet(args.quiet_wait):.2f} cores", file=sys.stderr)
+        print(f"{assignment} {folder.name}: {GRADERS[name]} ...", file=sys.stderr, flush=True)
+        if name == "stock":
+            results[GRADERS[name]] = grade_stock(folder / "stock", subs, assignment)
+        elif name == "stock-parallel":
+            results[GRADERS[name]] = grade_stock_parallel(folder / "stock-parallel", subs, assignment, args.stock_jobs)
+        else:
+            results[GRADERS[name]] = grade_ours(folder / "ours", subs, args.workers)
+    return results
+
+
+def _ratio(results):
+    """ours / stock throughput (the rounds' median is reported), else the first grader's wall."""
+    if "ours" in results and "stock" in results:
+        return results["stock"].graded.wall / results["ours"].graded.wall
+    return next(iter(results.values())).graded.wall
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m autograder.benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--students", type=int, default=40)
-    parser.add_argument("--assignment", default="01_rnn")
+    parser.add_argument("--students", type=int, default=40, help="submissions per assignment")
+    parser.add_argument("--assignment", action="append", help="repeatable (default: 01_rnn and 04_bptt)")
     parser.add_argument("--workers", type=int, default=scheduling.default_workers(),
                         help="our worker processes (default: cores + 1)")
-    parser.add_argument("--rounds", type=int, default=1, help="grade with both this many times, alternating; "
-                        "the round with the median ratio is reported")
-    parser.add_argument("--only", choices=("stock", "ours"), help="grade with one of the two only")
+    parser.add_argument("--stock-jobs", type=int, default=scheduling.default_workers(),
+                        help="stock parallel: nbgrader processes at a time (default: cores + 1)")
+    parser.add_argument("--rounds", type=int, default=1, help="grade with each this many times; "
+                        "the round with the median ratio ours/stock is reported")
+    parser.add_argument("--only", action="append", choices=tuple(GRADERS),
+                        help="grade with these only (repeatable; default: all three)")
     parser.add_argument("--experiment", action="append", default=[], choices=sorted(EXPERIMENTS),
                         help="ours with a configuration change under study (repeatable)")
     parser.add_argument("--quiet-wait", type=float, default=0, metavar="SECONDS",
@@ -531,10 +874,13 @@ def main(argv=None):
     parser.add_argument("--keep", type=Path, help="keep the course directories here")
     parser.add_argument("--profile", action="store_true", help="also cProfile a few submissions in-process")
     args = parser.parse_args(argv)
-    if args.assignment not in batch.assignments_in():
-        parser.error(f"no such assignment {args.assignment!r}")
-    if args.students < 1 or args.workers < 1 or args.rounds < 1:
-        parser.error("--students, --workers and --rounds must be at least 1")
+    assignments = list(dict.fromkeys(args.assignment or DEFAULT_ASSIGNMENTS))
+    unknown = [a for a in assignments if a not in batch.assignments_in()]
+    if unknown:
+        parser.error(f"no such assignment {unknown[0]!r} (known: {', '.join(batch.assignments_in())})")
+    if min(args.students, args.workers, args.stock_jobs, args.rounds) < 1:
+        parser.error("--students, --workers, --stock-jobs and --rounds must be at least 1")
+    graders = [g for g in GRADERS if g in (args.only or GRADERS)]
     os.environ["PATH"] = _env()["PATH"]
     os.environ[EXPERIMENT_ENV] = ",".join(args.experiment)   # worker processes inherit it
 
@@ -542,63 +888,56 @@ def main(argv=None):
     work.mkdir(parents=True, exist_ok=True)
     n, cores = args.students, len(os.sched_getaffinity(0))
     try:
-        subs = work / "submissions"
-        shutil.rmtree(subs, ignore_errors=True)
-        kinds = write_submissions(subs, args.assignment, n)
-        mix = defaultdict(int)
-        for k in kinds.values():
-            mix[k] += 1
-        print(f"benchmark: {n} submissions of {args.assignment} "
-              f"({', '.join(f'{v} {k}' for k, v in sorted(mix.items(), key=lambda kv: -kv[1]))})")
+        kinds = {}
+        for assignment in assignments:
+            subs = work / assignment / "submissions"
+            shutil.rmtree(subs, ignore_errors=True)
+            kinds[assignment] = write_submissions(subs, assignment, n)
+        print(f"benchmark: {n} submissions of each of {', '.join(assignments)}, graded by "
+              f"{', '.join(GRADERS[g] for g in graders)}")
+        for assignment, found in kinds.items():
+            mix = defaultdict(int)
+            for k in found.values():
+                mix[k] += 1
+            print(f"  {assignment}: " + ", ".join(f"{v} {k}" for k, v in sorted(mix.items(), key=lambda kv: -kv[1])))
         print(f"machine: {cores} core(s) for this process, load average {os.getloadavg()[0]:.2f} at start")
-        print("timed: the autograde step only, for both (not generate_assignment, not feedback)")
-        print("  stock: `nbgrader autograde` subprocess, stock config (default pipeline and Execute), "
+        print("timed: the autograde step only (not generate_assignment, not feedback)")
+        print("  stock: one `nbgrader autograde` subprocess, stock config (default pipeline and Execute), "
               "check() verifies inside the kernel")
-        print(f"  ours:  batch.autograde(workers={args.workers}, force=True); its generate_assignment is timed "
+        print(f"  stock parallel: the same as {args.stock_jobs} `nbgrader autograde --student S` processes at a time")
+        print(f"  ours: batch.autograde(workers={args.workers}, force=True); its generate_assignment is timed "
               f"and taken out, its feedback deferred to a second pass"
               + (f"; experiments: {', '.join(args.experiment)}" if args.experiment else ""))
-        rounds = []
-        for r in range(args.rounds):
-            stock = ours = None
-            for name in ("stock", "ours"):
-                if args.only in (None, name):
-                    if args.quiet_wait:
-                        busy = wait_until_quiet(args.quiet_wait)
-                        print(f"round {r + 1}/{args.rounds}: others use {busy:.2f} cores", file=sys.stderr)
-                    print(f"round {r + 1}/{args.rounds}: {name} ...", file=sys.stderr, flush=True)
-                if args.only in (None, "stock") and name == "stock":
-                    stock = grade_stock(work / f"stock{r}", subs, args.assignment)
-                elif args.only in (None, "ours") and name == "ours":
-                    ours = grade_ours(work / f"ours{r}", subs, args.workers)
-            rounds.append((stock, ours))
-            if args.rounds > 1:
-                print(f"  round {r + 1}: " + ", ".join(f"{name} {res[0].wall / n:.3f} s/notebook "
-                                                       f"(others used {res[0].others():.2f} cores)"
-                                                       for name, res in (("stock", stock), ("ours", ours)) if res)
-                      + (f", ratio {stock[0].wall / ours[0].wall:.2f}x" if stock and ours else "")
-                      + f" (load average {os.getloadavg()[0]:.2f})")
-        if args.only is None:
-            rounds.sort(key=lambda so: so[0][0].wall / so[1][0].wall)
-        else:
-            rounds.sort(key=lambda so: (so[0] or so[1])[0].wall)
-        stock, ours = rounds[len(rounds) // 2]
-        for line in _summary(n, kinds, args.workers, stock, ours):
-            print(line)
-        if args.rounds > 1 and args.only is None:
-            print(f"ratios over {args.rounds} rounds: "
-                  + ", ".join(f"{s[0].wall / o[0].wall:.2f}x" for s, o in rounds) + " (the median is shown)")
-        print(f"load average {os.getloadavg()[0]:.2f} at the end (others' jobs may share these cores)")
 
-        bad = [f"{name} gave the solution {score}" for name, res in (("stock", stock), ("ours", ours)) if res
-               for score in {r["score"] for r in res[2] if kinds[r["student"]] == "solution"} if score != 10]
+        chosen, bad = {}, []
+        for assignment in assignments:
+            subs = work / assignment / "submissions"
+            rounds = [grade_round(work / assignment / f"round{r + 1}", subs, assignment, graders, args)
+                      for r in range(args.rounds)]
+            if args.rounds > 1:
+                print(f"{assignment}, {args.rounds} rounds: " + "; ".join(
+                    ", ".join(f"{name} {g.graded.wall / n:.3f} s/notebook" for name, g in res.items())
+                    for res in rounds))
+            rounds.sort(key=_ratio)
+            chosen[assignment] = rounds[len(rounds) // 2]
+            print(f"\n== {assignment}: {n} submissions" + (" (the median round)" if args.rounds > 1 else "") + " ==")
+            for line in summary(n, kinds[assignment], args.workers, cores, chosen[assignment]):
+                print(line)
+            bad += [f"{assignment}: {b}" for b in wrong_solutions(chosen[assignment], kinds[assignment])]
+        if len(assignments) > 1:
+            together = {name: _combined([chosen[a][name] for a in assignments]) for name in chosen[assignments[0]]}
+            print(f"\n== in all: {n * len(assignments)} submissions ({', '.join(assignments)}) ==")
+            for line in _table(n * len(assignments), together) + _bars(n * len(assignments), together):
+                print(line)
+        print(f"load average {os.getloadavg()[0]:.2f} at the end (others' jobs may share these cores)")
         if bad:
             print("error: " + "; ".join(bad), file=sys.stderr)
             return 1
         if args.profile:
             print("\ncProfile of 4 submissions graded in this process (ours, feedback included):")
             course = work / "ours-profile"
-            pairs = batch.prepare_course(course, subs)
-            batch.Grading(str(course.resolve())).api().generate_assignment(args.assignment, force=True)
+            pairs = batch.prepare_course(course, work / assignments[0] / "submissions")
+            batch.Grading(str(course.resolve())).api().generate_assignment(assignments[0], force=True)
             print(profile(course, pairs, 4))
         return 0
     finally:

@@ -1,0 +1,165 @@
+"""200 submissions in one batch finish without growth (issue 13).
+
+One ``batch.autograde`` of 200 submissions of exercise 1 (the benchmark's mix: solution,
+blank release, wrong variants) with the default worker processes. After every submission
+the test reads, from /proc, each worker process's resident memory and open files, the
+processes below it (kernels, bubblewrap, a zygote), their cgroups and the kernels'
+folders in /dev/shm; late in the batch none of these may exceed what it was early on by
+more than a small margin, no worker may pass the memory bar, and once the batch is done
+nothing of its kernels may be left. Every score must be what its kind of submission earns.
+"""
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import batch, benchmark, scheduling
+from autograder.sandbox import CGROUP_ROOT, private_root
+from points import cell_points
+
+pytestmark = pytest.mark.xdist_group("grading")
+A = "01_rnn"
+N = 200
+EARLY, LATE = range(25, 76), range(N - 50, N + 1)   # submissions done, around 50 and up to 200
+RSS_MARGIN_KB = 5 * 1024         # a worker's resident memory may grow this much from early to late
+WORKER_LIMIT_KB = benchmark.BARS["worker_mb"] * 1024
+
+
+def _cmdline(pid):
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _open_files(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def _cgroups(pid):
+    """The course's cgroups of ``pid``: paths below a controller's rnn-course folder."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return set()
+    found = set()
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "/rnn-course/" in path and controllers:
+            found |= {CGROUP_ROOT / c / path.lstrip("/") for c in controllers.split(",")}
+    return found
+
+
+def _entries(path, depth=3):
+    """Files and folders at ``path`` and below it, ``depth`` levels down."""
+    if not os.path.lexists(path):
+        return 0
+    count = 1
+    if depth and os.path.isdir(path) and not os.path.islink(path):
+        try:
+            count += sum(_entries(os.path.join(path, name), depth - 1) for name in os.listdir(path))
+        except OSError:
+            pass
+    return count
+
+
+class Watch:
+    """Samples the batch's worker processes and what lies below them after each submission."""
+
+    def __init__(self):
+        self.done = 0
+        self.samples = {}           # submissions done -> {what: number}
+        self.workers = set()
+        self.processes = set()      # (pid, start) of every process seen below a worker
+        self.cgroups = set()
+        self.shm = Path(private_root() or "/nonexistent")
+
+    def kernel_folders(self):
+        """The folders in /dev/shm of this batch's kernels: named after one of their cgroups,
+        or after a worker process (a zygote's)."""
+        names = {c.name for c in self.cgroups}
+        pids = {str(pid) for pid in self.workers}
+        return [p for p in self.shm.glob("rnn-*")
+                if p.name in names or any(f"-{pid}-" in p.name for pid in pids)]
+
+    def __call__(self, outcome):
+        self.done += 1
+        workers = [p for p in benchmark.process_tree() if p.ppid == os.getpid()
+                   and "spawn_main" in _cmdline(p.pid) and "resource_tracker" not in _cmdline(p.pid)]
+        sample = {"processes below": 0, "open files": 0}
+        for worker in workers:
+            self.workers.add(worker.pid)
+            hwm, rss = benchmark.memory_kb(worker.pid)
+            sample[f"rss {worker.pid}"], sample[f"hwm {worker.pid}"] = rss, hwm
+            sample["open files"] += _open_files(worker.pid)
+            below = benchmark.process_tree(worker.pid)
+            sample["processes below"] += len(below)
+            for proc in below:
+                self.processes.add((proc.pid, proc.start))
+                self.cgroups |= _cgroups(proc.pid)
+        sample["cgroups"] = sum(c.is_dir() for c in self.cgroups)
+        sample["kernel folder entries"] = sum(_entries(p) for p in self.kernel_folders())
+        self.samples[self.done] = sample
+
+    def most(self, key, window):
+        return max(self.samples[i].get(key, 0) for i in window if i in self.samples)
+
+
+def expected(kind, cells, points):
+    """Whether the per-cell scores ``cells`` are what a submission of ``kind`` earns: all for the
+    solution, nothing for the blank release, less than all in the test of a wrong function."""
+    if kind == "solution":
+        return cells == points
+    if kind == "blank":
+        return not any(cells.values())
+    gid = kind[len("missing_"):] if kind.startswith("missing_") else \
+        next(gid for name, gid, *_ in benchmark.MUTATIONS[A] if name == kind)
+    return cells[f"test_{gid}"] < points[f"test_{gid}"]
+
+
+def test_200_submissions_in_one_batch_finish_without_growth(tmp_path):
+    kinds = benchmark.write_submissions(tmp_path / "submissions", A, N)
+    course = tmp_path / "course"
+    pairs = batch.prepare_course(course, tmp_path / "submissions")
+    watch = Watch()
+    workers = scheduling.default_workers()
+    outcomes = batch.autograde(course, pairs, workers=workers, progress=watch)
+
+    assert len(outcomes) == N and all(o.ok and not o.retry for o in outcomes), \
+        [o for o in outcomes if not o.ok or o.retry][:3]
+    points = cell_points(A)
+    rows = {r["student"]: r for r in batch.grade_rows(course)}
+    assert sorted(rows) == sorted(kinds)
+    wrong = [(s, kinds[s], rows[s]["cells"]) for s in kinds if not expected(kinds[s], rows[s]["cells"], points)]
+    assert not wrong, wrong[:3]
+    by_kind = {}
+    for student, kind in kinds.items():   # the same notebook, the same grade, first to last
+        assert by_kind.setdefault(kind, rows[student]["cells"]) == rows[student]["cells"], (student, kind)
+    assert len(by_kind) == len(benchmark.variants(A))
+
+    assert len(watch.workers) == workers, watch.workers   # one process each, the whole batch long
+    assert watch.processes, "no process was seen below the workers"
+    for pid in watch.workers:
+        early, late = watch.most(f"rss {pid}", EARLY), watch.most(f"rss {pid}", LATE)
+        assert late <= early + RSS_MARGIN_KB, f"worker {pid}: {early} kB after ~50 submissions, {late} kB by 200"
+        assert watch.most(f"hwm {pid}", range(N + 1)) < WORKER_LIMIT_KB
+    slack = {"open files": 8 * workers, "processes below": 4 * workers, "cgroups": 2 * workers,
+             "kernel folder entries": 12 * workers}
+    for key, more in slack.items():
+        early, late = watch.most(key, EARLY), watch.most(key, LATE)
+        assert late <= early + more, f"{key}: at most {early} after ~50 submissions, {late} by 200"
+
+    def left():   # what the workers' exit takes a moment to clear (bubblewrap dies with its parent)
+        alive = [(pid, _cmdline(pid)) for pid, start in watch.processes
+                 if (proc := benchmark.proc_stat(pid)) and proc.start == start]
+        return alive, [c for c in watch.cgroups if c.is_dir()], watch.kernel_folders()
+
+    deadline = time.monotonic() + 10
+    while any(left()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive, cgroups, folders = left()
+    assert not alive and not cgroups and not folders, (alive[:3], cgroups[:3], folders[:3])

@@ -35,12 +35,18 @@ CPU time. Stock: ``resource.getrusage`` of this process and its children (nbgrad
 its kernels are waited-for children). Ours: this process's own CPU, each worker
 process's own CPU (from its start to its exit) and the CPU of the processes below each
 worker (sandboxed kernels, a kernels' zygote, bubblewrap), read from /proc by
-:class:`KernelSide` as the increase between consecutive samples (as a submission
-starts, just before its kernel ends, when it is done, and as the worker exits):
-bubblewrap's PID namespace keeps that CPU out of every getrusage. "load of others" is
-the machine's busy CPU (/proc/stat) not ours: other jobs sharing the cores make every
-number worse, so ``--quiet-wait`` waits for them before each timed step and ``--rounds``
-repeats.
+:class:`KernelSide` as the increase between consecutive samples (as a submission starts,
+just before its kernel ends, when it is done, and as the worker exits): bubblewrap's PID
+namespace keeps that CPU out of every getrusage. /proc still misses what a process uses
+after the last sample that saw it, if it then leaves the tree without being reaped into
+a counted parent (a kernel killed with the init of its PID namespace is reaped by no
+one), and the workers' exit. Where cgroup v1's cpuacct is writable (a root grader), each
+worker joins a cpuacct cgroup at its first submission, and that cgroup's count
+(everything the worker and every process below it used, whoever reaps whom), plus the
+worker's CPU before it joined, is ours' CPU; the report shows how much more that is than
+/proc's. "load of others" is the machine's busy CPU (/proc/stat) not ours: other jobs
+sharing the cores make every number worse, so ``--quiet-wait`` waits for them before
+each timed step and ``--rounds`` repeats.
 
 Memory (ours): the peak RSS of each worker process (its ``ru_maxrss``) and of the
 kernel side (VmHWM and VmRSS of the processes below a worker, sampled).
@@ -283,11 +289,6 @@ def process_tree(root=None):
     return found
 
 
-def descendants_cpu(root=None):
-    """CPU seconds so far of the processes below ``root`` (this process), with their reaped children's."""
-    return sum(p.cpu for p in process_tree(root))
-
-
 def memory_kb(pid):
     """(VmHWM, VmRSS) of ``pid`` in kB: its peak and current resident memory; (0, 0) if gone."""
     found = {}
@@ -325,7 +326,6 @@ class KernelSide:
         self.last = None            # total at the last sample
         self.peak_process_kb = 0    # the largest VmHWM of a process below root
         self.peak_together_kb = 0   # the largest sum of their VmRSS at one sample
-        self.samples = 0
 
     def sample(self):
         """Read the tree; returns the CPU seconds counted so far."""
@@ -343,8 +343,47 @@ class KernelSide:
             self.peak_process_kb = max(self.peak_process_kb, hwm)
             together += rss
         self.peak_together_kb = max(self.peak_together_kb, together)
-        self.samples += 1
         return self.counted
+
+
+#: cgroup v1 CPU accounting: where a batch's worker processes and everything below them are
+#: counted whole (a cgroup's processes' children stay in it), whoever reaps what.
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+CPUACCT_ENV = "RNN_BENCHMARK_CPUACCT"   # the batch's cgroup, which each worker joins
+
+
+def cpuacct_seconds(cgroup):
+    """CPU seconds used so far by the processes in ``cgroup`` and its children."""
+    return int((Path(cgroup) / "cpuacct.usage").read_text()) / 1e9
+
+
+def _cpuacct_batch():
+    """A new cpuacct cgroup for one batch's workers, or None if this machine has none writable."""
+    if not os.access(CPUACCT, os.W_OK):
+        return None
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f"rnn-benchmark-{os.getpid()}-", dir=CPUACCT))
+        cpuacct_seconds(folder)
+        return folder
+    except OSError:
+        return None
+
+
+def _remove_cgroups(folder, seconds=10.0):
+    """Remove ``folder`` and its child cgroups, once the processes that were in them are gone."""
+    deadline = time.monotonic() + seconds
+    for cgroup in [*sorted(p for p in folder.iterdir() if p.is_dir()), folder]:
+        while True:
+            try:
+                cgroup.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    print(f"warning: cgroup {cgroup} still busy, left behind", file=sys.stderr)
+                    break
+                time.sleep(0.1)
 
 
 def _env():
@@ -377,8 +416,11 @@ class Graded:
     outcomes: list = dataclasses.field(default_factory=list)   # ours: one TimedOutcome per submission
     setup: float = 0.0               # ours: generate_assignment's wall seconds, taken out
     workers: list = dataclasses.field(default_factory=list)    # ours: the last snapshot of each worker
-    kernel_cpu: float = 0.0          # ours: CPU seconds below the workers, in graded.cpu
+    kernel_cpu: float = 0.0          # ours: CPU seconds below the workers, counted from /proc
     notes: list = dataclasses.field(default_factory=list)      # lines for the report
+    start: float = 0.0               # ours: the workers' CPU seconds before their first submission
+    proc_cpu: float = 0.0            # ours: CPU seconds of the workers and below them, from /proc
+    cgroup_cpu: float = None         # ours: the same from their cpuacct cgroup (None: none)
 
 
 def _stock_course(root, submissions, assignment):
@@ -439,6 +481,7 @@ _installed = False
 _side = None                   # in a worker: its KernelSide, from its first submission on
 _done = 0                      # in a worker: submissions graded so far
 _start_cpu = 0.0               # in a worker: its own CPU before its first submission (start-up, imports)
+_cpuacct = None                # in a worker: its own cpuacct cgroup, joined at its first submission
 SAMPLES_ENV = "RNN_BENCHMARK_SAMPLES"   # folder where each worker writes its last snapshot as it exits
 
 
@@ -548,7 +591,18 @@ def _snapshot():
     return {"pid": os.getpid(), "done": _done, "own_cpu": me.ru_utime + me.ru_stime, "start_cpu": _start_cpu,
             "maxrss_kb": me.ru_maxrss, "rss_kb": memory_kb(os.getpid())[1],
             "kernel_cpu": _side.counted, "kernel_process_kb": _side.peak_process_kb,
-            "kernel_together_kb": _side.peak_together_kb}
+            "kernel_together_kb": _side.peak_together_kb, "cpuacct": _cpuacct is not None}
+
+
+def _join_cpuacct(batch_cgroup):
+    """Move this worker into a cpuacct cgroup of its own below ``batch_cgroup``; it or None."""
+    try:
+        mine = Path(batch_cgroup) / f"worker-{os.getpid()}"
+        mine.mkdir(exist_ok=True)
+        (mine / "cgroup.procs").write_text(str(os.getpid()))
+        return mine
+    except OSError:
+        return None
 
 
 def _last_snapshot(folder):
@@ -570,12 +624,15 @@ class TimedOutcome(batch.Outcome):
 
 def grade_timed(grading, student, assignment):
     """batch.grade_submission with its phases timed and feedback deferred (runs in a worker)."""
-    global _side, _done, _start_cpu
+    global _side, _done, _start_cpu, _cpuacct
     if _side is None:
         _start_cpu = _own_cpu()
         _side = KernelSide()
-        if multiprocessing.parent_process() is not None and os.environ.get(SAMPLES_ENV):
-            atexit.register(_last_snapshot, os.environ[SAMPLES_ENV])
+        if multiprocessing.parent_process() is not None:   # a worker process of the batch's own
+            if os.environ.get(CPUACCT_ENV):
+                _cpuacct = _join_cpuacct(os.environ[CPUACCT_ENV])
+            if os.environ.get(SAMPLES_ENV):
+                atexit.register(_last_snapshot, os.environ[SAMPLES_ENV])
     api_class = type(grading.api())
     _install(api_class)
     _apply_experiments(grading)
@@ -613,8 +670,11 @@ def _workers(outcomes, folder):
 def grade_ours(course, submissions, workers):
     """batch.autograde on ``submissions``, its phases timed, its kernels' CPU and memory sampled.
 
-    CPU of the autograde step: this process's own (less generate_assignment's), each worker
-    process's own from start to exit, and what each worker's KernelSide counted.
+    CPU of the autograde step: this process's own (less generate_assignment's), plus the
+    worker processes and everything below them: each worker's own CPU from start to exit
+    and what its KernelSide counted (from /proc); where cpuacct cgroups can be made, the
+    workers' cgroup's count instead (with their CPU before they joined it), which also
+    holds what left the process tree uncounted.
     """
     global _side
     course = Path(course)
@@ -634,27 +694,39 @@ def grade_ours(course, submissions, workers):
     graded = Measure()
     _side = None   # graded here if one worker: counted from this batch's first submission
     samples = Path(tempfile.mkdtemp(prefix="benchmark-samples-", dir=course.parent))
+    cgroup = _cpuacct_batch()
     os.environ[SAMPLES_ENV] = str(samples)
+    if cgroup:
+        os.environ[CPUACCT_ENV] = str(cgroup)
     try:
         with _replaced(type(grading.api()), "generate_assignment", generate), \
                 _replaced(scheduling, "run", run), graded.running():
             outcomes = batch.autograde(course, pairs, workers=workers, force=True)
     finally:
-        del os.environ[SAMPLES_ENV]
+        os.environ.pop(SAMPLES_ENV)
+        os.environ.pop(CPUACCT_ENV, None)
     graded.wall -= setup.wall
     graded.machine -= setup.machine
-    per_worker = _workers(outcomes, samples)
+    per_worker = {pid: w for pid, w in _workers(outcomes, samples).items() if pid != os.getpid()}
+    here = _side.counted if _side is not None and any(  # graded in this process
+        isinstance(o, TimedOutcome) and o.pid == os.getpid() for o in outcomes) else 0.0
     shutil.rmtree(samples, ignore_errors=True)
-    kernel = sum(w["kernel_cpu"] for w in per_worker.values())
-    own = sum(w["own_cpu"] for pid, w in per_worker.items() if pid != os.getpid())
-    graded.cpu = graded.own - setup.own + own + kernel
+    kernel = here + sum(w["kernel_cpu"] for w in per_worker.values())
+    start = sum(w["start_cpu"] for w in per_worker.values())
+    proc = here + sum(w["own_cpu"] + w["kernel_cpu"] for w in per_worker.values())
+    counted = None
+    if cgroup:
+        if per_worker and all(w["cpuacct"] for w in per_worker.values()):
+            counted = start + cpuacct_seconds(cgroup) + here
+        _remove_cgroups(cgroup)
+    graded.cpu = graded.own - setup.own + (proc if counted is None else counted)
     feedback = Measure()
     with feedback.running():
         done = scheduling.run(feedback_one, [(grading, s, a) for s, a in pairs], workers=workers)
     if not all(done):
         raise SystemExit("ours: generate_feedback failed")
     return Graded(graded, batch.grade_rows(course), feedback, outcomes, setup.wall, list(per_worker.values()),
-                  kernel)
+                  kernel, start=start, proc_cpu=proc, cgroup_cpu=counted)
 
 
 # ---------------------------------------------------------------------------- report
@@ -718,7 +790,7 @@ def where_time_goes(outcomes, workers, wall, n, cores):
     gb = per.get("Gradebook() opened (engine, schema check)", 0)
     opened = statistics.mean(o.counts.get("Gradebook() opened (engine, schema check)", 0) for o in timed)
     lines.append(f"  {'(across the above) Gradebook() opened':<58} {gb:6.3f} s  {100 * gb / task:5.1f}%"
-                 f"  ({opened:.0f} times per submission)")
+                 f"  ({opened:.1f} times per submission)")
     busy = sum(o.wall for o in timed)
     pool = len({o.pid for o in timed})
     outside = wall - busy / max(1, min(workers, pool))
@@ -739,10 +811,13 @@ def _combined(results):
         if any(m is None for m in measures):
             return None
         return Measure(*(sum(getattr(m, f.name) for m in measures) for f in dataclasses.fields(Measure)))
+    cgroups = [r.cgroup_cpu for r in results]
     return Graded(total([r.graded for r in results]), [row for r in results for row in r.rows],
                   total([r.feedback for r in results]), [o for r in results for o in r.outcomes],
                   sum(r.setup for r in results), [w for r in results for w in r.workers],
-                  sum(r.kernel_cpu for r in results))
+                  sum(r.kernel_cpu for r in results), start=sum(r.start for r in results),
+                  proc_cpu=sum(r.proc_cpu for r in results),
+                  cgroup_cpu=None if None in cgroups else sum(cgroups))
 
 
 def _table(n, results):
@@ -761,11 +836,15 @@ def _bars(n, results):
     if ours is None:
         return lines
     m = ours.graded
-    start = sum(w.get("start_cpu", 0) for w in ours.workers if w["pid"] != os.getpid())
-    lines.append(f"  (ours' CPU: {(m.cpu - ours.kernel_cpu) / n:.3f} s/notebook in this process and the worker "
-                 f"processes, of which {start / n:.3f} before their first submission (start-up, imports); "
-                 f"{ours.kernel_cpu / n:.3f} below the workers (kernels, zygote, bubblewrap), read from /proc: "
-                 f"bubblewrap's PID namespace hides it from getrusage)")
+    lost = ours.cgroup_cpu - ours.proc_cpu if ours.cgroup_cpu is not None else 0.0
+    lines.append(f"  (ours' CPU per notebook: {(m.cpu - ours.kernel_cpu - lost) / n:.3f} s in this process and the "
+                 f"worker processes ({ours.start / n:.3f} of it before their first submission: start-up, imports); "
+                 f"{ours.kernel_cpu / n:.3f} below the workers (kernels, zygote, bubblewrap), counted from /proc: "
+                 f"bubblewrap's PID namespace hides it from getrusage; "
+                 + (f"{lost / n:.3f} more that only the workers' cpuacct cgroup counted: what /proc cannot see, "
+                    f"a kernel's last moments (reaped by no one as its PID namespace ends) and the exit of the "
+                    f"workers and what runs below them)"
+                    if ours.cgroup_cpu is not None else "no cpuacct cgroup to check it against)"))
     for against in ("stock", "stock parallel"):
         if against in results:
             other = results[against].graded

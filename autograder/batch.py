@@ -40,7 +40,9 @@ from traitlets.config import Config
 
 from . import feedback
 from . import flags as review
+from . import forkserver
 from . import kitdata
+from . import sandbox
 from . import scheduling
 from . import session
 from . import nbgrader_config
@@ -511,6 +513,9 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
         if progress:
             progress(outcome)
     todo = [(grading, s, a) for s, a in pairs if (s, a) not in earlier]
+    session.SharedGradebook.release()   # forked workers open connections of their own
+    if not scheduler and workers > 1 and len(todo) > 1:   # one zygote for all the workers
+        sandbox.zygote_for(sandbox.Sandbox(config=api.config), api.log)
     try:
         fresh = scheduling.run(grade_submission, todo, workers=workers, scheduler=scheduler, progress=progress,
                                stop_file=stop, abort=restore)
@@ -518,6 +523,7 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
         raise Interrupted([*earlier.values(), *(o for o in exc.results if o is not None)]) from None
     finally:
         session.SharedGradebook.release()   # nothing of this batch's stays connected in this process
+        forkserver.close_all()              # nor running: the kernels' zygote ends with the batch
     by_pair = {**earlier, **{(o.student, o.assignment): o for o in fresh}}
     return [by_pair[p] for p in pairs]
 

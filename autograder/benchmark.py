@@ -32,24 +32,21 @@ generated afterwards, timed apart and left out of the ratios (stock: one
 ``generate_feedback`` is deferred to a second parallel pass).
 
 CPU time. Stock: ``resource.getrusage`` of this process and its children (nbgrader and
-its kernels are waited-for children). Ours: this process's own CPU, each worker
-process's own CPU (from its start to its exit) and the CPU of the processes below each
-worker (sandboxed kernels, a kernels' zygote, bubblewrap), read from /proc by
-:class:`KernelSide` as the increase between consecutive samples (as a submission starts,
-just before its kernel ends, when it is done, and as the worker exits): bubblewrap's PID
-namespace keeps that CPU out of every getrusage. /proc still misses what a process uses
-after the last sample that saw it, if it then leaves the tree without being reaped into
-a counted parent (a kernel killed with the init of its PID namespace is reaped by no
-one), and the workers' exit. Where cgroup v1's cpuacct is writable (a root grader), each
-worker joins a cpuacct cgroup at its first submission, and that cgroup's count
-(everything the worker and every process below it used, whoever reaps whom), plus the
-worker's CPU before it joined, is ours' CPU; the report shows how much more that is than
-/proc's. "load of others" is the machine's busy CPU (/proc/stat) not ours: other jobs
-sharing the cores make every number worse, so ``--quiet-wait`` waits for them before
-each timed step and ``--rounds`` repeats.
+its kernels are waited-for children). Ours: where cgroup v1's cpuacct is writable (a root
+grader), this process joins a cpuacct cgroup for the autograde step, so everything it
+and every process it starts uses (forked workers, the kernels' zygote, bubblewrap, the
+kernels) is counted whole, whoever reaps whom; generate_assignment's CPU is taken out.
+Elsewhere: this process's own CPU plus the increase of its process tree read from /proc
+by :class:`KernelSide` (bubblewrap's PID namespace keeps the kernels out of every
+getrusage), which misses what a process used after the last sample if it then left the
+tree unreaped (a kernel killed with the init of its PID namespace). Each worker also
+reads its kernels' own CPU (the processes of the kernel's cgroups, just before it ends)
+for "where the time goes". "load of others" is the machine's busy CPU (/proc/stat) not
+ours: other jobs sharing the cores make every number worse, so ``--quiet-wait`` waits
+for them before each timed step and ``--rounds`` repeats.
 
-Memory (ours): the peak RSS of each worker process (its ``ru_maxrss``) and of the
-kernel side (VmHWM and VmRSS of the processes below a worker, sampled).
+Memory (ours): the peak RSS of each worker process (its ``ru_maxrss``) and of its
+kernels (VmHWM and VmRSS of each kernel's processes, sampled just before it ends).
 
 The report gives, per assignment and in all, wall and CPU seconds per notebook, the
 throughput ratios of ours against stock and stock parallel, and the issue's bars
@@ -64,7 +61,6 @@ Exits 0 unless the grading itself went wrong (a solution short of full marks in 
 grader, a failed nbgrader run); a bar not met is reported, not an error.
 """
 import argparse
-import atexit
 import contextlib
 import copy
 import cProfile
@@ -72,7 +68,6 @@ import dataclasses
 import functools
 import io
 import json
-import multiprocessing
 import os
 import pstats
 import re
@@ -89,7 +84,7 @@ from pathlib import Path
 
 import nbformat
 
-from . import batch, scheduling
+from . import batch, forkserver, scheduling
 
 REPO = Path(__file__).resolve().parent.parent
 STOCK_CONFIG = '''\
@@ -349,7 +344,6 @@ class KernelSide:
 #: cgroup v1 CPU accounting: where a batch's worker processes and everything below them are
 #: counted whole (a cgroup's processes' children stay in it), whoever reaps what.
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")
-CPUACCT_ENV = "RNN_BENCHMARK_CPUACCT"   # the batch's cgroup, which each worker joins
 
 
 def cpuacct_seconds(cgroup):
@@ -416,11 +410,10 @@ class Graded:
     outcomes: list = dataclasses.field(default_factory=list)   # ours: one TimedOutcome per submission
     setup: float = 0.0               # ours: generate_assignment's wall seconds, taken out
     workers: list = dataclasses.field(default_factory=list)    # ours: the last snapshot of each worker
-    kernel_cpu: float = 0.0          # ours: CPU seconds below the workers, counted from /proc
+    kernel_cpu: float = 0.0          # ours: CPU seconds of the kernels' own processes
     notes: list = dataclasses.field(default_factory=list)      # lines for the report
     start: float = 0.0               # ours: the workers' CPU seconds before their first submission
-    proc_cpu: float = 0.0            # ours: CPU seconds of the workers and below them, from /proc
-    cgroup_cpu: float = None         # ours: the same from their cpuacct cgroup (None: none)
+    cgroup: bool = False             # ours: CPU counted by a cpuacct cgroup (else from /proc)
 
 
 def _stock_course(root, submissions, assignment):
@@ -478,11 +471,9 @@ def grade_stock_parallel(root, submissions, assignment, jobs):
 _phases = defaultdict(float)   # in a worker: phase -> seconds, for the submission being graded
 _counts = defaultdict(int)
 _installed = False
-_side = None                   # in a worker: its KernelSide, from its first submission on
+_kernels = None                # in a worker: its kernels' CPU and memory, read as each ends
 _done = 0                      # in a worker: submissions graded so far
 _start_cpu = 0.0               # in a worker: its own CPU before its first submission (start-up, imports)
-_cpuacct = None                # in a worker: its own cpuacct cgroup, joined at its first submission
-SAMPLES_ENV = "RNN_BENCHMARK_SAMPLES"   # folder where each worker writes its last snapshot as it exits
 
 
 def _timed(name, fn, key=None):
@@ -504,18 +495,49 @@ def _patch(owner, attr, name, key=None):
         setattr(owner, attr, _timed(name, getattr(owner, attr), key))
 
 
-def _sample_before(owner, attr):
-    """Sample the kernel side just before ``owner.attr`` (which ends a kernel) runs."""
+def kernel_usage(km):
+    """CPU seconds, largest VmHWM and summed VmRSS (kB) of the processes in a kernel
+    manager's cgroups (the kernel and what it started); zeros without cgroups."""
+    pids = set()
+    for folder in (km.cgroup.dirs if getattr(km, "cgroup", None) else ()):
+        try:
+            pids.update(int(p) for p in (folder / "cgroup.procs").read_text().split())
+        except OSError:
+            pass
+    cpu, peak, together = 0.0, 0, 0
+    for pid in pids:
+        stat = proc_stat(pid)
+        hwm, rss = memory_kb(pid)
+        cpu += stat.cpu if stat else 0.0
+        peak, together = max(peak, hwm), together + rss
+    return cpu, peak, together
+
+
+class KernelsSeen:
+    """A worker's kernels, each read just before it ends: CPU, and peak memory."""
+
+    def __init__(self):
+        self.cpu, self.peak_process_kb, self.peak_together_kb = 0.0, 0, 0
+
+    def read(self, km):
+        cpu, peak, together = kernel_usage(km)
+        self.cpu += cpu
+        self.peak_process_kb = max(self.peak_process_kb, peak)
+        self.peak_together_kb = max(self.peak_together_kb, together)
+
+
+def _read_kernel_before(owner, attr):
+    """Read the kernel just before ``owner.attr`` (which ends it) runs."""
     if not hasattr(owner, attr):
         return
     real = getattr(owner, attr)
 
     @functools.wraps(real)
-    def sampled(*args, **kwargs):
-        if _side is not None:
-            _side.sample()
-        return real(*args, **kwargs)
-    setattr(owner, attr, sampled)
+    def read(self, *args, **kwargs):
+        if _kernels is not None and getattr(self, "km", None) is not None:
+            _kernels.read(self.km)
+        return real(self, *args, **kwargs)
+    setattr(owner, attr, read)
 
 
 @contextlib.contextmanager
@@ -561,8 +583,7 @@ def _install(api_class):
            f"    cell {_grade_id(cell) or 'without grade id'}")
     _patch(GradingExecute, "_cleanup_kernel", "    kernel: shutdown")
     _patch(SandboxedKernelManager, "release", "    kernel: sandbox release (cgroup, folder)")
-    _sample_before(GradingExecute, "_cleanup_kernel")
-    _sample_before(SandboxedKernelManager, "release")
+    _read_kernel_before(GradingExecute, "_cleanup_kernel")
     _patch(Gradebook, "__init__", "Gradebook() opened (engine, schema check)")
 
 
@@ -586,29 +607,12 @@ def _no_feedback(self, assignment_id, student_id=None, force=True):
 
 
 def _snapshot():
-    """This worker so far: its own CPU and peak RSS, the kernel side's CPU and memory."""
+    """This worker so far: its own CPU and peak RSS, its kernels' CPU and memory."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     return {"pid": os.getpid(), "done": _done, "own_cpu": me.ru_utime + me.ru_stime, "start_cpu": _start_cpu,
             "maxrss_kb": me.ru_maxrss, "rss_kb": memory_kb(os.getpid())[1],
-            "kernel_cpu": _side.counted, "kernel_process_kb": _side.peak_process_kb,
-            "kernel_together_kb": _side.peak_together_kb, "cpuacct": _cpuacct is not None}
-
-
-def _join_cpuacct(batch_cgroup):
-    """Move this worker into a cpuacct cgroup of its own below ``batch_cgroup``; it or None."""
-    try:
-        mine = Path(batch_cgroup) / f"worker-{os.getpid()}"
-        mine.mkdir(exist_ok=True)
-        (mine / "cgroup.procs").write_text(str(os.getpid()))
-        return mine
-    except OSError:
-        return None
-
-
-def _last_snapshot(folder):
-    """At the worker's exit: one more sample, written to ``folder/<pid>.json``."""
-    _side.sample()
-    (Path(folder) / f"{os.getpid()}.json").write_text(json.dumps({**_snapshot(), "done": float("inf")}))
+            "kernel_cpu": _kernels.cpu, "kernel_process_kb": _kernels.peak_process_kb,
+            "kernel_together_kb": _kernels.peak_together_kb}
 
 
 @dataclasses.dataclass
@@ -617,66 +621,74 @@ class TimedOutcome(batch.Outcome):
     counts: dict = dataclasses.field(default_factory=dict)
     wall: float = 0.0
     cpu: float = 0.0          # this worker's own CPU, during the submission
-    kernel_cpu: float = 0.0   # the kernel side's, counted during the submission
+    kernel_cpu: float = 0.0   # its kernel's own processes', read just before it ended
     pid: int = 0
     worker: dict = dataclasses.field(default_factory=dict)   # _snapshot() after the submission
 
 
 def grade_timed(grading, student, assignment):
     """batch.grade_submission with its phases timed and feedback deferred (runs in a worker)."""
-    global _side, _done, _start_cpu, _cpuacct
-    if _side is None:
+    global _kernels, _done, _start_cpu
+    if _kernels is None:
         _start_cpu = _own_cpu()
-        _side = KernelSide()
-        if multiprocessing.parent_process() is not None:   # a worker process of the batch's own
-            if os.environ.get(CPUACCT_ENV):
-                _cpuacct = _join_cpuacct(os.environ[CPUACCT_ENV])
-            if os.environ.get(SAMPLES_ENV):
-                atexit.register(_last_snapshot, os.environ[SAMPLES_ENV])
+        _kernels = KernelsSeen()
     api_class = type(grading.api())
     _install(api_class)
     _apply_experiments(grading)
     _phases.clear()
     _counts.clear()
-    kernel = _side.sample()
+    kernel = _kernels.cpu
     wall, cpu = time.perf_counter(), time.process_time()
     with _replaced(api_class, "generate_feedback", _no_feedback):
         outcome = batch.grade_submission(grading, student, assignment)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     _done += 1
-    kernel = _side.sample() - kernel
     fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(batch.Outcome)}
     return TimedOutcome(**fields, phases=dict(_phases), counts=dict(_counts), wall=wall, cpu=cpu,
-                        kernel_cpu=kernel, pid=os.getpid(), worker=_snapshot())
+                        kernel_cpu=_kernels.cpu - kernel, pid=os.getpid(), worker=_snapshot())
 
 
 def feedback_one(grading, student, assignment):
     return grading.api().generate_feedback(assignment, student, force=True).get("success", False)
 
 
-def _workers(outcomes, folder):
-    """pid -> the last snapshot of each worker: written as it exited, else after its last submission."""
+def _workers(outcomes):
+    """pid -> the snapshot of each worker after its last submission."""
     last = {}
     for o in outcomes:
         if isinstance(o, TimedOutcome) and o.worker.get("done", 0) >= last.get(o.pid, {}).get("done", 0):
             last[o.pid] = o.worker
-    for pid in last:
-        path = Path(folder) / f"{pid}.json"
-        if path.exists():
-            last[pid] = json.loads(path.read_text())
     return last
 
 
-def grade_ours(course, submissions, workers):
-    """batch.autograde on ``submissions``, its phases timed, its kernels' CPU and memory sampled.
+@contextlib.contextmanager
+def _counted_whole():
+    """While the block runs, this process and all it starts are in a new cpuacct cgroup;
+    yields a function giving the CPU seconds counted so far, or None where no cgroup can
+    be made (then read /proc)."""
+    folder = _cpuacct_batch()
+    if folder is None:
+        yield None
+        return
+    home = next((line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
+                 if "cpuacct" in line.split(":")[1].split(",")), "/")
+    (folder / "cgroup.procs").write_text(str(os.getpid()))
+    try:
+        yield lambda: cpuacct_seconds(folder)
+    finally:
+        (CPUACCT / home.lstrip("/") / "cgroup.procs").write_text(str(os.getpid()))
+        _remove_cgroups(folder)
 
-    CPU of the autograde step: this process's own (less generate_assignment's), plus the
-    worker processes and everything below them: each worker's own CPU from start to exit
-    and what its KernelSide counted (from /proc); where cpuacct cgroups can be made, the
-    workers' cgroup's count instead (with their CPU before they joined it), which also
-    holds what left the process tree uncounted.
+
+def grade_ours(course, submissions, workers):
+    """batch.autograde on ``submissions``, its phases timed, its kernels' CPU and memory read.
+
+    CPU of the autograde step (see the module's docstring): a cpuacct cgroup's count of
+    this process and all it starts, or this process's own CPU and its process tree's
+    increase from /proc (read last as the batch stops its kernels' zygote); less
+    generate_assignment's.
     """
-    global _side
+    global _kernels
     course = Path(course)
     pairs = batch.prepare_course(course, submissions)
     grading = batch.Grading(str(course.resolve()), "", batch.resolve_cell_timeout(None), 0)
@@ -691,42 +703,34 @@ def grade_ours(course, submissions, workers):
         assert fn is batch.grade_submission, fn
         return real_run(grade_timed, arglist, **kwargs)
 
+    tree = KernelSide()
+    real_close = forkserver.close_all
+
+    def close_all():   # the batch stops its zygote: read the process tree while it is whole
+        tree.sample()
+        real_close()
+
     graded = Measure()
-    _side = None   # graded here if one worker: counted from this batch's first submission
-    samples = Path(tempfile.mkdtemp(prefix="benchmark-samples-", dir=course.parent))
-    cgroup = _cpuacct_batch()
-    os.environ[SAMPLES_ENV] = str(samples)
-    if cgroup:
-        os.environ[CPUACCT_ENV] = str(cgroup)
-    try:
-        with _replaced(type(grading.api()), "generate_assignment", generate), \
-                _replaced(scheduling, "run", run), graded.running():
-            outcomes = batch.autograde(course, pairs, workers=workers, force=True)
-    finally:
-        os.environ.pop(SAMPLES_ENV)
-        os.environ.pop(CPUACCT_ENV, None)
+    _kernels = None   # graded here if one worker: counted from this batch's first submission
+    with _counted_whole() as counter, _replaced(type(grading.api()), "generate_assignment", generate), \
+            _replaced(scheduling, "run", run), _replaced(forkserver, "close_all", close_all), graded.running():
+        tree.sample()
+        outcomes = batch.autograde(course, pairs, workers=workers, force=True)
+        whole = counter() if counter else None
     graded.wall -= setup.wall
     graded.machine -= setup.machine
-    per_worker = {pid: w for pid, w in _workers(outcomes, samples).items() if pid != os.getpid()}
-    here = _side.counted if _side is not None and any(  # graded in this process
-        isinstance(o, TimedOutcome) and o.pid == os.getpid() for o in outcomes) else 0.0
-    shutil.rmtree(samples, ignore_errors=True)
+    graded.cpu = (whole if whole is not None else graded.own + tree.counted) - setup.own
+    per_worker = {pid: w for pid, w in _workers(outcomes).items() if pid != os.getpid()}
+    here = _kernels.cpu if _kernels is not None else 0.0
     kernel = here + sum(w["kernel_cpu"] for w in per_worker.values())
     start = sum(w["start_cpu"] for w in per_worker.values())
-    proc = here + sum(w["own_cpu"] + w["kernel_cpu"] for w in per_worker.values())
-    counted = None
-    if cgroup:
-        if per_worker and all(w["cpuacct"] for w in per_worker.values()):
-            counted = start + cpuacct_seconds(cgroup) + here
-        _remove_cgroups(cgroup)
-    graded.cpu = graded.own - setup.own + (proc if counted is None else counted)
     feedback = Measure()
     with feedback.running():
         done = scheduling.run(feedback_one, [(grading, s, a) for s, a in pairs], workers=workers)
     if not all(done):
         raise SystemExit("ours: generate_feedback failed")
     return Graded(graded, batch.grade_rows(course), feedback, outcomes, setup.wall, list(per_worker.values()),
-                  kernel, start=start, proc_cpu=proc, cgroup_cpu=counted)
+                  kernel, start=start, cgroup=whole is not None)
 
 
 # ---------------------------------------------------------------------------- report
@@ -759,7 +763,7 @@ def where_time_goes(outcomes, workers, wall, n, cores):
     kernel = sorted(k for k in per if k.startswith("    kernel"))
     cells = sorted((k for k in per if k.startswith("    cell")), key=lambda k: -per[k])
     lines = [f"  one submission in a worker: {task:.2f} s wall; CPU: {statistics.mean(o.cpu for o in timed):.2f} s "
-             f"in the worker, {statistics.mean(o.kernel_cpu for o in timed):.2f} s below it (kernel side, "
+             f"in the worker, {statistics.mean(o.kernel_cpu for o in timed):.2f} s in its kernel (its processes, "
              f"counted while the submission was graded)"]
 
     def line(name, value, note=""):
@@ -811,13 +815,11 @@ def _combined(results):
         if any(m is None for m in measures):
             return None
         return Measure(*(sum(getattr(m, f.name) for m in measures) for f in dataclasses.fields(Measure)))
-    cgroups = [r.cgroup_cpu for r in results]
     return Graded(total([r.graded for r in results]), [row for r in results for row in r.rows],
                   total([r.feedback for r in results]), [o for r in results for o in r.outcomes],
                   sum(r.setup for r in results), [w for r in results for w in r.workers],
                   sum(r.kernel_cpu for r in results), start=sum(r.start for r in results),
-                  proc_cpu=sum(r.proc_cpu for r in results),
-                  cgroup_cpu=None if None in cgroups else sum(cgroups))
+                  cgroup=all(r.cgroup for r in results))
 
 
 def _table(n, results):
@@ -836,15 +838,12 @@ def _bars(n, results):
     if ours is None:
         return lines
     m = ours.graded
-    lost = ours.cgroup_cpu - ours.proc_cpu if ours.cgroup_cpu is not None else 0.0
-    lines.append(f"  (ours' CPU per notebook: {(m.cpu - ours.kernel_cpu - lost) / n:.3f} s in this process and the "
-                 f"worker processes ({ours.start / n:.3f} of it before their first submission: start-up, imports); "
-                 f"{ours.kernel_cpu / n:.3f} below the workers (kernels, zygote, bubblewrap), counted from /proc: "
-                 f"bubblewrap's PID namespace hides it from getrusage; "
-                 + (f"{lost / n:.3f} more that only the workers' cpuacct cgroup counted: what /proc cannot see, "
-                    f"a kernel's last moments (reaped by no one as its PID namespace ends) and the exit of the "
-                    f"workers and what runs below them)"
-                    if ours.cgroup_cpu is not None else "no cpuacct cgroup to check it against)"))
+    rest = m.cpu - ours.kernel_cpu - ours.start
+    lines.append(f"  (ours' CPU per notebook, " + ("counted by a cpuacct cgroup holding this process and all it "
+                 "started" if ours.cgroup else "from getrusage and /proc (no cpuacct cgroup: a kernel's last "
+                 "moments may be missed)") + f": {ours.kernel_cpu / n:.3f} s in the kernels' own processes, "
+                 f"{ours.start / n:.3f} s for the workers to start, {rest / n:.3f} s in this process, the "
+                 f"workers, the kernels' zygote and bubblewrap)")
     for against in ("stock", "stock parallel"):
         if against in results:
             other = results[against].graded
@@ -860,9 +859,9 @@ def _bars(n, results):
         biggest = max(w["kernel_process_kb"] for w in ours.workers) / 1024
         together = max(w["kernel_together_kb"] for w in ours.workers) / 1024
         lines.append(f"peak memory, ours: a worker process {worker:.0f} MB (bar < {BARS['worker_mb']} MB: "
-                     f"{_met(worker < BARS['worker_mb'])}); below a worker: the largest process {biggest:.0f} MB, "
-                     f"at most {together:.0f} MB together (RSS: pages a forked kernel shares with its "
-                     f"parent count in both)")
+                     f"{_met(worker < BARS['worker_mb'])}); a kernel: the largest process {biggest:.0f} MB, "
+                     f"at most {together:.0f} MB together (RSS: pages a forked kernel shares with the "
+                     f"zygote count in both)")
     return lines
 
 

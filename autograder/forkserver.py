@@ -1,14 +1,19 @@
 """The grader's side of the zygote (:mod:`autograder.zygote`): jailed kernels, forked.
 
-One :class:`ForkServer` per grader process and jail configuration starts the zygote in
-bubblewrap (the same jail as a kernel: :meth:`autograder.sandbox.Sandbox.options`), then
-asks it for one kernel per student. A kernel's box (connection file, sockets, a copy of
-the notebook's folder) lies in the folder the zygote sees as ``/run/boxes``; the kernel
-itself sees only its own. :class:`ForkedKernel` is the ``subprocess.Popen`` look-alike
-that jupyter_client's provisioner holds.
+A :class:`ForkServer` starts the zygote in bubblewrap (the same jail as a kernel:
+:meth:`autograder.sandbox.Sandbox.options`), then asks it for one kernel per student.
+A kernel's box (connection file, sockets, a copy of the notebook's folder) lies in the
+folder the zygote sees as ``/run/boxes``; the kernel itself sees only its own.
+:class:`ForkedKernel` is the ``subprocess.Popen`` look-alike that jupyter_client's
+provisioner holds.
+
+The process that starts the zygote owns it: it dies with that process. Processes forked
+from the owner (a batch's workers, see :mod:`autograder.scheduling`) share it, each over
+a connection of its own to the zygote's socket; any other process starts its own.
 
 If the zygote dies, the kernels it forked die with it and the next kernel starts a new
-one; only the students whose kernels were running are affected.
+one; only the students whose kernels were running are affected. A grader process that
+dies takes its own kernels with it, not the others'.
 """
 import atexit
 import json
@@ -16,6 +21,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +34,7 @@ from . import zygote
 SCRIPT = Path(zygote.__file__).resolve()
 SCRIPT_IN_JAIL = "/opt/rnn-grader/zygote.py"
 START_SECONDS = 120   # the zygote imports numpy, ipykernel, matplotlib: slow on a busy machine
+ANSWER_SECONDS = 30
 
 
 class ZygoteFailed(RuntimeError):
@@ -35,67 +42,110 @@ class ZygoteFailed(RuntimeError):
 
 
 class ForkServer:
-    """A zygote in its jail, for kernels configured by ``sandbox`` (a Sandbox)."""
+    """A zygote in its jail, for kernels configured by ``sandbox`` (a Sandbox).
+
+    cgroup_parents: controller -> host folder under which the kernels' cgroups are made
+    (bound into the jail); private_root: where the zygote's folder goes.
+    """
 
     def __init__(self, sandbox, cgroup_parents, private_root):
         self.sandbox = sandbox
-        self.root = Path(tempfile.mkdtemp(prefix=f"rnn-zygote-{os.getpid()}-", dir=private_root))
-        self.boxes = self.root / "boxes"
+        self.owner = os.getpid()
+        self.root = Path(tempfile.mkdtemp(prefix=f"rnn-zygote-{self.owner}-", dir=private_root))
+        self.boxes, self.control = self.root / "boxes", self.root / "control"
         self.boxes.mkdir()
+        self.control.mkdir(mode=0o700)
         if sandbox.separate_user():
             os.chown(self.boxes, sandbox.uid, sandbox.uid)
-        self.cgroup_parents = dict(cgroup_parents)   # controller -> host folder of the kernels' cgroups
+        self.cgroup_parents = dict(cgroup_parents)
         self.lock = threading.Lock()
-        self.exits = {}   # kernel id -> exit status
-        self.buffer = b""
         self.process = None
-        self.started = threading.Event()
         self.failure = None
+        self._connect_as = None   # the pid whose connection ``sock`` is
+        started = threading.Event()
         # A thread of its own starts bubblewrap and outlives the caller's thread:
         # --die-with-parent follows the thread that started it.
-        threading.Thread(target=self._run, name="rnn-zygote", daemon=True).start()
-        if not self.started.wait(START_SECONDS) or self.failure:
-            self.close()
-            raise ZygoteFailed(self.failure or f"the zygote did not start in {START_SECONDS} s")
+        threading.Thread(target=self._run, args=(started,), name="rnn-zygote", daemon=True).start()
         try:
-            ready = self._read_until(lambda m: "ready" in m, START_SECONDS)
+            if not started.wait(START_SECONDS) or self.failure:
+                raise ZygoteFailed(self.failure or f"the zygote did not start in {START_SECONDS} s")
+            ready = self._ready(START_SECONDS)
+            if not ready["namespaces"]:
+                raise ZygoteFailed("this system does not let an unprivileged process create "
+                                   "user namespaces")
         except ZygoteFailed:
             self.close()
             raise
-        if not ready["namespaces"]:
-            self.close()
-            raise ZygoteFailed("this system does not let an unprivileged process create user namespaces")
-        atexit.register(self.close)
 
-    def _run(self):
+    def _run(self, started):
         try:
-            options = self.sandbox.options(None, None, self._environment(), zygote=self)
+            environment = dict(os.environ)
+            options = self.sandbox.options(None, None, environment, zygote=self)
             # root in its jail (it mounts, then makes each kernel the user ``uid``) when the
             # grader is root; else the grader's user in a user namespace, like a kernel
-            argv = self.sandbox.wrap([sys.executable, SCRIPT_IN_JAIL], None, None, self._environment(),
+            argv = self.sandbox.wrap([sys.executable, SCRIPT_IN_JAIL], None, None, environment,
                                      self.root / "bwrap-args", options=options, zygote=True)
-            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=open(self.root / "zygote.log", "wb"),
-                                            env={"PATH": os.defpath}, start_new_session=True)
+            with open(self.root / "zygote.log", "wb") as log:
+                self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                stderr=log, env={"PATH": os.defpath},
+                                                start_new_session=True)
         except Exception as exc:   # reported by __init__
             self.failure = f"the zygote could not start: {exc}"
-            self.started.set()
+            started.set()
             return
-        self.started.set()
+        started.set()
         self.process.wait()
 
-    def _environment(self):
-        return dict(os.environ)
+    def _ready(self, seconds):
+        """The zygote's first line: it listens (or it died: its log says why)."""
+        ready, _, _ = select.select([self.process.stdout], [], [], seconds)
+        line = self.process.stdout.readline() if ready else b""
+        if not line:
+            raise ZygoteFailed("the zygote died: " + self.log_tail() if ready
+                               else f"the zygote did not answer in {seconds} s")
+        return json.loads(line)
+
+    def log_tail(self):
+        try:
+            return (self.root / "zygote.log").read_text(errors="replace")[-800:].strip() or "(no output)"
+        except OSError:
+            return "(no log)"
+
+    # ---------------------------------------------------------------- this process's connection
+
+    def _after_fork(self):
+        """In a forked process: a lock of its own; its connection is opened when needed."""
+        self.lock = threading.Lock()
+
+    def _connection(self):
+        """This process's socket to the zygote (a forked process opens its own)."""
+        if self._connect_as != os.getpid():
+            self.sock, self.buffer, self.exits = None, b"", {}
+            self._connect_as = os.getpid()
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(str(self.control / "zygote.sock"))
+            except OSError as exc:
+                sock.close()
+                self.gone = f"the zygote cannot be reached ({exc.strerror})"
+                return None
+            self.sock, self.gone = sock, None
+        return self.sock
 
     @property
     def alive(self):
-        return self.process is not None and self.process.poll() is None
+        if os.getpid() == self.owner and (self.process is None or self.process.poll() is not None):
+            return False
+        return self._connection() is not None and self.gone is None
 
     def _read_until(self, wanted, seconds):
         """Read messages until one satisfies ``wanted`` (returned); exit reports are kept.
 
         With ``seconds`` 0, reads only what has arrived and returns None.
         """
+        sock = self._connection()
+        if sock is None:
+            raise ZygoteFailed(self.gone)
         deadline = time.monotonic() + seconds
         while True:
             while b"\n" in self.buffer:
@@ -106,33 +156,33 @@ class ForkServer:
                 if wanted(message):
                     return message
             left = deadline - time.monotonic()
-            ready, _, _ = select.select([self.process.stdout], [], [], max(0.0, left))
+            ready, _, _ = select.select([sock], [], [], max(0.0, left))
             if not ready:
                 if left <= 0:
                     if seconds == 0:
                         return None
                     raise ZygoteFailed(f"no answer from the zygote in {seconds} s")
                 continue
-            chunk = os.read(self.process.stdout.fileno(), 65536)
+            chunk = sock.recv(65536)
             if not chunk:
-                raise ZygoteFailed("the zygote died: " + self.log_tail())
+                self.gone = "the zygote died: " + self.log_tail()
+                raise ZygoteFailed(self.gone)
             self.buffer += chunk
 
-    def log_tail(self):
-        try:
-            return (self.root / "zygote.log").read_text(errors="replace")[-800:].strip() or "(no output)"
-        except OSError:
-            return "(no log)"
-
     def _send(self, **request):
+        sock = self._connection()
         try:
-            self.process.stdin.write((json.dumps(request) + "\n").encode())
-            self.process.stdin.flush()
-        except (BrokenPipeError, OSError):
-            raise ZygoteFailed("the zygote died: " + self.log_tail()) from None
+            if sock is None:
+                raise OSError
+            sock.sendall(json.dumps(request).encode() + b"\n")
+        except OSError:
+            self.gone = "the zygote died: " + self.log_tail()
+            raise ZygoteFailed(self.gone) from None
+
+    # ---------------------------------------------------------------- kernels
 
     def new_box(self):
-        """A new kernel's box (host folder under ``boxes``), its kernel/ folder made."""
+        """A new kernel's box (host folder under ``boxes``), its kernel/ and home/ folders made."""
         box = Path(tempfile.mkdtemp(prefix="rnn-kernel-", dir=self.boxes))
         (box / "kernel").mkdir(mode=0o700)
         (box / "home").mkdir()
@@ -149,9 +199,8 @@ class ForkServer:
                    "tmp_bytes": limits.tmp_bytes, "file_bytes": limits.max_file_bytes,
                    "uid": self.sandbox.uid if self.sandbox.separate_user() else None}
         with self.lock:
-            self.exits.pop(box.name, None)
             self._send(**request)
-            answer = self._read_until(lambda m: m.get("id") == box.name and "pid" in m, 30)
+            answer = self._read_until(lambda m: m.get("id") == box.name and "pid" in m, ANSWER_SECONDS)
         return ForkedKernel(self, box.name, answer["pid"])
 
     def exit_status(self, name):
@@ -161,18 +210,24 @@ class ForkServer:
                 try:
                     self._read_until(lambda m: False, 0)   # what has arrived, without waiting
                 except ZygoteFailed:
-                    pass
-                if name not in self.exits and not self.alive:
                     return -signal.SIGKILL   # its kernels died with it
-            return self.exits.get(name)
+            return self.exits.pop(name, None)
 
     def signal(self, name, signum):
         with self.lock:
-            if self.alive:
+            try:
                 self._send(op="signal", id=name, signal=int(signum))
+            except ZygoteFailed:
+                pass   # the kernel died with the zygote
 
     def close(self):
-        """Stop the zygote (its kernels die with it) and remove its folder."""
+        """The owner stops the zygote (its kernels die with it) and removes its folder;
+        another process only closes its connection."""
+        if os.getpid() != self.owner:
+            if self._connect_as == os.getpid() and self.sock is not None:
+                self.sock.close()
+                self.sock, self.gone = None, "closed"
+            return
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -198,7 +253,7 @@ class ForkedKernel:
         while self.poll() is None:
             if deadline is not None and time.monotonic() > deadline:
                 raise subprocess.TimeoutExpired(self.name, timeout)
-            time.sleep(0.02)
+            time.sleep(0.01)
         return self.returncode
 
     def send_signal(self, signum):
@@ -217,9 +272,10 @@ _servers_lock = threading.Lock()
 
 
 def server_for(sandbox, cgroup_parents, private_root):
-    """This process's ForkServer for ``sandbox``'s jail, started (again) if needed."""
+    """The ForkServer for ``sandbox``'s jail: this process's, or the one of the process it was
+    forked from; started (again) if there is none alive."""
     key = (sandbox.bwrap, sandbox.uid, tuple(sandbox.readable_paths()), tuple(sandbox.blocked_packages),
-           sandbox.separate_user(), tuple(sorted(cgroup_parents.items())))
+           sandbox.separate_user(), tuple(sorted((c, str(p)) for c, p in cgroup_parents.items())))
     with _servers_lock:
         server = _servers.get(key)
         if server is None or not server.alive:
@@ -227,3 +283,22 @@ def server_for(sandbox, cgroup_parents, private_root):
                 server.close()
             server = _servers[key] = ForkServer(sandbox, cgroup_parents, private_root)
         return server
+
+
+def close_all():
+    """Stop this process's zygotes (called at exit; a forked process only disconnects)."""
+    with _servers_lock:
+        for server in _servers.values():
+            server.close()
+        _servers.clear()
+
+
+def _after_fork():
+    global _servers_lock
+    _servers_lock = threading.Lock()
+    for server in _servers.values():
+        server._after_fork()
+
+
+atexit.register(close_all)
+os.register_at_fork(after_in_child=_after_fork)

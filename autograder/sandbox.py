@@ -241,6 +241,7 @@ class Sandbox(Configurable):
             from . import forkserver, zygote as script
             mounts += [("--ro-bind", str(forkserver.SCRIPT), forkserver.SCRIPT_IN_JAIL),
                        ("--bind", str(zygote.boxes), script.BOXES),
+                       ("--bind", str(zygote.control), str(Path(script.CONTROL).parent)),
                        ("--dir", script.HOME), ("--dir", script.KERNEL_DIR)]
             mounts += [("--bind", str(path), f"{script.CGROUPS}/{controller}")
                        for controller, path in zygote.cgroup_parents.items()]
@@ -369,6 +370,24 @@ def _sweep(parent, older_than):
             pass
 
 
+def zygote_for(sandbox, log):
+    """This process's zygote for ``sandbox``'s jail (see :mod:`autograder.forkserver`), started
+    if needed; None if kernels are not forked, or if the zygote cannot run here (``log``
+    warns: each kernel then starts in bubblewrap from nothing)."""
+    if not (sandbox.enabled and sandbox.fork_kernels and shutil.which(sandbox.bwrap)):
+        return None
+    from . import forkserver
+    parents = {}
+    for controller, base in cgroup_controllers().items():
+        parents[controller] = base / "rnn-course"
+        parents[controller].mkdir(exist_ok=True)
+    try:
+        return forkserver.server_for(sandbox, parents, private_root())
+    except forkserver.ZygoteFailed as exc:
+        log.warning("grading kernels start one by one, not forked: %s", exc)
+        return None
+
+
 class GradingKernelClient(AsyncKernelClient):
     """A kernel client that knows a kernel is ready as soon as it is, without the fixed
     waits of jupyter_client's ``wait_for_ready`` (0.2 s for IOPub, then 0.2 s to flush it)."""
@@ -450,19 +469,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         await super()._async_wait(pollinterval=pollinterval)
 
     def _fork_server(self):
-        """This process's zygote for the jail, or None (not forking, or it cannot run here)."""
-        if not (self.jailed and self.sandbox.fork_kernels):
-            return None
-        from . import forkserver
-        parents = {}
-        for controller, base in cgroup_controllers().items():
-            parents[controller] = base / "rnn-course"
-            parents[controller].mkdir(exist_ok=True)
-        try:
-            return forkserver.server_for(self.sandbox, parents, private_root())
-        except forkserver.ZygoteFailed as exc:
-            self.log.warning("grading kernels start one by one, not forked: %s", exc)
-            return None
+        return zygote_for(self.sandbox, self.log) if self.jailed else None
 
     @property
     def kernel_spec(self):

@@ -119,6 +119,16 @@ class SharedGradebook(api.Gradebook):
                 cls._open.popitem()[1]._dispose()
 
 
+def _after_fork():
+    """A forked process opens its own connections: it forgets its parent's gradebooks
+    (without closing them: they are the parent's) and takes locks of its own."""
+    global _sharing
+    SharedGradebook._lock, _sharing = threading.Lock(), threading.Lock()
+    for gb in SharedGradebook._open.values():
+        gb.engine.dispose(close=False)
+    SharedGradebook._open = {}
+
+
 def _sqlite_file(db_url):
     """The absolute path of a SQLite database file; "" for another SQLite database; None if not SQLite."""
     url = make_url(db_url)
@@ -168,6 +178,9 @@ def sharing():
                 while _patched:
                     _patched.pop().Gradebook = api.Gradebook
                 SharedGradebook.end_sessions()   # also after an interrupted grade
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 class CourseAPI(NbGraderAPI):

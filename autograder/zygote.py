@@ -1,23 +1,25 @@
 """The zygote: runs inside the grading jail and forks one fresh kernel per student.
 
-Started once per grader process by :class:`autograder.forkserver.ForkServer` inside
-bubblewrap (the jail of :mod:`autograder.sandbox`: read-only system, the venv, the kit),
-it imports what every grading kernel needs (numpy, the kit, ipykernel, matplotlib), then
-serves requests, one JSON object per line on stdin, answers one per line on stdout:
+Started by :class:`autograder.forkserver.ForkServer` inside bubblewrap (the jail of
+:mod:`autograder.sandbox`: read-only system, the venv, the kit), it imports what every
+grading kernel needs (numpy, the kit, ipykernel, matplotlib), then serves the grader's
+processes (a batch's workers share it) on a socket, one JSON object per line each way:
 
-* ``{"op": "spawn", "id": ..., "home": ..., "env": {...}, "tmp_bytes": n, "file_bytes": n}``
-  forks a kernel for the box ``/run/boxes/<id>``; answers ``{"id": ..., "pid": ...}``;
+* ``{"op": "spawn", "id": ..., "home": ..., "env": {...}, "tmp_bytes": n, "file_bytes": n,
+  "uid": n or null, "cgroups": [...]}`` forks a kernel for the box ``/run/boxes/<id>``;
+  answers ``{"id": ..., "pid": ...}``;
 * ``{"op": "signal", "id": ..., "signal": n}`` signals that kernel;
 * when a kernel ends: ``{"id": ..., "exit": status}``.
 
+It lives while its stdin is open; a grader process that disconnects loses its kernels.
 No student code ever runs in the zygote. Between the fork and the kernel's first line,
-the child (see :func:`enter_jail`) joins its cgroups, takes new user, mount, PID,
-network, IPC and UTS namespaces, mounts a fresh ``/proc``, ``/tmp``, ``/dev/shm`` and
+the child (see :func:`enter_jail`) takes new user, mount, PID, network, IPC and UTS
+namespaces, joins its cgroups, mounts a fresh ``/proc``, ``/tmp``, ``/dev/shm`` and
 ``/run``, shows itself only its own box (``/run/kernel``: connection file and sockets;
 ``/home/student/<home>``: the notebook's folder, read-only), drops every capability and
-closes every file the zygote had open. The kernel is PID 1 of its namespace: when it
-ends, every process it started ends with it. A forked copy of the zygote's memory is all
-it shares with the zygote; nothing of one kernel reaches the next.
+closes every file the zygote had open. Every process the kernel starts ends with it (its
+PID namespace ends). A forked copy of the zygote's memory is all it shares with the
+zygote; nothing of one kernel reaches the next.
 
 This file is self-contained (standard library only, until it imports the kernel's
 modules): the jail shows it alone, not the grader's package.
@@ -35,6 +37,7 @@ import sys
 
 BOXES = "/run/boxes"        # the kernels' boxes, bound read-write by the grader
 CGROUPS = "/run/cgroups"    # <controller>/<id>/cgroup.procs, writable for the kernel's user
+CONTROL = "/run/control/zygote.sock"   # where grader processes ask for kernels
 KERNEL_DIR = "/run/kernel"  # where a kernel sees its own box's kernel/ folder
 HOME = "/home/student"
 
@@ -212,15 +215,27 @@ def can_jail():
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
 
+class Client:
+    """One grader process's connection: its requests, and the kernels it asked for."""
+
+    def __init__(self, sock):
+        self.sock, self.buffer, self.kernels = sock, b"", set()
+
+    def say(self, **message):
+        try:
+            self.sock.sendall(json.dumps(message).encode() + b"\n")
+        except OSError:   # the grader process is gone: its kernels are killed when that is seen
+            pass
+
+
 def serve():
-    """Answer requests until stdin closes; report every kernel that ends."""
-    kernels = {}   # pid -> id
-    out = sys.stdout
-
-    def say(**message):
-        out.write(json.dumps(message) + "\n")
-        out.flush()
-
+    """Answer the grader processes that connect to ``CONTROL`` (its first line on stdout says
+    it listens); a client's kernels are killed when it goes; all ends when stdin closes."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(CONTROL)
+    os.chmod(CONTROL, 0o600)   # the grader's user alone may ask for kernels
+    listener.listen(64)
+    kernels = {}   # pid -> (id, client)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
@@ -228,34 +243,60 @@ def serve():
     selector = selectors.DefaultSelector()
     selector.register(sys.stdin, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
-    say(ready=os.getpid(), namespaces=can_jail())
+    selector.register(listener, selectors.EVENT_READ)
+    sys.stdout.write(json.dumps({"ready": os.getpid(), "namespaces": can_jail()}) + "\n")
+    sys.stdout.flush()
+
+    def handle(client, request):
+        if request["op"] == "spawn":
+            pid = os.fork()
+            if pid == 0:
+                run_kernel(request)
+            kernels[pid] = (request["id"], client)
+            client.kernels.add(pid)
+            client.say(id=request["id"], pid=pid)
+        elif request["op"] == "signal":
+            signal_kernel(next((p for p, (i, c) in kernels.items() if i == request["id"] and c is client),
+                               None), request["signal"])
+
     while True:
         for key, _ in selector.select():
-            if key.fileobj == wake_r:
+            if key.fileobj is sys.stdin:
+                if not sys.stdin.readline():
+                    return
+            elif key.fileobj == wake_r:
                 os.read(wake_r, 4096)
-                continue
-            line = sys.stdin.readline()
-            if not line:
-                return
-            request = json.loads(line)
-            if request["op"] == "spawn":
-                pid = os.fork()
-                if pid == 0:
-                    run_kernel(request)
-                kernels[pid] = request["id"]
-                say(id=request["id"], pid=pid)
-            elif request["op"] == "signal":
-                pid = next((p for p, i in kernels.items() if i == request["id"]), None)
-                if pid is not None:
-                    try:
-                        os.kill(pid, request["signal"])
-                    except ProcessLookupError:
-                        pass
+            elif key.fileobj is listener:
+                sock, _ = listener.accept()
+                selector.register(sock, selectors.EVENT_READ, Client(sock))
+            else:
+                client = key.data
+                data = client.sock.recv(65536)
+                if not data:
+                    selector.unregister(client.sock)
+                    client.sock.close()
+                    for pid in client.kernels:
+                        signal_kernel(pid, signal.SIGKILL)
+                    continue
+                client.buffer += data
+                while b"\n" in client.buffer:
+                    line, client.buffer = client.buffer.split(b"\n", 1)
+                    handle(client, json.loads(line))
         while kernels:
             pid, status = os.waitpid(-1, os.WNOHANG)
             if not pid:
                 break
-            say(id=kernels.pop(pid), exit=os.waitstatus_to_exitcode(status))
+            name, client = kernels.pop(pid)
+            client.kernels.discard(pid)
+            client.say(id=name, exit=os.waitstatus_to_exitcode(status))
+
+
+def signal_kernel(pid, signum):
+    if pid is not None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
 
 
 #: What every kernel imports, imported once here (measured: what IPKernelApp.initialize

@@ -16,6 +16,7 @@ share), and a task can be stopped: it watches ``stop_file``, which must be on a 
 system the workers see.
 """
 import functools
+import gc
 import multiprocessing
 import os
 import pickle
@@ -156,9 +157,13 @@ def _processes(fn, arglist, workers, abort, stopping):
     # parent holds no gradebook connection meanwhile (batch.autograde), and what must
     # not be shared is made anew in the child (os.register_at_fork in session and forkserver).
     context = multiprocessing.get_context("fork")
+    # The workers' garbage collector leaves what they inherit alone (its collections would
+    # write to every inherited object, copying the parent's memory into each worker).
+    gc.freeze()
     pool = ProcessPoolExecutor(max_workers=min(workers, len(arglist)), mp_context=context,
                                initializer=_worker_signals)
     futures = {pool.submit(_in_worker, fn, *args): args for args in arglist}
+    gc.unfreeze()   # the workers are forked (at the first submit, all at once): collected here as before
     finished = set()
     try:
         for future in as_completed(futures):

@@ -814,3 +814,52 @@ def test_a_namespace_of_its_own_uncovers_nothing(needs_bwrap, course):
     seen = in_jail(workdir(course), scenario)
     assert all(seen[t] == -1 for t in ("/run", "/tmp", "/home/student", "/proc")), seen
     assert "boxes" not in (seen["run"] or []) and "cgroups" not in (seen["run"] or []), seen
+
+
+def test_a_forked_grader_process_shares_the_zygote_and_takes_its_kernels_when_it_dies(
+        needs_cgroups, course, kernel_start):
+    """A batch's workers are forked from the process that started the zygote: they ask the same
+    zygote, each on a connection of its own; a worker that dies (here without any clean-up,
+    its kernel still running) takes its kernels with it, and the zygote serves on."""
+    if kernel_start != "forked":
+        pytest.skip("no zygote when kernels start one by one")
+
+    async def server(jail):
+        return jail.km.server
+
+    parent_server = in_jail(workdir(course), server)
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:   # a worker: starts a kernel, reports, and dies with it running
+        try:
+            async def crash():
+                km = SandboxedKernelManager(kernel_name="python3", config=Config({"Sandbox": {}}))
+                await km.start_kernel(cwd=str(workdir(course)), env={**os.environ, GRADING_ENV: "1"})
+                kc = km.client()
+                kc.start_channels()
+                await kc.wait_for_ready(timeout=60)
+                jail = Jail(km, kc)
+                await jail.run("import subprocess; subprocess.Popen(['sleep', '1720'])")
+                os.write(writing, json.dumps({"root": str(km.server.root), "owner": km.server.owner,
+                                              "pids": sorted(jail.host_pids())}).encode())
+            asyncio.run(crash())
+        finally:
+            os._exit(0)
+    os.close(writing)
+    with os.fdopen(reading) as f:
+        seen = json.loads(f.read() or "{}")
+    os.waitpid(child, 0)
+    assert seen.get("root") == str(parent_server.root) and seen["owner"] == os.getpid(), seen
+    deadline = time.monotonic() + 10
+    while not all(gone(pid) for pid in seen["pids"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert seen["pids"] and all(gone(pid) for pid in seen["pids"]), [cmdline(p) for p in seen["pids"]]
+
+    async def works(jail):
+        return (await jail.run("print(6 * 7)")).text, jail.km.server
+
+    text, again = in_jail(workdir(course), works)
+    assert text == "42\n" and again is parent_server
+    for box in parent_server.boxes.glob("rnn-kernel-*"):   # the dead worker's: swept by the grader later
+        remove_cgroups([base / "rnn-course" / box.name for base in cgroup_controllers().values()])
+        shutil.rmtree(box, ignore_errors=True)

@@ -23,6 +23,11 @@
 bubblewrap reads its options from a file the jail cannot see (``--args``): what the
 kernel reads of its PID 1 is only the command it runs.
 
+By default (``Sandbox.fork_kernels``) bubblewrap starts not each kernel but, once per
+batch, a zygote (:mod:`autograder.zygote`, driven by :mod:`autograder.forkserver`) in
+this jail, which forks each kernel into namespaces, mounts and cgroups of its own with
+the same view and limits as above; where it cannot, each kernel gets its own bubblewrap.
+
 Where bubblewrap, setpriv (for a root grader), writable cgroups or ``/dev/shm`` are
 missing, the kernel still runs and the grader logs a warning naming what is not
 enforced; ``Sandbox.required = True`` turns that into an error instead.

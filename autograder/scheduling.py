@@ -160,10 +160,12 @@ def _processes(fn, arglist, workers, abort, stopping):
     # The workers' garbage collector leaves what they inherit alone (its collections would
     # write to every inherited object, copying the parent's memory into each worker).
     gc.freeze()
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(arglist)), mp_context=context,
-                               initializer=_worker_signals)
-    futures = {pool.submit(_in_worker, fn, *args): args for args in arglist}
-    gc.unfreeze()   # the workers are forked (at the first submit, all at once): collected here as before
+    try:
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(arglist)), mp_context=context,
+                                   initializer=_worker_signals)
+        futures = {pool.submit(_in_worker, fn, *args): args for args in arglist}
+    finally:
+        gc.unfreeze()   # the workers are forked (at the first submit, all at once): collected here as before
     finished = set()
     try:
         for future in as_completed(futures):

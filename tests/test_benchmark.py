@@ -44,6 +44,7 @@ ZYGOTE = textwrap.dedent(f"""
             print("reaped", flush=True)
         else:
             break
+    os._exit(0)   # no interpreter tear-down: its CPU would come after the last reading
 """)
 
 
@@ -102,13 +103,13 @@ def test_a_zygote_and_the_kernels_it_forks_and_reaps_are_counted_once():
             counted = side.sample() - before  # reaped: in the zygote's cutime, not again
             assert BURN - TICK <= counted < 1.5 * BURN, (submission, counted)
         truth = cpu_of(zygote.pid)            # the zygote's own CPU and its reaped kernels'
-        assert abs(side.sample() - truth) <= 2 * TICK, (side.counted, truth)
+        assert abs(side.sample() - truth) <= 2 * TICK + 1e-9, (side.counted, truth)
         assert truth >= 4 * BURN - TICK
     finally:
         zygote.stdin.close()
         zygote.wait()
     # reaped by this process now: in its RUSAGE_CHILDREN, which the count follows: no change
-    assert abs(side.sample() - truth) <= 2 * TICK, (side.counted, truth)
+    assert abs(side.sample() - truth) <= 2 * TICK + 1e-9, (side.counted, truth)
     assert side.peak_process_kb > 0 and side.peak_together_kb >= side.peak_process_kb
 
 

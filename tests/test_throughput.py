@@ -88,7 +88,8 @@ class Watch:
         self.done = 0
         self.samples = {}           # submissions done -> {what: number}
         self.workers = set()
-        self.processes = set()      # (pid, start) of every process seen below a worker
+        self.processes = set()      # (pid, start) of every process the batch started, but its workers
+        self.before = {(p.pid, p.start) for p in benchmark.process_tree()}   # this process's, from before
         self.cgroups = set()
         self.shm = Path(private_root() or "/nonexistent")
 
@@ -108,7 +109,8 @@ class Watch:
             self.workers.add(pid)
             sample[f"rss {pid}"], sample[f"private {pid}"] = benchmark.memory_kb(pid)[1], _private_kb(pid)
             sample["open files"] += _open_files(pid)
-        below = [p for p in benchmark.process_tree() if p.pid not in workers]
+        below = [p for p in benchmark.process_tree() if p.pid not in workers and (p.pid, p.start) not in
+                 self.before and "resource_tracker" not in _cmdline(p.pid)]   # multiprocessing's own helper
         sample["processes below"] = len(below)
         for proc in below:
             self.processes.add((proc.pid, proc.start))

@@ -213,8 +213,8 @@ class Sandbox(Configurable):
             "MPLCONFIGDIR": "/tmp/matplotlib", "IPYTHONDIR": "/tmp/ipython",
             "MPLBACKEND": "module://matplotlib_inline.backend_inline",   # what ipykernel would choose
             "JUPYTER_RUNTIME_DIR": "/tmp/runtime", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-            # The kernel's parent is outside its PID namespace (PID 1 is bubblewrap's reaper, or the
-            # kernel itself when forked): ipykernel must not poll it (it would quit).
+            # The kernel's parent is PID 1, a reaper (bubblewrap's, or the zygote's fork):
+            # ipykernel must not poll it (it would quit).
             "JPY_PARENT_PID": "1",
         })
         return settings
@@ -443,7 +443,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         super().__init__(**kwargs)
         self.sandbox = Sandbox(parent=self)
         _sweep_boxes(private_root() or tempfile.gettempdir(), Cgroup.STALE_SECONDS)
-        self.server = self._fork_server()
+        self.server = zygote_for(self.sandbox, self.log)
         # box (0700): the kernel's private folder (0700, the kernel's: it writes its sockets
         # there; no other host user can reach them), and what only the grader reads: bubblewrap's
         # options, or with a zygote the grader's connection file and the notebook folder's copy.
@@ -472,9 +472,6 @@ class SandboxedKernelManager(AsyncKernelManager):
         """Until the kernel has exited, checked every 10 ms (not 100: a forked kernel's
         exit is known at once)."""
         await super()._async_wait(pollinterval=pollinterval)
-
-    def _fork_server(self):
-        return zygote_for(self.sandbox, self.log) if self.jailed else None
 
     @property
     def kernel_spec(self):
@@ -535,10 +532,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         if not self.server:
             return await super()._async_launch_kernel(kernel_cmd, **kw)
-        home = (Path(self.workdir).name or "notebook") if self.workdir else None
-        if home is None:
-            (self.box / "home" / "notebook").mkdir(exist_ok=True)
-            home = "notebook"
+        home = (Path(self.workdir).name if self.workdir else "") or "notebook"
+        (self.box / "home" / home).mkdir(exist_ok=True)   # copied there, if there is a notebook folder
         cgroups = [d.parent.parent.name for d in self.cgroup.dirs] if self.cgroup else []
         process = self.server.spawn(self.box, home, self.sandbox.environment(self.kernel_env), self.sandbox, cgroups)
         provisioner = self.provisioner

@@ -393,9 +393,20 @@ def zygote_for(sandbox, log):
         return None
 
 
+#: A client connects before its kernel has bound its sockets: it retries after this many
+#: milliseconds, not zmq's 100 (a forked kernel binds them a few tens of ms after its fork).
+RECONNECT_MS = 10
+
+
 class GradingKernelClient(AsyncKernelClient):
     """A kernel client that knows a kernel is ready as soon as it is, without the fixed
     waits of jupyter_client's ``wait_for_ready`` (0.2 s for IOPub, then 0.2 s to flush it)."""
+
+    def _context_default(self):
+        """Its own context, whose sockets retry a connection after :data:`RECONNECT_MS`."""
+        context = super()._context_default()
+        context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
+        return context
 
     async def _async_wait_for_ready(self, timeout=None):
         """Ready once a kernel_info request is answered on the shell channel and the
@@ -458,9 +469,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.connection_file = str(self.private / "kernel.json")
         self.transport = "ipc"
         self.ip = str(self.private / "ipc")
-        # the client connects before the kernel has bound its sockets: retry after 10 ms,
-        # not zmq's 100 (a forked kernel is ready in a few tens of milliseconds)
-        self.context.setsockopt(zmq.RECONNECT_IVL, 10)
+        self.context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)   # its control socket
         self.cgroup = None
         self.workdir = None
         self.kernel_env = dict(os.environ)

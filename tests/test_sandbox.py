@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import zmq
 from traitlets.config import Config
 
 from rnnkit.probe import GRADING_ENV
 from autograder import sandbox as sandbox_module
 from autograder.forkserver import SCRIPT_IN_JAIL
-from autograder.sandbox import (BLOCKED_MARKER, CGROUP_ROOT, KIT, KIT_ROOT, STUDENT_HOME, Sandbox,
-                                SandboxedKernelManager, SandboxUnavailable, cgroup_controllers,
+from autograder.sandbox import (BLOCKED_MARKER, CGROUP_ROOT, KIT, KIT_ROOT, RECONNECT_MS, STUDENT_HOME,
+                                Sandbox, SandboxedKernelManager, SandboxUnavailable, cgroup_controllers,
                                 jail_path, kernel_modules)
 
 pytestmark = pytest.mark.xdist_group("grading")
@@ -212,6 +213,29 @@ def cmdline(pid):
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
     except OSError:
         return []
+
+
+def test_the_grader_retries_connecting_to_a_starting_kernel_every_few_milliseconds():
+    """The grader's client connects before the kernel has bound its sockets: every one of its
+    sockets (and the manager's control socket) retries after RECONNECT_MS, not zmq's 100 ms."""
+    km = SandboxedKernelManager(kernel_name="python3")
+    try:
+        kc = km.client()
+        kc.start_channels(hb=False)   # no kernel yet: zmq keeps retrying in the background
+        try:
+            channels = (kc.shell_channel, kc.iopub_channel, kc.stdin_channel, kc.control_channel)
+            assert {c.socket.getsockopt(zmq.RECONNECT_IVL) for c in channels} == {RECONNECT_MS}
+        finally:
+            kc.stop_channels()
+            kc.context.destroy(linger=0)
+        control = km.connect_control()
+        try:
+            assert control.getsockopt(zmq.RECONNECT_IVL) == RECONNECT_MS
+        finally:
+            control.close(linger=0)
+    finally:
+        km.context.destroy(linger=0)
+        km.release()
 
 
 # ---------------------------------------------------------------- who the kernel is
@@ -405,7 +429,7 @@ def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course, mo
                 except OSError as err:
                     return type(err).__name__
             pids = [p for p in os.listdir("/proc") if p.isdigit()]
-            print(json.dumps({{"cmdlines": [attempt(f"/proc/{{p}}/cmdline") for p in pids],
+            print(json.dumps({{"pid": os.getpid(), "cmdlines": [attempt(f"/proc/{{p}}/cmdline") for p in pids],
                                "environs": [attempt(f"/proc/{{p}}/environ") for p in pids],
                                "mounts": attempt("/proc/self/mountinfo"),
                                "args file": os.path.exists({str(jail.km.box / "bwrap-args")!r})}}))
@@ -414,8 +438,9 @@ def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course, mo
 
     seen, box, forked = in_jail(workdir(course), scenario)
     init = seen["cmdlines"][0].split("\0") if seen["cmdlines"] else []
-    if forked:   # PID 1 is the jail's reaper, forked by the zygote
-        assert init[:2] == [jail_path(sys.executable), SCRIPT_IN_JAIL], init
+    if forked:   # PID 1 is the jail's reaper, forked by the zygote; the kernel, its child, is not
+        # PID 1 (which ignores its own signals: a kernel that kills itself must die)
+        assert seen["pid"] == 2 and init[:2] == [jail_path(sys.executable), SCRIPT_IN_JAIL], (seen["pid"], init)
     else:        # PID 1 is bubblewrap's reaper, which shows how it was started
         assert any(arg.endswith("bwrap") for arg in init) and "--args" in init, init
     shown = "\n".join(seen["cmdlines"] + seen["environs"])

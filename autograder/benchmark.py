@@ -35,7 +35,8 @@ CPU time. Stock: ``resource.getrusage`` of this process and its children (nbgrad
 its kernels are waited-for children). Ours: where cgroup v1's cpuacct is writable (a root
 grader), this process joins a cpuacct cgroup for the autograde step, so everything it
 and every process it starts uses (forked workers, the kernels' zygote, bubblewrap, the
-kernels) is counted whole, whoever reaps whom; generate_assignment's CPU is taken out.
+kernels) is counted whole, whoever reaps whom; generate_assignment's CPU is taken out,
+with its children's (:func:`step_cpu`).
 Elsewhere: this process's own CPU plus the increase of its process tree read from /proc
 by :class:`KernelSide` (bubblewrap's PID namespace keeps the kernels out of every
 getrusage), which misses what a process used after the last sample if it then left the
@@ -414,6 +415,8 @@ class Graded:
     notes: list = dataclasses.field(default_factory=list)      # lines for the report
     start: float = 0.0               # ours: the workers' CPU seconds before their first submission
     cgroup: bool = False             # ours: CPU counted by a cpuacct cgroup (else from /proc)
+    main_cpu: float = 0.0            # ours: this process's own CPU seconds in the step
+    worker_cpu: float = 0.0          # ours: the workers' own CPU seconds, from their first submission
 
 
 def _stock_course(root, submissions, assignment):
@@ -680,6 +683,19 @@ def _counted_whole():
         _remove_cgroups(folder)
 
 
+def step_cpu(whole, graded, tree, setup):
+    """CPU seconds of ours' autograde step, less generate_assignment's (``setup``, a Measure).
+
+    whole: the cpuacct cgroup's count of the step, setup included (None: no cgroup); then
+    setup's own CPU and its children's (nbgrader runs ``alembic`` for a new gradebook) are
+    taken out. Else this process's own (``graded.own``) plus ``tree``, the increase of its
+    process tree counted from /proc, where setup's children, gone, never were.
+    """
+    if whole is not None:
+        return whole - setup.cpu
+    return graded.own + tree - setup.own
+
+
 def grade_ours(course, submissions, workers):
     """batch.autograde on ``submissions``, its phases timed, its kernels' CPU and memory read.
 
@@ -719,18 +735,20 @@ def grade_ours(course, submissions, workers):
         whole = counter() if counter else None
     graded.wall -= setup.wall
     graded.machine -= setup.machine
-    graded.cpu = (whole if whole is not None else graded.own + tree.counted) - setup.own
+    graded.cpu = step_cpu(whole, graded, tree.counted, setup)
     per_worker = {pid: w for pid, w in _workers(outcomes).items() if pid != os.getpid()}
     here = _kernels.cpu if _kernels is not None else 0.0
     kernel = here + sum(w["kernel_cpu"] for w in per_worker.values())
     start = sum(w["start_cpu"] for w in per_worker.values())
+    worker_cpu = sum(w["own_cpu"] - w["start_cpu"] for w in per_worker.values())
     feedback = Measure()
     with feedback.running():
         done = scheduling.run(feedback_one, [(grading, s, a) for s, a in pairs], workers=workers)
     if not all(done):
         raise SystemExit("ours: generate_feedback failed")
     return Graded(graded, batch.grade_rows(course), feedback, outcomes, setup.wall, list(per_worker.values()),
-                  kernel, start=start, cgroup=whole is not None)
+                  kernel, start=start, cgroup=whole is not None, main_cpu=graded.own - setup.own,
+                  worker_cpu=worker_cpu)
 
 
 # ---------------------------------------------------------------------------- report
@@ -819,7 +837,8 @@ def _combined(results):
                   total([r.feedback for r in results]), [o for r in results for o in r.outcomes],
                   sum(r.setup for r in results), [w for r in results for w in r.workers],
                   sum(r.kernel_cpu for r in results), start=sum(r.start for r in results),
-                  cgroup=all(r.cgroup for r in results))
+                  cgroup=all(r.cgroup for r in results), main_cpu=sum(r.main_cpu for r in results),
+                  worker_cpu=sum(r.worker_cpu for r in results))
 
 
 def _table(n, results):
@@ -838,12 +857,13 @@ def _bars(n, results):
     if ours is None:
         return lines
     m = ours.graded
-    rest = m.cpu - ours.kernel_cpu - ours.start
+    rest = m.cpu - ours.kernel_cpu - ours.start - ours.main_cpu - ours.worker_cpu
     lines.append(f"  (ours' CPU per notebook, " + ("counted by a cpuacct cgroup holding this process and all it "
                  "started" if ours.cgroup else "from getrusage and /proc (no cpuacct cgroup: a kernel's last "
                  "moments may be missed)") + f": {ours.kernel_cpu / n:.3f} s in the kernels' own processes, "
-                 f"{ours.start / n:.3f} s for the workers to start, {rest / n:.3f} s in this process, the "
-                 f"workers, the kernels' zygote and bubblewrap)")
+                 f"{ours.start / n:.3f} s for the workers to start, {ours.worker_cpu / n:.3f} s in the "
+                 f"workers' grading, {ours.main_cpu / n:.3f} s in this process, {rest / n:.3f} s in the rest: "
+                 f"the kernels' zygote, their start and end outside their cgroups, bubblewrap)")
     for against in ("stock", "stock parallel"):
         if against in results:
             other = results[against].graded
@@ -893,13 +913,18 @@ def wrong_solutions(results, kinds):
 
 
 def profile(course, pairs, count):
-    """cProfile of ``count`` submissions graded in this process (kernel time shows as waiting)."""
+    """cProfile, in CPU seconds of this process, of ``count`` submissions graded here as in the
+    timed step (feedback deferred), after one graded unprofiled (start-up once per batch).
+    The kernels' own CPU is not in it."""
     grading = batch.Grading(str(Path(course).resolve()), "", batch.resolve_cell_timeout(None), 0)
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for student, assignment in pairs[:count]:
-        batch.grade_submission(grading, student, assignment)
-    profiler.disable()
+    api_class = type(grading.api())
+    profiler = cProfile.Profile(time.process_time)
+    with _replaced(api_class, "generate_feedback", _no_feedback):
+        for i, (student, assignment) in enumerate(pairs[:count + 1]):
+            if i:
+                profiler.enable()
+            batch.grade_submission(grading, student, assignment)
+            profiler.disable()
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out).strip_dirs().sort_stats("cumulative")
     stats.print_stats(45)
@@ -1012,11 +1037,11 @@ def main(argv=None):
             print("error: " + "; ".join(bad), file=sys.stderr)
             return 1
         if args.profile:
-            print("\ncProfile of 4 submissions graded in this process (ours, feedback included):")
+            print("\ncProfile of 8 submissions graded in this process (ours, CPU seconds, feedback deferred):")
             course = work / "ours-profile"
             pairs = batch.prepare_course(course, work / assignments[0] / "submissions")
             batch.Grading(str(course.resolve())).api().generate_assignment(assignments[0], force=True)
-            print(profile(course, pairs, 4))
+            print(profile(course, pairs, 8))
         return 0
     finally:
         if args.keep is None:

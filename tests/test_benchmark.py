@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import benchmark
+from autograder import benchmark, forkserver
 from autograder.benchmark import KernelSide
 
 BURN = 0.3   # CPU seconds each fake process burns
@@ -83,7 +83,14 @@ def test_a_mutation_that_no_longer_applies_is_an_error(monkeypatch):
         benchmark.variants("01_rnn")
 
 
-def test_a_zygote_and_the_kernels_it_forks_and_reaps_are_counted_once():
+@pytest.fixture
+def only_this_tree():
+    """KernelSide counts this process's whole tree: no zygote left by an earlier test in it
+    (one that reaps its last kernels meanwhile would add their CPU)."""
+    forkserver.close_all()
+
+
+def test_a_zygote_and_the_kernels_it_forks_and_reaps_are_counted_once(only_this_tree):
     side = KernelSide()
     side.sample()
     zygote = subprocess.Popen([sys.executable, "-c", ZYGOTE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -113,7 +120,7 @@ def test_a_zygote_and_the_kernels_it_forks_and_reaps_are_counted_once():
     assert side.peak_process_kb > 0 and side.peak_together_kb >= side.peak_process_kb
 
 
-def test_a_kernel_that_leaves_the_tree_keeps_what_was_counted():
+def test_a_kernel_that_leaves_the_tree_keeps_what_was_counted(only_this_tree):
     # bubblewrap killed with its kernel: the kernel is reparented outside, its CPU leaves the tree
     side = KernelSide()
     side.sample()
@@ -154,3 +161,12 @@ def test_the_benchmark_runs_the_three_graders(tmp_path, capsys):
         assert "counted by a cpuacct cgroup holding this process and all it started" in out
         assert not list(benchmark.CPUACCT.glob(f"rnn-benchmark-{os.getpid()}-*"))
         assert f"/rnn-benchmark-{os.getpid()}-" not in Path("/proc/self/cgroup").read_text()
+
+
+def test_generate_assignment_and_what_it_started_are_taken_out_of_ours_cpu():
+    # the step: 10 s counted by the cgroup, of which generate_assignment used 0.5 s itself
+    # and its alembic child 2 s; this process 1 s in all, its tree 6 s more by /proc
+    setup = benchmark.Measure(wall=3.0, cpu=2.5, own=0.5)
+    graded = benchmark.Measure(wall=9.0, cpu=3.0, own=1.0)
+    assert benchmark.step_cpu(10.0, graded, 6.0, setup) == pytest.approx(7.5)
+    assert benchmark.step_cpu(None, graded, 6.0, setup) == pytest.approx(6.5)

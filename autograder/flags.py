@@ -79,7 +79,8 @@ def suspicious_code(source):
     except SyntaxError:
         return found + [("is not plain Python", source.strip().splitlines()[0][:60] if source.strip() else "")]
     modules = {"np", "numpy", "scipy", "math", "rnnkit", "check"}   # objects a patch would change for others
-    for node in ast.walk(tree):
+    nodes = list(ast.walk(tree))   # walked once, looked at twice
+    for node in nodes:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             for alias in node.names:
                 modules.add((alias.asname or alias.name).split(".")[0])
@@ -98,7 +99,7 @@ def suspicious_code(source):
             if called in REFLECTION and node.args and _root(node.args[0]) in modules | set(REACHING):
                 found.append(("looks up attributes by name" if called == "getattr" else "patches functions",
                               _text(source, node)))
-    for node in ast.walk(tree):
+    for node in nodes:
         targets = node.targets if isinstance(node, ast.Assign) else \
             [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else \
             node.targets if isinstance(node, ast.Delete) else []

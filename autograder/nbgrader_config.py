@@ -80,6 +80,8 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
     c.GradingExecute.shutdown_kernel = "immediate"
     c.Execute.interrupt_on_timeout = True
     c.OverwriteCells.add_missing_cells = True
+    # nbconvert validates the notebook once after the pipeline, not after every preprocessor
+    c.Exporter.optimistic_validation = True
     # Feedback never shows hidden tests; its reports are readable, its equations render offline.
     # The released setup cell names the release of the kit's data (before the checksums and
     # SaveCells, so the gradebook and OverwriteCells hold the stamped cell too).

@@ -22,6 +22,7 @@ import nbformat
 
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
+from nbformat import NotebookNode
 from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
@@ -222,6 +223,15 @@ def score(reports, points):
     return round(points * passed / total, 4) if total else 0.0
 
 
+def verified_outputs(text, earned):
+    """A test cell's outputs under the grader: its report and its score, as nbformat's
+    ``new_output`` makes them but not checked one by one against the schema (nbconvert
+    checks the whole notebook after the pipeline)."""
+    return [NotebookNode(output_type="stream", name="stdout", text=text),
+            NotebookNode(output_type="execute_result", metadata=NotebookNode(),
+                         data=NotebookNode({"text/plain": repr(earned)}), execution_count=None)]
+
+
 class VerifyResults(NbGraderPreprocessor):
     """Score every autograded test cell from the results its check() calls emitted."""
 
@@ -244,8 +254,7 @@ class VerifyResults(NbGraderPreprocessor):
             + flags.modified_inputs(reports, cell.metadata.nbgrader["grade_id"]))
         text = "\n".join(["this cell timed out: the tests below could not finish"] * timed_out
                          + [r.text() for r in reports])
-        cell.outputs = [new_output("stream", name="stdout", text=text + "\n"),
-                        new_output("execute_result", data={"text/plain": repr(earned)}, execution_count=None)]
+        cell.outputs = verified_outputs(text + "\n", earned)
         cell.metadata["rnn_course"] = {
             "checks": [{"task": r.task, "passed": r.passed, "total": r.total,
                         "failures": [f"[{c}] {m}" for c, m in r.failures],

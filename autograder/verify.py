@@ -3,7 +3,8 @@
 The comparison and the report are :mod:`rnnkit.compare`, the very code a student's
 check() runs; only where the expected outputs come from differs. Here they are
 computed by the float64 references from the case specs in the instructor's test
-cell (:func:`reference_expected`); a student's kit reads them from shipped data.
+cell (:func:`reference_expected`), once per case in a process (a worker meets the same
+cases in every submission); a student's kit reads them from shipped data.
 The same function serves an instructor's own check() for hidden cases, through
 the ``rnnkit.references`` entry point.
 """
@@ -29,8 +30,31 @@ def reference_probes(task, case, inputs):
 
 def reference_expected(task, case):
     """``(outputs, probes)`` of ``case`` from the references, as :func:`rnnkit.compare.grade_check` takes."""
-    inputs = task.make_inputs(case)
-    return reference_outputs(task, inputs), lambda: reference_probes(task, case, inputs)
+    inputs, outputs = _reference_case(task, case)
+    return outputs, lambda: reference_probes(task, case, inputs)
+
+
+#: (task name, case key) -> (task, inputs, outputs) computed in this process: a batch's
+#: worker meets the same cases in every submission of an assignment.
+_KEPT = {}
+KEPT_CASES = 4096   # at most (the course's cases: about a hundred, 0.1 MB in all)
+
+
+def _reference_case(task, case):
+    """The case's inputs and the references' outputs for them, read-only, computed once per
+    process: both follow from the task and the case (its seed) alone."""
+    key = (task.name, compare.case_key(case))
+    kept = _KEPT.get(key)
+    if kept is None or kept[0] is not task:
+        if len(_KEPT) >= KEPT_CASES:
+            _KEPT.clear()
+        inputs = task.make_inputs(case)
+        outputs = reference_outputs(task, inputs)
+        for array in [*inputs.values(), *outputs]:
+            if isinstance(array, np.ndarray):
+                array.setflags(write=False)
+        kept = _KEPT[key] = (task, inputs, outputs)
+    return kept[1], kept[2]
 
 
 def grade_check(task_name, cases, results, hidden=False):

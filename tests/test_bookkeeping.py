@@ -2,7 +2,8 @@
 
 A batch graded by one worker makes one gradebook engine per course id, one Autograde
 application and one feedback exporter, whatever the number of submissions; it reads each
-submitted notebook once (nbgrader once more); and it gives exactly what nbgrader's API
+submitted notebook once (nbgrader once more), and validates it once per pass (not after
+every preprocessor); and it gives exactly what nbgrader's API
 gives with an application per call and a Gradebook per step: grades, flags, notes,
 feedback pages byte for byte (but for the random id of a cell the grader re-added). The
 shared gradebook never holds a transaction between uses; the kept metadata schema checks
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import nbgrader.api
 import pytest
-from nbconvert.exporters import HTMLExporter
+from nbconvert.exporters import Exporter, HTMLExporter
 from nbgrader.api import Gradebook, MissingEntry, Student
 from nbgrader.apps import NbGraderAPI
 from nbgrader.converters import Autograde, GenerateFeedback
@@ -92,6 +93,7 @@ def test_one_worker_builds_once_reads_once_and_grades_the_same(submissions, per_
     _counting(monkeypatch, counts, nbgrader.api, "create_engine", "gradebook engine")
     for cls in (Autograde, GenerateFeedback, HTMLExporter):
         _counting(monkeypatch, counts, cls, "__init__", cls.__name__)
+    _counting(monkeypatch, counts, Exporter, "_validate_preprocessor", "notebook validated")
     course = tmp_path / "course"
     submitted = (course / "submitted").resolve()
     real_open = io.open
@@ -120,6 +122,8 @@ def test_one_worker_builds_once_reads_once_and_grades_the_same(submissions, per_
     assert (built["Autograde"], built["GenerateFeedback"], built["HTMLExporter"]) == (1, 1, 1), built
     for student, c in per_submission:   # the student's notebook: read by us once, by nbgrader once
         assert c["submitted notebook read"] == (1 if student == BROKEN else 2), (student, c)
+        # validated once per pass (sanitize, autograde, feedback), not after every preprocessor
+        assert c["notebook validated"] == (0 if student == BROKEN else 3), (student, c)
     assert result == per_call
     outcomes, rows, pages = result
     by_student = {r["student"]: r for r in rows}

@@ -1,4 +1,5 @@
 """The verifier on its own: wire format, comparisons, diagnosis, parsing of test cells."""
+import nbformat
 import numpy as np
 import pytest
 import scipy.special
@@ -8,8 +9,9 @@ from rnnkit import wire
 from rnnkit.probe import case_key, collect
 from rnnkit.tasks import TASKS
 
-from autograder.preprocessors import BadTestCell, emitted_results, expected_checks, score, verdict
+from autograder.preprocessors import BadTestCell, emitted_results, expected_checks, score, verdict, verified_outputs
 from autograder.reference import lstm, rnn
+from autograder import verify
 from autograder.verify import REFERENCES, grade_check
 
 TASK_NAMES = sorted(TASKS)
@@ -208,3 +210,27 @@ def test_differently_written_lstm_and_gru_get_full_marks():
     for task, fn in (("lstm_step_forward", lstm_step_forward), ("gru_step_forward", gru_step_forward)):
         report = run(task, {task: fn})
         assert report.passed == report.total, report.text()
+
+
+def test_a_test_cells_outputs_are_what_nbformat_makes_and_valid():
+    made = verified_outputs("2 of 3 passed\n", 6.6667)
+    assert made == [new_output("stream", name="stdout", text="2 of 3 passed\n"),
+                    new_output("execute_result", data={"text/plain": "6.6667"}, execution_count=None)]
+    for output in made:
+        nbformat.validator.validate(output, "output", version=4)
+
+
+def test_references_are_computed_once_per_case_and_cannot_be_changed(monkeypatch):
+    task, case = TASKS["rnn_step_forward"], dict(TASKS["rnn_step_forward"].public[0])
+    runs = []
+    real = verify.reference_outputs
+    monkeypatch.setattr(verify, "reference_outputs", lambda t, inputs: runs.append(t.name) or real(t, inputs))
+    monkeypatch.setattr(verify, "_KEPT", {})
+    first, _ = verify.reference_expected(task, case)
+    again, probes = verify.reference_expected(task, dict(reversed(list(case.items()))))   # same case
+    other, _ = verify.reference_expected(task, {**case, "seed": case["seed"] + 1})
+    assert runs == ["rnn_step_forward", "rnn_step_forward"] and again is first and other is not first
+    with pytest.raises(ValueError, match="read-only"):
+        first[0][0, 0] = 1.0
+    diagnosis = probes()   # the probes' inputs are made from the kept inputs, as copies
+    assert diagnosis and runs == ["rnn_step_forward"] * (2 + len(diagnosis))

@@ -15,12 +15,12 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPrep
 from nbgrader.converters import GenerateAssignment
 from nbgrader.preprocessors import (AssignLatePenalties, ClearHiddenTests, ClearOutput, ComputeChecksums,
                                     DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
-                                    OverwriteKernelspec, SaveAutoGrades)
+                                    OverwriteKernelspec)
 
 from .feedback import TEMPLATE_NAME, TEMPLATES, FeedbackReport, inline_mathjax
 from .kitdata import StampRelease
 from .preprocessors import (NOTEBOOK_TIMEOUT, GradingExecute, HideLateOutputs, RestoreMetadata, ReviewSubmission,
-                            VerifyResults)
+                            SaveAutoGradesAtOnce, VerifyResults)
 from .session import SchemaKept
 
 COURSE_ID = "rnn-course"
@@ -71,7 +71,7 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
     c.RestoreMetadata.release_root = str(Path(root) / release)
     c.Autograde.autograde_preprocessors = [
         GradingExecute, IgnorePattern, ClearMetadataPreprocessor, VerifyResults,
-        LimitOutput, SaveAutoGrades, AssignLatePenalties, SchemaKept,
+        LimitOutput, SaveAutoGradesAtOnce, AssignLatePenalties, SchemaKept,
     ]
     c.Execute.timeout = cell_timeout
     c.GradingExecute.notebook_timeout = notebook_timeout

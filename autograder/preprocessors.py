@@ -6,8 +6,8 @@ Autograde stage: ``GradingExecute`` runs the notebook in the sandboxed kernel (s
 :mod:`autograder.sandbox`) that knows it is being graded, so ``check()`` only emits
 results, under a wall-clock limit and an output byte limit; ``VerifyResults`` then
 replaces the outputs of every autograded test cell by the verdict of
-:mod:`autograder.verify` and a partial score, which nbgrader's stock
-``SaveAutoGrades`` records.
+:mod:`autograder.verify` and a partial score, which ``SaveAutoGradesAtOnce``
+(nbgrader's SaveAutoGrades, in one transaction) records.
 """
 import ast
 import copy
@@ -15,6 +15,7 @@ import json
 import os
 import re
 import threading
+import types
 import uuid
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from nbformat import NotebookNode
 from nbformat.v4 import new_output
 from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
 from rnnkit import wire
 from rnnkit.probe import GRADING_ENV
 from rnnkit.tasks import TASKS
@@ -280,6 +281,33 @@ class HideLateOutputs(NbGraderPreprocessor):
 
 def _grade_id(cell):
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+
+
+class SaveAutoGradesAtOnce(SaveAutoGrades):
+    """nbgrader's SaveAutoGrades, the notebook's grades and comments committed in one
+    transaction: all of them or none (stock commits after every cell, 15 commits a notebook)."""
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        self.notebook_id, self.assignment_id = info["notebook"], info["assignment"]
+        self.student_id, self.db_url = info["student"], info["db_url"]
+        with Gradebook(self.db_url) as gradebook:
+            self.gradebook = _CommitLater(gradebook)
+            nb, resources = super(SaveAutoGrades, self).preprocess(nb, resources)   # the cells
+            gradebook.db.commit()
+        return nb, resources
+
+
+class _CommitLater:
+    """A gradebook whose ``db.commit()`` does nothing: its user commits once, at the end.
+    SaveAutoGrades touches ``db`` only to commit; anything else on it fails loudly."""
+
+    def __init__(self, gradebook):
+        self._gradebook = gradebook
+        self.db = types.SimpleNamespace(commit=lambda: None)
+
+    def __getattr__(self, name):
+        return getattr(self._gradebook, name)
 
 
 class RestoreMetadata(NbGraderPreprocessor):

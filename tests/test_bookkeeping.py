@@ -6,8 +6,8 @@ submitted notebook once (nbgrader once more), and validates it once per pass (no
 every preprocessor); and it gives exactly what nbgrader's API
 gives with an application per call and a Gradebook per step: grades, flags, notes,
 feedback pages byte for byte (but for the random id of a cell the grader re-added). The
-shared gradebook never holds a transaction between uses; the kept metadata schema checks
-as nbgrader's CheckCellMetadata does.
+shared gradebook never holds a transaction between uses; a notebook's grades are saved in
+one commit, all or none; the kept metadata schema checks as nbgrader's CheckCellMetadata does.
 """
 import builtins
 import contextlib
@@ -22,12 +22,16 @@ from pathlib import Path
 
 import nbgrader.api
 import pytest
+import sqlalchemy.orm
 from nbconvert.exporters import Exporter, HTMLExporter
 from nbgrader.api import Gradebook, MissingEntry, Student
 from nbgrader.apps import NbGraderAPI
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.converters import Autograde, GenerateFeedback
+from nbgrader.preprocessors import SaveAutoGrades
 
-from autograder import batch, session
+from autograder import batch, preprocessors, session
+from autograder.preprocessors import SaveAutoGradesAtOnce
 from points import total_points
 from submissions import db_mean_notebook, student_notebook, write_submissions
 
@@ -223,3 +227,66 @@ def test_schema_kept_checks_metadata_as_nbgrader_does(corrupt):
     assert _raised(session._KeptValidator().validate_nb, nb) == expected
     assert _raised(lambda n: session.SchemaKept().preprocess(n, {}), nb) == \
         _raised(lambda n: CheckCellMetadata().preprocess(n, {}), nb)
+
+
+def _graded_cells(failed):
+    """A notebook of autograded test cells, 2 points each; those in ``failed`` raised."""
+    cells = []
+    for i, fails in enumerate(failed):
+        cell = new_code_cell(f"assert {not fails}")
+        cell.metadata.nbgrader = {"grade": True, "solution": False, "locked": True, "points": 2,
+                                  "grade_id": f"test{i}", "schema_version": 3}
+        cell.outputs = [new_output("error", ename="AssertionError", evalue="", traceback=[])] if fails else []
+        cells.append(cell)
+    return new_notebook(cells=cells)
+
+
+@pytest.fixture
+def submission(tmp_path, monkeypatch):
+    """A gradebook (nbgrader's default course) with student "s"'s submission of notebook "nb"."""
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])   # alembic
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    with Gradebook(url) as gb:
+        gb.add_assignment("a")
+        gb.add_notebook("nb", "a")
+        for i in range(3):
+            gb.add_grade_cell(f"test{i}", "nb", "a", max_score=2, cell_type="code")
+        gb.add_student("s")
+        gb.add_submission("a", "s")
+    yield {"nbgrader": {"notebook": "nb", "assignment": "a", "student": "s", "db_url": url}}
+    session.SharedGradebook.release()
+
+
+def _auto_scores(url):
+    with Gradebook(url) as gb:
+        return [gb.find_grade(f"test{i}", "nb", "a", "s").auto_score for i in range(3)]
+
+
+def test_a_notebooks_grades_are_saved_in_one_commit_as_nbgrader_saves_them(submission, monkeypatch):
+    commits = Counter()
+    real = sqlalchemy.orm.Session.commit
+    monkeypatch.setattr(sqlalchemy.orm.Session, "commit", lambda self: commits.update(["commit"]) or real(self))
+    with session.sharing():
+        with preprocessors.Gradebook(submission["nbgrader"]["db_url"]):   # opened once per process
+            pass
+        commits.clear()
+        SaveAutoGradesAtOnce().preprocess(_graded_cells([False, True, False]), copy.deepcopy(submission))
+    assert commits["commit"] == 1
+    ours = _auto_scores(submission["nbgrader"]["db_url"])
+    commits.clear()
+    SaveAutoGrades().preprocess(_graded_cells([False, True, False]), copy.deepcopy(submission))
+    # stock: its Gradebook commits once as it opens (the course), then once per cell
+    assert commits["commit"] == 1 + 3 and _auto_scores(submission["nbgrader"]["db_url"]) == ours == [2.0, 0.0, 2.0]
+
+
+def test_a_notebooks_grades_are_saved_all_or_none(submission, monkeypatch):
+    real = SaveAutoGrades._add_score
+
+    def fails_on_the_last(self, cell, resources):
+        if cell.metadata.nbgrader["grade_id"] == "test2":
+            raise RuntimeError("the grader stopped")
+        return real(self, cell, resources)
+    monkeypatch.setattr(SaveAutoGrades, "_add_score", fails_on_the_last)
+    with session.sharing(), pytest.raises(RuntimeError):
+        SaveAutoGradesAtOnce().preprocess(_graded_cells([False, False, False]), copy.deepcopy(submission))
+    assert _auto_scores(submission["nbgrader"]["db_url"]) == [None, None, None]

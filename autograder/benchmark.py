@@ -1019,7 +1019,8 @@ def main(argv=None):
                       for r in range(args.rounds)]
             if args.rounds > 1:
                 print(f"{assignment}, {args.rounds} rounds: " + "; ".join(
-                    ", ".join(f"{name} {g.graded.wall / n:.3f} s/notebook" for name, g in res.items())
+                    ", ".join(f"{name} {g.graded.wall / n:.3f} s/notebook ({g.graded.cpu / n:.3f} CPU s)"
+                              for name, g in res.items())
                     for res in rounds))
             rounds.sort(key=_ratio)
             chosen[assignment] = rounds[len(rounds) // 2]

@@ -33,7 +33,7 @@ from . import zygote
 
 SCRIPT = Path(zygote.__file__).resolve()
 SCRIPT_IN_JAIL = "/opt/rnn-grader/zygote.py"
-START_SECONDS = 120   # the zygote imports numpy, ipykernel, matplotlib: slow on a busy machine
+START_SECONDS = 120   # the zygote imports numpy, the kit, ipykernel: slow on a busy machine
 ANSWER_SECONDS = 30
 
 

@@ -2,7 +2,7 @@
 
 Started by :class:`autograder.forkserver.ForkServer` inside bubblewrap (the jail of
 :mod:`autograder.sandbox`: read-only system, the venv, the kit), it imports what every
-grading kernel needs (numpy, the kit, ipykernel, matplotlib), then serves the grader's
+grading kernel needs (numpy, the kit, ipykernel: :data:`PRELOAD`), then serves the grader's
 processes (a batch's workers share it) on a socket, one JSON object per line each way:
 
 * ``{"op": "spawn", "id": ..., "home": ..., "env": {...}, "tmp_bytes": n, "file_bytes": n,

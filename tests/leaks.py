@@ -2,6 +2,7 @@
 
 Used by tests/test_student_kit.py (the kit) and tests/test_publish.py (dist/public).
 """
+import ast
 import io
 import re
 import zipfile
@@ -17,6 +18,8 @@ ASSIGNMENTS = batch.assignments_in()
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "MARK SCHEME")
 #: Folders of the instructors' repository that nothing published may hold a file of.
 INSTRUCTOR_FOLDERS = ("solutions", "autograder", "tests")
+#: A loop over time steps (chapter 3 shows one) gives nothing away.
+LOOP_HEADER = re.compile(r"for \w+ in (range|reversed)\([\w, ()-]*\):")
 
 
 def released_repo(a):
@@ -32,26 +35,41 @@ def given_text():
     return "\n".join(c.source for a in ASSIGNMENTS for c in released_repo(a).cells)
 
 
+def reference_code_and_docs():
+    """(code lines, docstring text) of autograder/reference/: the bodies are secret, the
+    docstrings are the exercises' specification (chapter 1 shows them)."""
+    code, docs = [], []
+    for path in sorted((REPO / "autograder" / "reference").glob("*.py")):
+        source = path.read_text()
+        doc_lines = set()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(node):
+                first = node.body[0]
+                doc_lines |= set(range(first.lineno, first.end_lineno + 1))
+                docs.append(ast.get_docstring(node))
+        code += [line.strip() for n, line in enumerate(source.splitlines(), start=1) if n not in doc_lines]
+    return code, "\n".join(docs)
+
+
 def forbidden_lines():
     """Lines that must not appear anywhere a student can read: solution cells and reference code.
 
-    Every line of every solution cell that the released notebooks do not show (a
-    function's given ``def`` or ``return`` line, which exercise 5's pasted LSTM repeats,
-    is not an answer), and the code lines of autograder/reference/.
+    Every line of every solution cell that students are given anyway neither in the
+    released notebooks (a function's ``def`` or ``return`` line, which exercise 5's
+    pasted LSTM repeats) nor in the reference's docstrings (the specification), and
+    the code lines of autograder/reference/ (docstrings and comments left out).
     """
     given = set(line.strip() for line in given_text().splitlines())
+    code, spec = reference_code_and_docs()
     lines = set()
     for a in ASSIGNMENTS:
         for cell in source_cells(a):
             if cell.metadata.get("nbgrader", {}).get("solution"):
                 lines |= {line.strip() for line in cell.source.splitlines()
-                          if len(line.strip()) > 12 and line.strip() not in given and "SOLUTION" not in line}
-    for path in (REPO / "autograder" / "reference").glob("*.py"):
-        for line in path.read_text().splitlines():
-            code = line.strip()
-            if len(code) > 24 and ("=" in code or "return" in code) and not code.startswith(("#", '"""')) \
-                    and code not in given:
-                lines.add(code)
+                          if len(line.strip()) > 12 and line.strip() not in given and "SOLUTION" not in line
+                          and not LOOP_HEADER.fullmatch(line.strip()) and line.strip() not in spec}
+    lines |= {line for line in code if len(line) > 24 and ("=" in line or "return" in line)
+              and not line.startswith("#") and line not in given}
     return lines
 
 

@@ -235,6 +235,35 @@ print(json.dumps({"before": before, "after": after, **seen}))
     assert all(threads == [1] for threads in seen["charlm"] + seen["adding"]), seen
 
 
+def python_of_version(version):
+    """An interpreter of that version on this machine (pyenv's, then PATH's; not a shim), or None."""
+    pyenv = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
+    found = shutil.which(f"python{version}")
+    return str(pyenv[-1]) if pyenv else (found if found and "shims" not in Path(found).parts else None)
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.12", "3.13"])
+def test_the_kit_installs_in_a_venv_of_each_python_the_readme_names(kit, tmp_path, version):
+    """The README's steps on the other Pythons it names (3.11 is the kit fixture's), where installed."""
+    python = python_of_version(version)
+    if not python:
+        pytest.skip(f"no Python {version} on this machine")
+    (wheel,) = kit["dir"].glob("rnnkit-*.whl")
+    venv = tmp_path / ".venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                              str(wheel)], capture_output=True, text=True)
+    if install.returncode and "Could not fetch URL" in install.stderr and os.environ.get("CI") != "true":
+        pytest.skip("no package index reachable")
+    assert install.returncode == 0, install.stderr[-2000:]
+    run = run_in_kit({"python": venv / "bin" / "python"},
+                     "from rnnkit import charlm, check, corpus\n"
+                     "print(corpus.TANG300.is_file(), len(corpus.load_corpus('tang300')))", tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    hidden, count = run.stdout.split()
+    assert hidden == "False" and int(count) > 300
+
+
 def printed_by(nb, gid):
     (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid]
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")

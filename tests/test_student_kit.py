@@ -1,15 +1,18 @@
 """The student kit as a student gets it: a fresh virtualenv with the wheel and what it declares.
 
+The kernel runs in bubblewrap with /usr/share/games hidden, as on a laptop without
+Debian's fortunes-zh: exercise 5 trains on the poems the kit's wheel carries.
+
 The notebooks run cell by cell in a kernel of that virtualenv, with the repository
 nowhere on its path: filled with the solution every check passes; blank, the first
 check says "not implemented"; wrong code gets exactly the report the grader computes
 on the same public cases. Every byte of the zip and of the installed package is read:
 no solution, no reference, no hidden case.
 """
-import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -17,7 +20,6 @@ import zipfile
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
@@ -29,13 +31,26 @@ from rnnkit.tasks import TASKS
 from autograder import batch, studentkit
 from autograder.preprocessors import SKIP_TAG, expected_checks
 from autograder.verify import grade_check
+from leaks import forbidden_lines, hidden_seeds, hidden_test_lines, leaks, readable_texts
 from mutants import MUTANTS, source
 from submissions import REPO, strip_solution_markers
 
 ASSIGNMENTS = batch.assignments_in()
 #: Three wrong implementations per assignment, for the report comparison.
 WRONG = {a: [m for m in MUTANTS if m.assignment == a][:3] for a in ASSIGNMENTS}
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "MARK SCHEME")
+
+
+#: Where Debian installs the Tang poems; hidden from the kit's kernel.
+SYSTEM_GAMES = Path("/usr/share/games")
+
+
+def hiding_system_corpora():
+    """The command prefix that runs a program with /usr/share/games empty (bubblewrap)."""
+    if not shutil.which("bwrap"):
+        if os.environ.get("CI") == "true":
+            pytest.fail("bubblewrap is missing (scripts/system-deps.sh installs it)")
+        pytest.skip("bubblewrap is missing: cannot hide /usr/share/games from the kit")
+    return ["bwrap", "--dev-bind", "/", "/"] + (["--tmpfs", str(SYSTEM_GAMES)] if SYSTEM_GAMES.is_dir() else [])
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +70,7 @@ def kit(tmp_path_factory):
     kernels = root / "share" / "jupyter" / "kernels" / "kit"
     kernels.mkdir(parents=True)
     (kernels / "kernel.json").write_text(json.dumps({
-        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": hiding_system_corpora() + [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "student kit", "language": "python"}))
     return {"zip": zip_path, "dir": unzipped, "python": python, "jupyter_path": root / "share" / "jupyter"}
 
@@ -148,6 +163,107 @@ def test_solution_passes_every_check_within_a_second(kit, a, tmp_path):
         language_model_bars(nb)
 
 
+def test_the_kernel_trains_on_the_kits_poems_with_the_system_copy_hidden(kit, tmp_path):
+    """The kernel the notebooks run in (exercise 5's training included) sees no system corpus."""
+    probe = ("from rnnkit import corpus\n"
+             "print(corpus.TANG300.is_file(), len(corpus.load_corpus('tang300')), corpus.load_corpus('tang300')[0].title)")
+    nb = run_notebook(kit, nbformat.v4.new_notebook(), tmp_path, extra=[probe])
+    assert error_of(nb.cells[0]) is None, error_of(nb.cells[0])
+    hidden, count, title = nb.cells[0].outputs[0]["text"].split()
+    assert hidden == "False" and int(count) > 300
+    if corpus_module().TANG300.is_file():   # the kit's copy is Debian's, parsed
+        assert title == corpus_module().load_tang300(corpus_module().TANG300)[0].title
+
+
+def corpus_module():
+    from rnnkit import corpus
+    return corpus
+
+
+def run_in_kit(kit, code, tmp_path, hide=()):
+    """Run ``code`` with the kit's Python, with /usr/share/games and the paths ``hide`` empty."""
+    hiding = hiding_system_corpora() + [arg for path in hide for arg in ("--tmpfs", str(path))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "OPENBLAS", "OMP"))}
+    return subprocess.run(hiding + [str(kit["python"]), "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, env=env)
+
+
+def test_the_pydoc_corpus_comes_from_the_kit_when_python_has_none(kit, tmp_path):
+    stdlib = subprocess.run([str(kit["python"]), "-c", "import pydoc_data, os; print(os.path.dirname(pydoc_data.__file__))"],
+                            capture_output=True, text=True, check=True, cwd=tmp_path).stdout.strip()
+    code = ("from rnnkit import corpus\n"
+            "try:\n    import pydoc_data.topics\nexcept ImportError:\n    print('no pydoc_data')\n"
+            "print(len(corpus.load_corpus('pydoc')))")
+    run = run_in_kit(kit, code, tmp_path, hide=[stdlib])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[:2] == ["no pydoc_data", str(len(corpus_module().load_pydoc()))], run.stdout
+
+
+def test_training_runs_on_one_blas_thread_and_restores_the_setting(kit, tmp_path):
+    """charlm.train and adding.train limit BLAS to one thread while they run, not after."""
+    (tmp_path / "functions.py").write_text("\n".join(solved_source("05_language_model", None)))
+    code = """
+import json
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+from rnnkit import adding, charlm
+import functions as f
+
+def blas():
+    return sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+
+seen = {"charlm": [], "adding": []}
+fns = {name: getattr(f, name) for name in charlm.FUNCTION_NAMES + ("lstm_forward", "lstm_backward")}
+ids = np.arange(200) % 7
+with threadpool_limits(limits=2, user_api="blas"):
+    before = blas()
+    charlm.train("lstm", ids, ids[:50], 7, epochs=1, seed=0, fns=fns, hidden=8, embed=4,
+                 callback=lambda update, params: seen["charlm"].append(blas()))
+    def forward(*args):
+        seen["adding"].append(blas())
+        return f.lstm_forward(*args)
+    adding.train("lstm", T=4, steps=2, seed=0, forward=forward, backward=f.lstm_backward, hidden=4,
+                 batch=4, eval_batch=8)
+    after = blas()
+print(json.dumps({"before": before, "after": after, **seen}))
+"""
+    run = run_in_kit(kit, code, tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["before"] == [2] and seen["after"] == [2], seen   # the setting before and after training
+    assert seen["charlm"] and seen["adding"], seen
+    assert all(threads == [1] for threads in seen["charlm"] + seen["adding"]), seen
+
+
+def python_of_version(version):
+    """An interpreter of that version on this machine (pyenv's, then PATH's; not a shim), or None."""
+    pyenv = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"))
+    found = shutil.which(f"python{version}")
+    return str(pyenv[-1]) if pyenv else (found if found and "shims" not in Path(found).parts else None)
+
+
+@pytest.mark.parametrize("version", ["3.10", "3.12", "3.13"])
+def test_the_kit_installs_in_a_venv_of_each_python_the_readme_names(kit, tmp_path, version):
+    """The README's steps on the other Pythons it names (3.11 is the kit fixture's), where installed."""
+    python = python_of_version(version)
+    if not python:
+        pytest.skip(f"no Python {version} on this machine")
+    (wheel,) = kit["dir"].glob("rnnkit-*.whl")
+    venv = tmp_path / ".venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                              str(wheel)], capture_output=True, text=True)
+    if install.returncode and "Could not fetch URL" in install.stderr and os.environ.get("CI") != "true":
+        pytest.skip("no package index reachable")
+    assert install.returncode == 0, install.stderr[-2000:]
+    run = run_in_kit({"python": venv / "bin" / "python"},
+                     "from rnnkit import charlm, check, corpus\n"
+                     "print(corpus.TANG300.is_file(), len(corpus.load_corpus('tang300')))", tmp_path)
+    assert run.returncode == 0, run.stderr[-2000:]
+    hidden, count = run.stdout.split()
+    assert hidden == "False" and int(count) > 300
+
+
 def printed_by(nb, gid):
     (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == gid]
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
@@ -214,57 +330,6 @@ def test_a_missing_kit_is_one_clear_sentence(tmp_path):
 
 # ------------------------------------------------------------------ nothing to find in it
 
-def forbidden_lines():
-    """Lines that must not appear anywhere a student can read: solution regions and reference code.
-
-    A line that the released notebooks show anyway (a function's given ``return`` line,
-    which exercise 5's pasted LSTM repeats) is not an answer and is left out.
-    """
-    given = "\n".join(c.source for a in ASSIGNMENTS for c in released_repo(a).cells)
-    lines = set()
-    for a in ASSIGNMENTS:
-        for cell in nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4).cells:
-            for region in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, flags=re.S):
-                lines |= {line.strip() for line in region.splitlines()
-                          if len(line.strip()) > 12 and line.strip() not in given}
-    for path in (REPO / "autograder" / "reference").glob("*.py"):
-        for line in path.read_text().splitlines():
-            code = line.strip()
-            if len(code) > 24 and ("=" in code or "return" in code) and not code.startswith(("#", '"""')) \
-                    and code not in given:
-                lines.add(code)
-    return lines
-
-
-def released_repo(a):
-    return nbformat.read(REPO / "exercises" / a / f"{a}.ipynb", as_version=4)
-
-
-def hidden_seeds():
-    seeds = set()
-    for a in ASSIGNMENTS:
-        for cell in nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4).cells:
-            for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, flags=re.S):
-                seeds |= set(re.findall(r"""["']seed["']: (\d+)""", region))
-    assert seeds and all(len(s) >= 3 for s in seeds)
-    return seeds
-
-
-def readable_texts(name, data):
-    """(name, text) of every member, unpacking zips (the kit, the wheel, the .npz) all the way down."""
-    if name.endswith((".zip", ".whl", ".npz")):
-        with zipfile.ZipFile(io.BytesIO(data)) as z:
-            for member in z.namelist():
-                yield from readable_texts(f"{name}/{member}", z.read(member))
-    elif name.endswith(".npy"):
-        array = np.load(io.BytesIO(data), allow_pickle=False)
-        assert array.dtype.kind in "fibU", f"{name}: unexpected dtype {array.dtype}"
-        if array.dtype.kind == "U":
-            yield name, str(array)
-    else:
-        yield name, data.decode("utf-8", errors="replace")
-
-
 def installed_files(python):
     site = subprocess.run([str(python), "-c", "import rnnkit, pathlib; print(pathlib.Path(rnnkit.__file__).parent.parent)"],
                           capture_output=True, text=True, check=True, cwd="/").stdout.strip()
@@ -275,13 +340,9 @@ def test_nothing_in_the_kit_or_the_installed_package_gives_an_answer_away(kit):
     members = list(readable_texts("student-kit.zip", kit["zip"].read_bytes()))
     members += [m for p in installed_files(kit["python"]) for m in readable_texts(str(p), p.read_bytes())]
     assert any(n.endswith("expected.npy") or "manifest" in n for n, _ in members)
-    bad_lines, seeds = forbidden_lines(), hidden_seeds()
-    assert len(bad_lines) > 100
+    bad_lines, hidden_lines, seeds = forbidden_lines(), hidden_test_lines(), hidden_seeds()
+    assert len(bad_lines) > 100 and len(hidden_lines) > 20
     for name, text in members:
-        for marker in MARKERS:
-            assert marker not in text, f"{name} holds {marker!r}"
         assert "import torch" not in text, name
-        found = [line for line in bad_lines if line in text]
-        assert not found, f"{name} holds solution or reference lines: {found[:3]}"
-        leaked = [s for s in seeds if re.search(rf"\b{s}\b", text)]
-        assert not leaked, f"{name} holds hidden seeds {leaked}"
+        found = leaks(name, text, bad_lines, hidden_lines, seeds)
+        assert not found, found[:3]

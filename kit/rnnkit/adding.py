@@ -17,6 +17,7 @@ book trains the course's references (``autograder.experiments.adding``).
 import numpy as np
 
 from .conventions import DTYPE, GATES, gate_slice
+from .threads import one_blas_thread
 
 #: MSE of the best constant prediction, 1.0: the variance of a sum of two U(0, 1).
 BASELINE_MSE = 1.0 / 6.0
@@ -131,6 +132,7 @@ def evaluate(cell, forward, params, x, y):
     return float(np.mean((predict(cell, forward, x, params) - y) ** 2))
 
 
+@one_blas_thread
 def train(cell, T, steps, seed, forward, backward, hidden=32, batch=64, lr=1e-2, clip=None,
           forget_bias=1.0, eval_every=100, eval_batch=1000):
     """Train a ``cell`` ("rnn" or "lstm") layer plus readout on the adding problem.

@@ -17,6 +17,7 @@ import numpy as np
 from .adding import adam_update
 from .conventions import DTYPE, GATES, gate_slice
 from .corpus import stream_batches
+from .threads import one_blas_thread
 
 #: Parameters of each recurrent layer, in the order its forward takes them.
 LAYER_PARAMS = {"rnn": ("Wx", "Wh", "b"), "lstm": ("Wx", "Wh", "b"), "gru": ("Wx", "Wh", "bx", "bh")}
@@ -103,6 +104,7 @@ def loss_and_grads(cell, params, x, y, mask, state, fns):
     return loss, grads, state
 
 
+@one_blas_thread
 def evaluate(cell, params, ids, fns, N=1, T=256):
     """Mean cross-entropy (nats per character) of predicting ids[1:] from the ids before.
 
@@ -121,6 +123,7 @@ def evaluate(cell, params, ids, fns, N=1, T=256):
     return total / count
 
 
+@one_blas_thread
 def train(cell, train_ids, val_ids, V, epochs, seed, fns, hidden=128, embed=32, batch=8, T=32,
           lr=2e-3, clip=None, evals_per_epoch=2, callback=None):
     """Train the model on train_ids (L,) with truncated BPTT; return its history.
@@ -137,6 +140,8 @@ def train(cell, train_ids, val_ids, V, epochs, seed, fns, hidden=128, embed=32, 
 
     The defaults are those of book chapter 5: on the Tang poems (90% of the poems,
     about 22,000 characters) an LSTM took about 15 s of one CPU core for 6 epochs.
+    Training runs with one BLAS thread (:mod:`rnnkit.threads`), faster on such
+    small matrices; the previous setting is restored after.
     """
     f = require(fns, cell)
     rng = np.random.default_rng(seed)
@@ -166,6 +171,7 @@ def train(cell, train_ids, val_ids, V, epochs, seed, fns, hidden=128, embed=32, 
     return history
 
 
+@one_blas_thread
 def generate(cell, params, prompt, length, temperature, rng, fns):
     """Feed the ids of prompt (P,) with P >= 1, then sample ``length`` more ids.
 

@@ -1,6 +1,6 @@
 """Text corpora for the character-level language model of chapter 5 and exercise 5.
 
-Two corpora, both read at run time from files that are not part of the course:
+Two corpora, neither written by the course:
 
 * ``"tang300"``: the Tang poems of Debian's ``fortunes-zh`` package
   (``/usr/share/games/fortunes/tang300``, about 300 poems). Each poem in the file is a
@@ -10,6 +10,12 @@ Two corpora, both read at run time from files that are not part of the course:
 * ``"pydoc"``: the English text of Python's documentation shipped with CPython,
   ``pydoc_data.topics.topics`` (one document per topic).
 
+Each is read from the system when it is there (Debian's file; this Python's
+``pydoc_data``), otherwise from the copy the student kit's wheel carries in
+``rnnkit/data/`` (extracted when the kit is built; origin and licence in
+``rnnkit/data/NOTICE.md``), so exercise 5 runs on any laptop, Binder or hub.
+The course's repository never holds those copies: only the built kit does.
+
 Then: a :class:`Vocabulary` (characters <-> integer ids), :func:`split_documents`
 (whole documents go to training or validation, never parts of one), :func:`stream`
 (the documents joined into one sequence of ids) and :func:`stream_batches`, which cuts
@@ -17,13 +23,17 @@ that sequence into N parallel rows and yields consecutive chunks of T steps, so 
 the state at the end of one chunk is the right initial state of the next
 (truncated backpropagation through time).
 """
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 TANG300 = Path("/usr/share/games/fortunes/tang300")
+#: The corpora the kit's wheel carries (absent from a source checkout of the kit).
+DATA = Path(__file__).resolve().parent / "data"
+PACKAGED = {"tang300": DATA / "tang300.json", "pydoc": DATA / "pydoc.json"}
 ANSI_CODE = re.compile(r"\x1b\[[0-9;]*m")
 TITLE = re.compile(r"^《(.*)》$")
 AUTHOR = re.compile(r"^作者：(.*)$")
@@ -70,31 +80,62 @@ def parse_tang300(raw):
     return poems
 
 
-def load_tang300(path=TANG300):
-    """The Tang poems of Debian's fortunes-zh, as a list of Documents.
+def load_tang300(path=None):
+    """The Tang poems, as a list of Documents.
 
-    Raises CorpusMissing, with a one-line message saying how to install it,
-    when the file is absent.
+    From ``path`` if given; otherwise from Debian's file (:data:`TANG300`) when it is
+    installed, else from the kit's own copy. Raises CorpusMissing, with a one-line
+    message saying how to get them, when none is there.
     """
+    if path is None:
+        if not TANG300.is_file() and PACKAGED["tang300"].is_file():
+            return read_packaged("tang300")
+        path = TANG300
     path = Path(path)
     if not path.is_file():
         raise CorpusMissing(
-            f"Tang poem corpus not found at {path}: install Debian's fortunes-zh package "
+            f"Tang poem corpus not found at {path}: install the course's student kit "
+            "(its wheel carries the poems) or Debian's fortunes-zh package "
             "(sudo apt-get install fortunes-zh)"
         )
     return parse_tang300(path.read_text(encoding="utf8"))
 
 
 def load_pydoc():
-    """The English text of Python's documentation, one Document per topic (author "Python")."""
+    """The English text of Python's documentation, one Document per topic (author "Python").
+
+    From this Python's ``pydoc_data`` when it has it, else from the kit's own copy.
+    """
     try:
         from pydoc_data.topics import topics
     except ImportError:
+        if PACKAGED["pydoc"].is_file():
+            return read_packaged("pydoc")
         raise CorpusMissing(
             "pydoc_data.topics not found: this Python was built without its documentation "
-            "topics; use a standard CPython build (python.org, Debian's python3)"
+            "topics; install the course's student kit (its wheel carries them) or use a "
+            "standard CPython build (python.org, Debian's python3)"
         ) from None
+    return pydoc_documents(topics)
+
+
+def pydoc_documents(topics):
+    """{topic: text} of ``pydoc_data.topics`` -> Documents, in sorted order of the topics."""
     return [Document(name, "Python", text.rstrip("\n") + "\n") for name, text in sorted(topics.items())]
+
+
+def write_packaged(name, documents, folder):
+    """Store the Documents of corpus ``name`` as a kit's copy, in the data ``folder`` of
+    the kit being built (JSON, UTF-8); returns the file's path."""
+    path = Path(folder) / PACKAGED[name].name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([asdict(d) for d in documents], ensure_ascii=False, indent=0), encoding="utf8")
+    return path
+
+
+def read_packaged(name):
+    """The Documents of corpus ``name`` from the kit's copy."""
+    return [Document(**d) for d in json.loads(PACKAGED[name].read_text(encoding="utf8"))]
 
 
 LOADERS = {"tang300": load_tang300, "pydoc": load_pydoc}

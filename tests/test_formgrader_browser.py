@@ -111,7 +111,8 @@ def payloads(beacon):
 def hostile_notebook(beacon):
     code, answer = payloads(beacon)
     nb = student_notebook(A, {ANSWER: answer})
-    nb.cells.append(new_code_cell(code))
+    setup = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    nb.cells.insert(setup + 1, new_code_cell(code))   # before any hidden test: its outputs are shown
     return nb
 
 
@@ -187,6 +188,8 @@ INERT_JS = r"""
               .filter(e => !(e.tagName === 'LINK' && e.href.startsWith(location.origin + '/')))
               .map(e => e.outerHTML.slice(0, 120)),
   answerPlotIds: document.querySelectorAll('[id="answer_plot"]').length,
+  outputs: [...document.querySelectorAll('.output_area')].map(e => e.innerText).join('\n'),
+  boldOutputs: [...document.querySelectorAll('.output_area b')].map(e => e.innerText),
   text: document.body.innerText,
 })
 """
@@ -206,6 +209,13 @@ def assert_inert(page, beacon, own_origin, own_handlers=()):
     assert elsewhere == [], f"requests the student chose: {elsewhere}"
     assert "window.pwned" in found["text"]          # shown as text, for the reader to see
     return found
+
+
+def assert_outputs_shown(found):
+    """The student's plain output, and harmless markup, are shown; the live parts as text."""
+    assert "plain output 42" in found["outputs"]
+    assert "bold text kept" in found["boldOutputs"]
+    assert "<script>window.pwned" in found["outputs"] and "<iframe src=" in found["outputs"]
 
 
 # ------------------------------------------------------------------- feedback pages
@@ -245,8 +255,7 @@ def test_feedback_page_runs_no_student_script_and_shows_verdicts_and_equations(g
     text = found["text"]
     assert re.search(r"02_long_term \(Score: 5\.0 / 7\.0\)", text), text[:300]
     assert "Partial score of this test cell: 3 of 3 points" in text and "checks passed" in text
-    assert "plain output 42" in text and "bold text kept" in text
-    assert page.evaluate("[...document.querySelectorAll('b')].some(b => b.innerText === 'bold text kept')")
+    assert_outputs_shown(found)
     assert [u for u in page.requests if "_mathjax" in u] == [f"{feedback_site}_mathjax/tex-svg.js"]
     shot(page, "feedback_hostile")
 
@@ -302,7 +311,7 @@ def test_formgrader_submission_page_is_inert(graded, server, page, beacon):
                                                           "SPAN[onclick]=toggle_name(false);"})
     assert found["frames"] == [], found
     assert found["answerPlotIds"] == 1, "a student's element took the id of the score box"
-    assert "plain output 42" in found["text"] and "bold text kept" in found["text"]
+    assert_outputs_shown(found)
     assert page.locator("input.score#answer_plot").count() == 1
     shot(page, "formgrader_hostile")
 

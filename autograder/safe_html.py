@@ -14,6 +14,7 @@ exporter of the course, the formgrader's included, and turns sanitising on:
 * links keep only http(s) and mailto targets; images only ``data:`` images, so that
   opening a page requests nothing a student chose.
 """
+import functools
 import re
 
 import bleach
@@ -46,20 +47,33 @@ _CLEANER = bleach.Cleaner(tags=TAGS, attributes=_attribute, protocols={"http", "
                           strip=False, strip_comments=True)
 
 
+#: Texts up to this size are cleaned once per process: the course's own cells are the same on every page.
+CACHED = 20_000
+_clean_cached = functools.lru_cache(maxsize=256)(_CLEANER.clean)
+
+
 def clean_html(element):
     """``element`` (HTML text) with only :data:`TAGS` and safe attributes left as markup."""
     text = element.decode() if isinstance(element, bytes) else str(element)
-    return _CLEANER.clean(text)
+    return _clean_cached(text) if len(text) <= CACHED else _CLEANER.clean(text)
 
 
 @pass_context
 def markdown2html(context, source):
     """nbconvert's ``HTMLExporter.markdown2html`` (headings with anchors, math kept for MathJax), cleaned."""
-    cell = context.get("cell", {})
-    path = context.get("resources", {}).get("metadata", {}).get("path", "")
-    renderer = IPythonRenderer(escape=False, attachments=cell.get("attachments", {}), embed_images=False,
-                               path=path, anchor_link_text="¶", exclude_anchor_links=False)
+    attachments = context.get("cell", {}).get("attachments", {})
+    if attachments or len(source) > CACHED:
+        return _markdown2html(source, attachments)
+    return _markdown2html_cached(source)
+
+
+def _markdown2html(source, attachments=None):
+    renderer = IPythonRenderer(escape=False, attachments=attachments or {}, embed_images=False, path="",
+                               anchor_link_text="¶", exclude_anchor_links=False)
     return clean_html(MarkdownWithMath(renderer=renderer).render(source))
+
+
+_markdown2html_cached = functools.lru_cache(maxsize=256)(_markdown2html)
 
 
 #: For ``HTMLExporter.filters``: the names nbconvert's and nbgrader's templates call.

@@ -101,4 +101,5 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
     # pages) is inert: no script, handler, frame or request of the student's.
     c.HTMLExporter.sanitize_html = True
     c.HTMLExporter.filters = {name: f"autograder.safe_html.{name}" for name in FILTERS}
+    c.HTMLExporter.preprocessors = ["autograder.safe_html.EscapeStudentNames"]
     return c

@@ -13,13 +13,18 @@ exporter of the course, the formgrader's included, and turns sanitising on:
   only if it is one of syntax highlighting's short names (no page layout classes);
 * links keep only http(s) and mailto targets; images only ``data:`` images, so that
   opening a page requests nothing a student chose.
+
+:class:`EscapeStudentNames` does the same for the student's id and names on the
+formgrader's submission page.
 """
 import functools
+import html
 import re
 
 import bleach
 from jinja2 import pass_context
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+from nbconvert.preprocessors import Preprocessor
 
 TAGS = frozenset("""a abbr b blockquote br caption code col colgroup dd del details div dl dt em
     h1 h2 h3 h4 h5 h6 hr i img ins kbd li mark ol p pre q s samp small span strong sub summary sup
@@ -78,3 +83,19 @@ _markdown2html_cached = functools.lru_cache(maxsize=256)(_markdown2html)
 
 #: For ``HTMLExporter.filters``: the names nbconvert's and nbgrader's templates call.
 FILTERS = {"clean_html": clean_html, "markdown2html": markdown2html}
+
+
+class EscapeStudentNames(Preprocessor):
+    """The formgrader's submission page names the student: its id and names, escaped before templating.
+
+    nbgrader's formgrade template writes ``resources.student``, ``first_name``,
+    ``last_name`` and ``notebook_path`` (which holds the id) into the page as they are;
+    a student id is a folder name, which may hold markup. Other pages' resources are
+    left alone.
+    """
+
+    def preprocess(self, nb, resources):
+        for key in ("student", "first_name", "last_name", "notebook_path"):
+            if isinstance(resources.get(key), str):
+                resources[key] = html.escape(resources[key], quote=True)
+        return nb, resources

@@ -26,6 +26,7 @@ import os
 import re
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import nbformat
 import pytest
@@ -39,6 +40,7 @@ from submissions import student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
 A = "02_long_term"
+HOSTILE = "hostile<img src=x onerror=window.pwned=1>"   # a folder name, so a student id
 ANSWER = "answer_plot"
 COMMENT = "Right about the small rho; say why tanh keeps large rho from growing."
 PAGE_LIMIT = 100_000
@@ -128,7 +130,7 @@ def graded(tmp_path_factory, beacon):
     root = tmp_path_factory.mktemp("formgrader")
     subs = write_submissions(root / "submissions", A, {
         "written": student_notebook(A, {ANSWER: "For small rho the norm shrinks geometrically."}),
-        "hostile": hostile_notebook(beacon.url)})
+        HOSTILE: hostile_notebook(beacon.url)})
     course = root / "course"
     assert cli.main(["grade", str(subs), "--course", str(course), "--workers", "1"]) == 0
     return subs, course
@@ -243,7 +245,7 @@ def test_feedback_page_is_small_and_mathjax_shared(graded):
 
 def test_feedback_page_runs_no_student_script_and_shows_verdicts_and_equations(graded, feedback_site, page,
                                                                                beacon):
-    page.goto(f"{feedback_site}hostile/{A}/{A}.html", wait_until="load")
+    page.goto(f"{feedback_site}{quote(HOSTILE)}/{A}/{A}.html", wait_until="load")
     page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise")
     page.evaluate("MathJax.startup.promise")
     page.click("text=javascript link")       # the link is text now: nothing happens
@@ -294,7 +296,10 @@ def test_formgrader_pages_load(server, page):
         response = page.goto(f"{url}/formgrader/{path}", wait_until="load")
         assert response.status == 200, path
         assert page.errors == [], (path, page.errors)
+        assert page.evaluate("window.pwned") is None, path
     page.wait_for_selector("text=hostile")   # the list of submissions, filled by the page's script
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.pwned") is None, "a student id ran as markup in the formgrader's list"
     assert page.locator("text=written").count() > 0
 
 
@@ -303,7 +308,7 @@ def test_formgrader_submission_page_is_inert(graded, server, page, beacon):
     url, token = server
     page.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.abort())   # no internet here
     log_in(page, url, token)
-    response = page.goto(submission_url(course, url, "hostile"), wait_until="load")
+    response = page.goto(submission_url(course, url, HOSTILE), wait_until="load")
     assert response.status == 200
     page.wait_for_timeout(500)
     page.requests[:] = [u for u in page.requests if not re.match(r"https://cdnjs\.cloudflare\.com/", u)]
@@ -313,6 +318,7 @@ def test_formgrader_submission_page_is_inert(graded, server, page, beacon):
     assert found["answerPlotIds"] == 1, "a student's element took the id of the score box"
     assert_outputs_shown(found)
     assert page.locator("input.score#answer_plot").count() == 1
+    assert page.locator("a.name-shown").text_content().strip() == HOSTILE   # its id, as text
     shot(page, "formgrader_hostile")
 
 

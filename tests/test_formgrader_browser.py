@@ -13,9 +13,10 @@ call a server of the test's on 127.0.0.1 (the beacon).
   typeset equations and the student's plain output; it weighs under 100 kB.
 * The formgrader (nbgrader's, a Jupyter server in the course directory, token auth):
   its pages load; a submission page of ``hostile`` is as inert; on ``written``'s page an
-  instructor types a score and a comment for the written answer; they are saved, kept by
-  a ``--force`` regrade with the CLI, and reach grades.csv, the Canvas CSV and the
-  feedback page.
+  instructor types a score and a comment for the written answer; they are saved, reach
+  the feedback page through the formgrader's Generate Feedback (the course's template),
+  are kept by a ``--force`` regrade with the CLI, and reach grades.csv, the Canvas CSV
+  and the feedback page it writes.
 
 Screenshots go to artifacts/screenshots/. Without Chromium or Playwright the tests
 skip, except on CI (CI=true), where they fail.
@@ -25,7 +26,6 @@ import http.server
 import os
 import re
 import threading
-from pathlib import Path
 from urllib.parse import quote
 
 import nbformat
@@ -347,6 +347,13 @@ def test_formgrader_hand_grade_is_saved_kept_and_reported(graded, server, page, 
     assert api(url, token, f"comment/{comment_id}")["manual_comment"] == COMMENT
     shot(page, "formgrader_graded")
 
+    # The formgrader's "Generate Feedback" button: the course's page, with the hand grade and comment.
+    page_path = course / "feedback" / "written" / A / f"{A}.html"
+    page_path.unlink()
+    assert api(url, token, f"assignment/{A}/generate_feedback", method="POST")["success"] is True
+    text = page_path.read_text(encoding="utf-8")
+    assert COMMENT in text and "_mathjax/tex-svg.js" in text and "Bootstrap v3" not in text
+
     # A forced regrade with the CLI keeps both, and rewrites the feedback with them.
     assert cli.main(["grade", str(subs), "--course", str(course), "--workers", "1", "--force"]) == 0
     page.reload(wait_until="load")
@@ -360,5 +367,5 @@ def test_formgrader_hand_grade_is_saved_kept_and_reported(graded, server, page, 
     assert cli.main(["stats", str(course), "--canvas", str(canvas)]) == 0
     lines = list(csv.reader(canvas.open(newline="", encoding="utf-8")))
     assert {line[3]: line[-1] for line in lines[2:]}["written"] == "6.5"
-    text = Path(course / "feedback" / "written" / A / f"{A}.html").read_text(encoding="utf-8")
+    text = page_path.read_text(encoding="utf-8")
     assert COMMENT in text and re.search(r"Score: 6\.5 / 7\.0", text)

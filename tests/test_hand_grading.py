@@ -5,7 +5,9 @@ are graded by the batch; the answer then awaits grading in the table, grades.csv
 statistics and the Canvas CSV. The formgrader's REST API (a real Jupyter server with
 nbgrader's formgrader, in the course directory) gives it 2 points; it then counts as
 graded, survives a ``--force`` regrade, and stock ``nbgrader generate_feedback`` run in
-the course directory writes feedback without hidden tests, readable and offline.
+the course directory writes feedback without hidden tests, readable and offline (the
+course's template: MathJax shared, the page small). The formgrader's pages, in Chromium:
+tests/test_formgrader_browser.py.
 """
 import csv
 import re
@@ -100,5 +102,6 @@ def test_formgrader_grade_counts_survives_force_and_stock_feedback_leaks_nothing
         page = (course / "feedback" / student / A / f"{A}.html").read_text()
         assert_hides_hidden_tests(page, A)
         assert "Partial score of this test cell" in page
+        assert len(page.encode()) < 100_000 and '"../../_mathjax/tex-svg.js"' in page   # the course's template
     page = (course / "feedback" / "written" / A / f"{A}.html").read_text()
     assert re.search(r"Score:\s*7(\.0)?\s*/\s*7", re.sub(r"<[^>]+>", " ", page)), "the hand grade is not in the feedback"

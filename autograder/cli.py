@@ -6,7 +6,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import batch, scheduling, stats
-from .inert import pad, terminal
+from .inert import pad, terminal, width
 
 
 def main(argv=None):
@@ -110,32 +110,35 @@ def format_table(rows, course, outcomes=()):
 
     Points awaiting grading by hand show as ``+N by hand`` after the score, never as a zero.
     Every field a submission can influence is made inert (:func:`autograder.inert.terminal`);
-    columns are aligned in terminal columns, wide characters counting two.
+    columns are aligned in terminal columns, wide characters counting two, and as wide as
+    their longest student id and assignment name (up to :data:`WIDEST` columns).
     """
     said = {(o.student, o.assignment): list(o.notes) for o in outcomes or ()}
-    lines = [line(["student", "assignment", "score", ""], "first problem"), "-" * 92]
-    listed = set()
+    listed = {(r["student"], r["assignment"]) for r in rows}
+    lines = []
     for r in rows:
-        listed.add((r["student"], r["assignment"]))
         problems = said.get((r["student"], r["assignment"]), []) + batch.failures(course, r["student"], r["assignment"])
         first = problems[0] if problems else ""
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         hand = sum(r.get("awaiting", {}).values())
-        lines.append(line([r["student"], r["assignment"], f"{r['score']:>5.2f} / {r['max_score']:<4g}",
-                           f"+{hand:g} by hand" if hand else ""], terminal(first) + more))
+        lines.append(([r["student"], r["assignment"], f"{r['score']:>5.2f} / {r['max_score']:<4g}",
+                       f"+{hand:g} by hand" if hand else ""], terminal(first) + more))
     for o in outcomes or ():
         if (o.student, o.assignment) not in listed:   # the grader failed on a new submission
-            lines.append(line([o.student, o.assignment, "-", ""], terminal(o.message)))
-    return "\n".join(lines)
+            lines.append(([o.student, o.assignment, "-", ""], terminal(o.message)))
+    lines = [([terminal(f) for f in fields], last) for fields, last in lines]
+    columns = [min(WIDEST, max([least, *(width(fields[i]) for fields, _ in lines)]))
+               for i, least in enumerate((20, 16))] + [12, 12]
+    header = line(["student", "assignment", "score", ""], "first problem", columns)
+    return "\n".join([header, "-" * max(92, width(header)), *(line(f, last, columns) for f, last in lines)])
 
 
-#: (columns, right-aligned) of the table's aligned fields: student, assignment, score, hand grading
-_COLUMNS = ((20, False), (16, False), (12, True), (12, False))
+WIDEST = 40   # columns of the student and assignment columns at most (longer ones overflow)
 
 
-def line(fields, last):
-    """One line of the grade table: ``fields`` made inert and padded to their columns, then ``last`` (inert)."""
-    cells = [pad(terminal(text), columns, right) for text, (columns, right) in zip(fields, _COLUMNS)]
+def line(fields, last, columns):
+    """One line of the grade table: inert ``fields`` padded to ``columns`` (score right-aligned), then ``last``."""
+    cells = [pad(text, n, right=i == 2) for i, (text, n) in enumerate(zip(fields, columns))]
     return (" ".join(cells[:3]) + "  " + cells[3] + "  " + last).rstrip()
 
 

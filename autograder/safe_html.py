@@ -8,9 +8,10 @@ exporter of the course, the formgrader's included, and turns sanitising on:
 
 * tags outside :data:`TAGS` (``script``, ``iframe``, ``svg``, ``style``, ``form``,
   ``object``...) are shown as text, never parsed; comments are dropped;
-* attributes outside :data:`ATTRIBUTES` go (every ``on*`` handler, ``style``, ``id``
-  and ``name``, which could take the formgrader's own elements' ids); a class is kept
-  only if it is one of syntax highlighting's short names (no page layout classes);
+* attributes other than titles, alt texts, sizes and table spans go (every ``on*``
+  handler, ``style``, ``id`` and ``name``, which could take the formgrader's own
+  elements' ids); a class is kept only if it is one of syntax highlighting's short
+  names (no page layout classes);
 * links keep only http(s) and mailto targets; images only ``data:`` images, so that
   opening a page requests nothing a student chose.
 
@@ -20,6 +21,7 @@ formgrader's submission page.
 import functools
 import html
 import re
+import threading
 
 import bleach
 from jinja2 import pass_context
@@ -48,19 +50,27 @@ def _attribute(tag, name, value):
     return name == "title"
 
 
-_CLEANER = bleach.Cleaner(tags=TAGS, attributes=_attribute, protocols={"http", "https", "mailto", "data"},
-                          strip=False, strip_comments=True)
+_cleaners = threading.local()   # a bleach Cleaner is not thread-safe: one per thread
+
+
+def _clean(text):
+    cleaner = getattr(_cleaners, "cleaner", None)
+    if cleaner is None:
+        cleaner = _cleaners.cleaner = bleach.Cleaner(tags=TAGS, attributes=_attribute, strip=False,
+                                                     protocols={"http", "https", "mailto", "data"},
+                                                     strip_comments=True)
+    return cleaner.clean(text)
 
 
 #: Texts up to this size are cleaned once per process: the course's own cells are the same on every page.
 CACHED = 20_000
-_clean_cached = functools.lru_cache(maxsize=256)(_CLEANER.clean)
+_clean_cached = functools.lru_cache(maxsize=256)(_clean)
 
 
 def clean_html(element):
     """``element`` (HTML text) with only :data:`TAGS` and safe attributes left as markup."""
     text = element.decode() if isinstance(element, bytes) else str(element)
-    return _clean_cached(text) if len(text) <= CACHED else _CLEANER.clean(text)
+    return _clean_cached(text) if len(text) <= CACHED else _clean(text)
 
 
 @pass_context

@@ -40,8 +40,8 @@ from traitlets.config import Config
 
 from . import feedback
 from . import flags as review
-from . import inert
 from . import forkserver
+from . import inert
 from . import kitdata
 from . import sandbox
 from . import scheduling

@@ -105,6 +105,9 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
     print(f"\ngrades written to {csv_path}; feedback in {course / 'feedback'}")
 
 
+WIDEST = 40   # columns of the student and assignment columns at most (longer ones overflow)
+
+
 def format_table(rows, course, outcomes=()):
     """One line per row; the last column is what the grader has to say first, and how much more.
 
@@ -131,9 +134,6 @@ def format_table(rows, course, outcomes=()):
                for i, least in enumerate((20, 16))] + [12, 12]
     header = line(["student", "assignment", "score", ""], "first problem", columns)
     return "\n".join([header, "-" * max(92, width(header)), *(line(f, last, columns) for f, last in lines)])
-
-
-WIDEST = 40   # columns of the student and assignment columns at most (longer ones overflow)
 
 
 def line(fields, last, columns):

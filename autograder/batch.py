@@ -41,6 +41,7 @@ from traitlets.config import Config
 from . import feedback
 from . import flags as review
 from . import forkserver
+from . import inert
 from . import kitdata
 from . import sandbox
 from . import scheduling
@@ -956,6 +957,7 @@ def export_csv(rows, path):
 
     A cell awaiting grading by hand reads ``awaiting hand grading`` (not 0); the
     ``awaiting_points`` column says how many points are still to be given by hand.
+    Text cells are inert in a terminal and a spreadsheet (:func:`autograder.inert.csv_row`).
     """
     cell_names = sorted({name for r in rows for name in r["cells"]})
     with open(path, "w", newline="") as fh:
@@ -963,8 +965,8 @@ def export_csv(rows, path):
         writer.writerow(["student", "assignment", "score", "max_score", "awaiting_points", *cell_names, "flags"])
         for r in rows:
             cells = [AWAITING if n in r.get("awaiting", {}) else r["cells"].get(n, "") for n in cell_names]
-            writer.writerow([r["student"], r["assignment"], r["score"], r["max_score"],
-                             sum(r.get("awaiting", {}).values()), *cells, "; ".join(r["flags"])])
+            writer.writerow(inert.csv_row([r["student"], r["assignment"], r["score"], r["max_score"],
+                                           sum(r.get("awaiting", {}).values()), *cells, "; ".join(r["flags"])]))
 
 
 def failures(course, student, assignment):

@@ -6,6 +6,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from . import batch, scheduling, stats
+from .inert import pad, terminal, width
 
 
 def main(argv=None):
@@ -69,7 +70,7 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
     skipped = []
     pairs = batch.prepare_course(course, submissions, problems=skipped)
     for problem in skipped:
-        print(f"skipped {problem}", file=sys.stderr)
+        print(terminal(f"skipped {problem}"), file=sys.stderr)
     interrupted = None
     with tqdm(total=len(pairs), desc="autograding", unit="notebook", file=sys.stderr) as bar:
         try:
@@ -84,7 +85,7 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
     for o in outcomes:
         if not o.ok:
             what = "not graded" if o.retry else "not graded, scored 0"
-            print(f"{o.student}/{o.assignment}: {what}: {o.message}", file=sys.stderr)
+            print(terminal(f"{o.student}/{o.assignment}: {what}: {o.message}"), file=sys.stderr)
     unchanged = sum(o.skipped for o in outcomes)
     if unchanged:
         print(f"{unchanged} submission(s) graded before and unchanged were not regraded (--force regrades)")
@@ -104,27 +105,42 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
     print(f"\ngrades written to {csv_path}; feedback in {course / 'feedback'}")
 
 
+WIDEST = 40   # columns of the student and assignment columns at most (longer ones overflow)
+
+
 def format_table(rows, course, outcomes=()):
     """One line per row; the last column is what the grader has to say first, and how much more.
 
     Points awaiting grading by hand show as ``+N by hand`` after the score, never as a zero.
+    Every field a submission can influence is made inert (:func:`autograder.inert.terminal`);
+    columns are aligned in terminal columns, wide characters counting two, and as wide as
+    their longest student id and assignment name (up to :data:`WIDEST` columns).
     """
     said = {(o.student, o.assignment): list(o.notes) for o in outcomes or ()}
-    lines = [f"{'student':<20} {'assignment':<16} {'score':>12}  {'':<12}  first problem", "-" * 92]
-    listed = set()
+    listed = {(r["student"], r["assignment"]) for r in rows}
+    lines = []
     for r in rows:
-        listed.add((r["student"], r["assignment"]))
         problems = said.get((r["student"], r["assignment"]), []) + batch.failures(course, r["student"], r["assignment"])
         first = problems[0] if problems else ""
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         hand = sum(r.get("awaiting", {}).values())
-        hand = f"+{hand:g} by hand" if hand else ""
-        lines.append(f"{r['student']:<20} {r['assignment']:<16} "
-                     f"{r['score']:>5.2f} / {r['max_score']:<4g}  {hand:<12}  {first}{more}")
+        lines.append(([r["student"], r["assignment"], f"{r['score']:>5.2f} / {r['max_score']:<4g}",
+                       f"+{hand:g} by hand" if hand else ""], terminal(first) + more))
     for o in outcomes or ():
         if (o.student, o.assignment) not in listed:   # the grader failed on a new submission
-            lines.append(f"{o.student:<20} {o.assignment:<16} {'-':>12}  {'':<12}  {o.message}")
-    return "\n".join(lines)
+            lines.append(([o.student, o.assignment, "-", ""], terminal(o.message)))
+    lines = [([terminal(f) for f in fields], last) for fields, last in lines]
+    columns = [min(WIDEST, max([least, *(width(fields[i]) for fields, _ in lines)]))
+               for i, least in enumerate((20, 16))] + [12, 12]
+    header = line(["student", "assignment", "score", ""], "first problem", columns)
+    return "\n".join([header, "-" * max(92, width(header)), *(line(f, last, columns) for f, last in lines)])
+
+
+def line(fields, last, columns):
+    """One line of the grade table: inert ``fields`` padded to ``columns`` (score right-aligned), then ``last``."""
+    cells = [pad(text, n, right=i == 2) for i, (text, n) in enumerate(zip(fields, columns))]
+    return (" ".join(cells[:3]) + "  " + cells[3] + "  " + last).rstrip()
+
 
 if __name__ == "__main__":
     sys.exit(main())

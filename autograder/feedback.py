@@ -1,4 +1,4 @@
-"""The feedback page a student gets: readable verdicts, a labelled score, equations offline.
+"""The feedback page a student gets: readable verdicts, a labelled score, equations offline, nothing live.
 
 :class:`FeedbackReport` is a GenerateFeedback preprocessor (see
 :mod:`autograder.nbgrader_config`). In every autograded test cell it replaces the
@@ -6,16 +6,21 @@ grader's raw report by one line per distinct problem (which output, gate and tim
 step, in how many cases), with every failed case behind a "details" toggle, and the
 bare partial score (nbgrader's ``Out[..]: 1.1429``) by a sentence saying what it is.
 Notes (what costs no points, e.g. inputs modified in place) get one line each the same
-way. It also hands the page template MathJax 3, inlined
-(``feedback_templates/feedback/mathjax.html.j2``, found before nbconvert's own), so
-equations render without internet (nbgrader's template loads MathJax 2 from a CDN;
-release_feedback sends students the HTML file alone). :class:`FeedbackExporter` is the
-exporter a grading process keeps for all its pages (see :mod:`autograder.session`).
+way.
+
+:class:`FeedbackExporter` writes the page with the course's template
+(``feedback_templates/rnn_feedback``: nbgrader's feedback template with a small style
+sheet of its own) and MathJax 3 from one copy per course, ``feedback/_mathjax/`` in the
+course directory, put there beside the first page and referred to by a relative path:
+equations render without internet, and a page weighs tens of kilobytes, not 2.2 MB.
+Everything that came from the student's notebook is sanitised
+(:mod:`autograder.safe_html`). A grading process keeps one exporter for all its pages
+(see :mod:`autograder.session`).
 """
-import functools
 import html
+import os
 import re
-import uuid
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -26,52 +31,75 @@ from traitlets import Bool
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = Path(__file__).resolve().parent / "feedback_templates"
-#: nbgrader's feedback template; ours (listed first) only replaces its mathjax.html.j2.
-TEMPLATE_NAME = "feedback"
+#: Our template (its own name: the formgrader's exporter keeps nbgrader's "formgrade").
+TEMPLATE_NAME = "rnn_feedback"
 #: MathJax 3 with SVG output: one self-contained script, no font files to ship.
 MATHJAX = REPO / "_vendor" / "html" / "_static" / "mathjax" / "tex-svg.js"
+#: The course's shared copy of MathJax (and its licence), in the feedback folder.
+SHARED = "_mathjax"
 
 
 class FeedbackError(RuntimeError):
     """Feedback cannot be written as promised."""
 
 
-@functools.lru_cache(maxsize=2)
 def mathjax_script(path=MATHJAX):
-    """The text of MathJax's tex-svg.js, vendored by scripts/vendor_mathjax.py."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError:
+    """The path of MathJax's tex-svg.js, vendored by scripts/vendor_mathjax.py; FeedbackError if missing."""
+    path = Path(path)
+    if not path.is_file():
         raise FeedbackError(f"MathJax not found at {path}: run `python3 scripts/vendor_mathjax.py` "
-                            f"(or `make mathjax`) so feedback renders equations offline") from None
-    if "</script" in text.lower():
-        raise FeedbackError(f"{path} cannot be inlined in a <script> element")
-    return text
+                            f"(or `make mathjax`) so feedback renders equations offline")
+    return path
 
 
-def inline_mathjax(_=""):
-    """Jinja filter ``rnn_course_mathjax`` (see nbgrader_config): MathJax's script text."""
-    return mathjax_script()
+_published = set()   # shared copies checked byte for byte by this process
+
+
+def publish_mathjax(folder, source=MATHJAX):
+    """Put MathJax (and its LICENSE) in ``folder`` unless it holds them already; return the script's path.
+
+    Written to a temporary file and renamed: a page never refers to half a script,
+    and workers writing at once all leave the same bytes.
+    """
+    folder = Path(folder)
+    script = mathjax_script(source)
+    for src in (script, script.with_name("LICENSE")):
+        dest = folder / src.name
+        size = src.stat().st_size
+        if dest.is_file() and dest.stat().st_size == size and (
+                dest in _published or dest.read_bytes() == src.read_bytes()):
+            _published.add(dest)
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{src.name}.")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(src.read_bytes())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _published.add(dest)
+    return folder / script.name
 
 
 class FeedbackExporter(HTMLExporter):
-    """nbconvert's HTMLExporter, with MathJax's script put in the page after nbconvert's last pass.
+    """nbconvert's HTMLExporter for feedback pages: the page refers to the course's shared MathJax.
 
-    That pass (BeautifulSoup: parse the page, add alt texts, print it again) would parse
-    and print the 2 MB script unchanged on every page; it sees a placeholder instead.
-    The page is the same, byte for byte.
+    Its parent is nbgrader's GenerateFeedback (for the course directory); the page's
+    folder comes from the ``nbgrader`` resources (student, assignment).
     """
 
-    _placeholder = f"rnn-course-mathjax-{uuid.uuid4().hex}"
-
-    def _create_environment(self):
-        environment = super()._create_environment()
-        environment.filters["rnn_course_mathjax"] = lambda _="": self._placeholder
-        return environment
-
     def from_notebook_node(self, nb, resources=None, **kw):
-        page, resources = super().from_notebook_node(nb, resources, **kw)
-        return page.replace(self._placeholder, mathjax_script(), 1), resources
+        coursedir = getattr(self.parent, "coursedir", None)
+        about = (resources or {}).get("nbgrader", {})
+        if coursedir is None or "student" not in about:
+            raise FeedbackError("FeedbackExporter writes pages of a course: run it from nbgrader's GenerateFeedback")
+        shared = publish_mathjax(Path(coursedir.root) / coursedir.feedback_directory / SHARED)
+        page_folder = coursedir.format_path(coursedir.feedback_directory, about["student"], about["assignment"])
+        resources = {**resources, "rnn_course_mathjax": Path(os.path.relpath(shared, page_folder)).as_posix()}
+        return super().from_notebook_node(nb, resources, **kw)
 
 
 def problem(message):
@@ -132,7 +160,7 @@ def report_outputs(checks, earned, points, timed_out=False):
 
 
 class FeedbackReport(Preprocessor):
-    """Readable test-cell reports and offline MathJax for nbgrader's feedback (see module doc)."""
+    """Readable test-cell reports for nbgrader's feedback (see module doc)."""
 
     enabled = Bool(True)
 

@@ -17,10 +17,11 @@ from nbgrader.preprocessors import (AssignLatePenalties, ClearHiddenTests, Clear
                                     DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
                                     OverwriteKernelspec)
 
-from .feedback import TEMPLATE_NAME, TEMPLATES, FeedbackReport, inline_mathjax
+from .feedback import TEMPLATE_NAME, TEMPLATES, FeedbackExporter, FeedbackReport
 from .kitdata import StampRelease
 from .preprocessors import (NOTEBOOK_TIMEOUT, GradingExecute, HideLateOutputs, RestoreMetadata, ReviewSubmission,
                             SaveAutoGradesAtOnce, VerifyResults)
+from .safe_html import FILTERS
 from .session import SchemaKept
 
 COURSE_ID = "rnn-course"
@@ -89,7 +90,16 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
     at = stock.index(ComputeChecksums)
     c.GenerateAssignment.preprocessors = stock[:at] + [StampRelease] + stock[at:]
     c.GenerateFeedback.preprocessors = [GetGrades, HideLateOutputs, ClearHiddenTests, FeedbackReport, CSSHTMLHeaderPreprocessor]
-    c.HTMLExporter.template_name = TEMPLATE_NAME
-    c.HTMLExporter.extra_template_basedirs = [str(TEMPLATES), str(NBGRADER_TEMPLATES)]
-    c.HTMLExporter.filters = {"rnn_course_mathjax": inline_mathjax}
+    # Our template is configured on our exporter, by its class name: the formgrader's
+    # HTMLExporter keeps nbgrader's "formgrade" template (set as HTMLExporter.template_name,
+    # this file's settings would replace it: every submission page an HTTP 500).
+    c.GenerateFeedback.exporter_class = FeedbackExporter
+    c.FeedbackExporter.template_name = TEMPLATE_NAME
+    c.FeedbackExporter.extra_template_basedirs = [str(TEMPLATES)]
+    c.FeedbackExporter.extra_template_paths = [str(NBGRADER_TEMPLATES)]   # its "feedback/index.html.j2"
+    # Every HTML page made from a student's notebook (feedback, the formgrader's submission
+    # pages) is inert: no script, handler, frame or request of the student's.
+    c.HTMLExporter.sanitize_html = True
+    c.HTMLExporter.filters = {name: f"autograder.safe_html.{name}" for name in FILTERS}
+    c.HTMLExporter.preprocessors = ["autograder.safe_html.EscapeStudentNames"]
     return c

@@ -28,6 +28,7 @@ from rnnkit.conventions import GATE_NAMES, GATES
 from rnnkit.tasks import TASKS
 
 from . import batch
+from .inert import csv_row, terminal
 
 NO_OUTPUTS = "(no outputs)"         # the case failed as a whole: raised, not implemented, no result
 TOP_MESSAGES = 15
@@ -379,7 +380,8 @@ def canvas_csv(rows, path, assignment_points, canvas_ids=None, roster=None, prob
 
     A cell is left empty (Canvas then keeps what it has) where no grade is final: no
     submission, or points still awaiting hand grading. ``problems``, a list, receives one
-    line for each such submission and each graded student missing from the roster.
+    line for each such submission and each graded student missing from the roster. Text
+    cells are inert in a terminal and a spreadsheet (:func:`autograder.inert.csv_row`).
     """
     canvas_ids, roster = canvas_ids or {}, roster or {}
     problems = [] if problems is None else problems
@@ -399,12 +401,13 @@ def canvas_csv(rows, path, assignment_points, canvas_ids=None, roster=None, prob
                      f"which Canvas may not match" for s in sorted(set(earned) - set(roster))]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow([*CANVAS_FIELDS, *(f"{a} ({canvas_ids[a]})" if a in canvas_ids else a for a in assignments)])
+        writer.writerow(csv_row([*CANVAS_FIELDS, *(f"{a} ({canvas_ids[a]})" if a in canvas_ids else a
+                                                  for a in assignments)]))
         writer.writerow([CANVAS_POINTS_ROW, *[""] * (len(CANVAS_FIELDS) - 1), *(assignment_points[a] for a in assignments)])
         for student in sorted(earned):
             person = roster.get(student, {"Student": student, "SIS Login ID": student})
-            writer.writerow([person.get(f, "") for f in CANVAS_FIELDS]
-                            + [earned[student].get(a, "") for a in assignments])
+            writer.writerow(csv_row([person.get(f, "") for f in CANVAS_FIELDS]
+                                    + [earned[student].get(a, "") for a in assignments]))
     return Path(path)
 
 
@@ -467,7 +470,8 @@ def command(args):
     all_stats = class_stats(args.course, args.db)
     for s in all_stats:
         top = s.gates.ranked()
-        print(f"{s.name}: {summary(s)}" + (f" Most blamed gate: {top[0][0]}." if top else ""))
+        print(terminal(f"{s.name}: {summary(s)}" + (f" Most blamed gate: {top[0][0]}." if top else ""),
+                       limit=10_000))
     if args.out or not args.canvas:
         out = _write(args.out or args.course / "stats.html", render(args.course, all_stats))
         print(f"report written to {out}")
@@ -475,7 +479,7 @@ def command(args):
         problems = []
         written = write_canvas(args.course, args.canvas, args.points, args.canvas_id, args.roster, args.db, problems)
         for line in problems:
-            print(f"warning: {line}", file=sys.stderr)
+            print(f"warning: {terminal(line)}", file=sys.stderr)
         print(f"Canvas CSV written to {written}")
 
 

@@ -2,11 +2,18 @@
 
 One line per distinct problem (outputs wrong the same way in as many cases share it),
 public and hidden check() calls of a task added up, every case on demand, the partial
-score in words; and MathJax inlined, or a clear error when it is not vendored.
+score in words; MathJax shared once per course, or a clear error when it is not
+vendored; student HTML and markdown made inert (autograder/safe_html.py). The pages
+themselves, in Chromium: tests/test_formgrader_browser.py.
 """
-import pytest
+import os
+import re
+from html.parser import HTMLParser
 
-from autograder import feedback
+import pytest
+from jinja2 import Environment
+
+from autograder import feedback, safe_html
 
 CHECKS = [   # what VerifyResults records in a test cell's metadata: the public call, then the hidden one
     {"task": "lstm_step_backward", "passed": 10, "total": 15, "notes": [],
@@ -53,11 +60,82 @@ def test_report_escapes_what_students_wrote():
     assert "<script>" not in out.data["text/html"] and "&lt;script&gt;" in out.data["text/html"]
 
 
-def test_mathjax_is_inlined_or_its_absence_is_a_clear_error(tmp_path):
-    feedback.mathjax_script.cache_clear()
+def test_missing_mathjax_is_a_clear_error(tmp_path):
     with pytest.raises(feedback.FeedbackError, match="MathJax not found at .*vendor_mathjax.py"):
         feedback.mathjax_script(tmp_path / "tex-svg.js")
-    if not feedback.MATHJAX.is_file():
-        pytest.skip("MathJax not vendored (python3 scripts/vendor_mathjax.py)")
-    script = feedback.inline_mathjax()
-    assert "MathJax" in script and "</script" not in script.lower()
+    with pytest.raises(feedback.FeedbackError, match="MathJax not found"):
+        feedback.publish_mathjax(tmp_path / "shared", tmp_path / "tex-svg.js")
+
+
+def test_mathjax_is_published_once_and_repaired(tmp_path):
+    source = tmp_path / "vendor" / "tex-svg.js"
+    source.parent.mkdir()
+    source.write_text("window.MathJax = {};")
+    source.with_name("LICENSE").write_text("Apache-2.0")
+    shared = tmp_path / "course" / "feedback" / feedback.SHARED
+    script = feedback.publish_mathjax(shared, source)
+    assert script == shared / "tex-svg.js" and script.read_text() == "window.MathJax = {};"
+    assert (shared / "LICENSE").read_text() == "Apache-2.0" and oct(script.stat().st_mode & 0o777) == "0o644"
+    stamp = script.stat().st_mtime_ns
+    feedback.publish_mathjax(shared, source)
+    assert script.stat().st_mtime_ns == stamp            # already there: not written again
+    script.write_text("truncated")                      # damaged (another size): written again
+    feedback.publish_mathjax(shared, source)
+    assert script.read_text() == "window.MathJax = {};"
+    assert sorted(os.listdir(shared)) == ["LICENSE", "tex-svg.js"]   # no temporary file left
+
+
+HOSTILE = [
+    "<script>alert(1)</script>", '<img src="x" onerror="alert(1)">', '<a href="javascript:alert(1)">a</a>',
+    '<a href=" JaVaScRiPt:alert(1)">a</a>', '<a href="data:text/html,x">a</a>', '<iframe src="/x"></iframe>',
+    '<svg onload="alert(1)"><script>alert(1)</script></svg>', '<details ontoggle="alert(1)" open>d</details>',
+    '<img src="http://127.0.0.1:9/beacon">', '<img src="data:image/svg+xml;base64,PHN2Zz4=">',
+    '<style>body{display:none}</style>', '<link rel="stylesheet" href="/x">', '<form action="/x"><input></form>',
+    '<meta http-equiv="refresh" content="0;url=/x">', '<object data="/x"></object>', '<embed src="/x">',
+    '<math><mi xlink:href="javascript:alert(1)">x</mi></math>', '<p style="position:fixed">x</p>',
+    '<span id="answer_plot" name="answer_plot">x</span>', '<div class="modal hidden">x</div>',
+    "<!--<script>alert(1)</script>-->", '<base href="http://127.0.0.1:9/">',
+]
+
+
+class Elements(HTMLParser):
+    """(tag, attributes) of every element of a page."""
+
+    def __init__(self, page):
+        super().__init__(convert_charrefs=True)
+        self.found = []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append((tag, dict(attrs)))
+
+
+@pytest.mark.parametrize("markup", HOSTILE)
+def test_clean_html_leaves_nothing_live(markup):
+    clean = safe_html.clean_html(markup)
+    for tag, attrs in Elements(clean).found:
+        assert tag in safe_html.TAGS, clean
+        assert not set(attrs) & {"id", "name", "style"} and not any(a.startswith("on") for a in attrs), clean
+        assert re.fullmatch(r"(https?:|mailto:|#).*", attrs.get("href", "#")), clean
+        assert re.fullmatch(r"data:image/(png|jpeg|gif|webp);.*", attrs.get("src", "data:image/png;")), clean
+        assert not re.search(r"hidden|modal", attrs.get("class", "")), clean
+
+
+def test_clean_html_keeps_what_pages_are_made_of():
+    markup = ('<h2>Title</h2><p>A <b>bold</b>, <em>em</em>, <code>code</code>, <a href="https://x.org/">link</a>, '
+              '<a href="#top">top</a>.</p><details><summary>cases</summary><pre>[N=1] dx: wrong</pre></details>'
+              '<table><tbody><tr><th colspan="2">h</th></tr><tr><td>1</td><td>2</td></tr></tbody></table>'
+              '<img alt="plot" src="data:image/png;base64,iVBORw0KGgo="><div class="highlight"><pre>'
+              '<span class="k">def</span> <span class="nf">f</span></pre></div>')
+    assert safe_html.clean_html(markup) == markup
+
+
+def test_markdown_is_rendered_then_cleaned():
+    environment = Environment()
+    environment.filters.update(safe_html.FILTERS)
+    template = environment.from_string("{{ source | markdown2html }}")
+    page = template.render(source="# Answer\n\nIt shrinks like $\\rho^k$ <script>alert(1)</script>"
+                                  "\n\n[x](javascript:alert(1)) <img src=x onerror=alert(1)>",
+                           cell={}, resources={})
+    assert "<h1>Answer" in page and "$\\rho^k$" in page and "&lt;script&gt;" in page
+    assert "javascript:" not in page and "onerror" not in page

@@ -5,22 +5,20 @@ are graded by the batch; the answer then awaits grading in the table, grades.csv
 statistics and the Canvas CSV. The formgrader's REST API (a real Jupyter server with
 nbgrader's formgrader, in the course directory) gives it 2 points; it then counts as
 graded, survives a ``--force`` regrade, and stock ``nbgrader generate_feedback`` run in
-the course directory writes feedback without hidden tests, readable and offline.
+the course directory writes feedback without hidden tests, readable and offline (the
+course's template: MathJax shared, the page small). The formgrader's pages, in Chromium:
+tests/test_formgrader_browser.py.
 """
 import csv
-import json
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from nbgrader.api import Gradebook
 
 from autograder import batch, cli, stats
+from formgrader_support import ENV, api
+from formgrader_support import formgrader as running_formgrader
 from submissions import assert_hides_hidden_tests, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
@@ -30,8 +28,6 @@ CLASS = {"written": student_notebook(A, {ANSWER: "For small rho the gradient nor
                                                  "the lag; tanh saturates, so it cannot grow like rho^k; a "
                                                  "dependency 50 steps back gets almost no gradient."}),
          "blank": student_notebook(A, released=True)}
-BIN = os.path.dirname(sys.executable)
-ENV = {**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", "")}
 
 
 @pytest.fixture(scope="module")
@@ -69,39 +65,8 @@ def test_points_awaiting_hand_grading_are_not_zeros(course, capsys, tmp_path):
 
 @pytest.fixture
 def formgrader(course):
-    """A Jupyter server with nbgrader's formgrader, run in the course directory: its base URL and token."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    token = "hand-grading-test"
-    server = subprocess.Popen(
-        [os.path.join(BIN, "jupyter"), "server", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False", "--allow-root",
-         "--ServerApp.jpserver_extensions={'nbgrader.server_extensions.formgrader': True}"],
-        cwd=course, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                assert server.poll() is None, server.stderr.read()
-                assert time.monotonic() < deadline, "the Jupyter server did not start"
-                time.sleep(0.3)
-        yield url, token
-    finally:
-        server.terminate()
-        server.wait(30)
-
-
-def api(url, token, path, body=None, method=None):
-    request = urllib.request.Request(f"{url}/formgrader/api/{path}", method=method or ("PUT" if body else "GET"),
-                                     data=json.dumps(body).encode() if body else None,
-                                     headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+    with running_formgrader(course) as server:
+        yield server
 
 
 def test_formgrader_grade_counts_survives_force_and_stock_feedback_leaks_nothing(course, formgrader):
@@ -137,5 +102,6 @@ def test_formgrader_grade_counts_survives_force_and_stock_feedback_leaks_nothing
         page = (course / "feedback" / student / A / f"{A}.html").read_text()
         assert_hides_hidden_tests(page, A)
         assert "Partial score of this test cell" in page
+        assert len(page.encode()) < 100_000 and '"../../_mathjax/tex-svg.js"' in page   # the course's template
     page = (course / "feedback" / "written" / A / f"{A}.html").read_text()
     assert re.search(r"Score:\s*7(\.0)?\s*/\s*7", re.sub(r"<[^>]+>", " ", page)), "the hand grade is not in the feedback"

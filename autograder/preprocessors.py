@@ -77,7 +77,8 @@ class GradingExecute(Execute):
     * ``notebook_timeout``: wall-clock limit of the whole notebook; past it the
       kernel and all its processes are killed, the cells not run earn nothing;
     * ``max_output_bytes``: outputs beyond this many bytes per notebook are dropped as
-      they arrive (the grader's memory is not the student's to fill);
+      they arrive (the grader's memory is not the student's to fill); every kind of message
+      counts (see :meth:`process_message`);
     * a kernel that dies is recorded, not fatal: the cells run before keep their results.
     """
 
@@ -117,7 +118,7 @@ class GradingExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._output_bytes, self._truncated, self._out_of_time, self._running = 0, set(), False, None
-        self._refused = set()
+        self._refused, self._malformed = set(), set()
         watchdog = threading.Timer(self.notebook_timeout, self._time_is_up)
         watchdog.start()
         try:
@@ -134,6 +135,8 @@ class GradingExecute(Execute):
                 self.km.release()
         flags.add(nb, [f"output over {self.max_output_bytes} bytes dropped in {c}" for c in sorted(self._truncated)])
         flags.add(nb, [f"a message over {self.max_result_bytes} bytes refused in {c}" for c in sorted(self._refused)])
+        flags.add(nb, [f"a malformed message from the kernel dropped in {c}"
+                       for c in sorted(self._malformed)])
         flags.add(nb, flags.execution_problems(nb))
         return nb, resources
 
@@ -154,19 +157,36 @@ class GradingExecute(Execute):
             return "startup"
         return self._running.metadata.get("nbgrader", {}).get("grade_id", "a cell without grade id")
 
-    def output(self, outs, msg, display_id, cell_index):
-        size = len(json.dumps(msg.get("content", {}), default=str))
-        is_result = wire.MIME in msg.get("content", {}).get("data", {})
-        if is_result and size <= self.max_result_bytes:
-            return super().output(outs, msg, display_id, cell_index)
+    def process_message(self, msg, cell, cell_index):
+        """Every message of the kernel about a cell, of any kind, counts against
+        ``max_output_bytes`` (a results bundle up to ``max_result_bytes`` excepted); past it,
+        what would be kept is dropped. Widget (comm) messages and display updates are never
+        kept (nothing graded reads them: kept, they would copy one output into many), nor is a
+        message nbclient cannot read."""
+        kind, content = msg.get("msg_type"), msg.get("content")
+        if kind in ("status", "execute_input") and isinstance(content, dict):
+            return super().process_message(msg, cell, cell_index)
+        size = len(json.dumps(content, default=str))
+        data = content.get("data") if isinstance(content, dict) else None
+        if kind == "display_data" and isinstance(data, dict) and wire.MIME in data and size <= self.max_result_bytes:
+            return super().process_message(msg, cell, cell_index)
         self._output_bytes += size
+        if not isinstance(content, dict) or str(kind).startswith("comm") or kind == "update_display_data":
+            return None
         if self._output_bytes > self.max_output_bytes:
             gid = self.nb.cells[cell_index].metadata.get("nbgrader", {}).get("grade_id", f"cell {cell_index}")
             if gid not in self._truncated:
                 self._truncated.add(gid)
-                outs.append(new_output("stream", name="stdout", text="[output dropped: over the grader's limit]\n"))
+                cell.outputs.append(new_output("stream", name="stdout",
+                                               text="[output dropped: over the grader's limit]\n"))
             return None
-        return super().output(outs, msg, display_id, cell_index)
+        if isinstance(content.get("transient"), dict):   # no display id: nothing updates the output later
+            msg = {**msg, "content": {**content, "transient": {}}}
+        try:
+            return super().process_message(msg, cell, cell_index)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self._malformed.add(self._current_cell_name())
+            return None
 
 
 class BadTestCell(ValueError):

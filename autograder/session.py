@@ -22,6 +22,7 @@ again) per call. Here:
   metadata is checked once per process, not once per cell (9 ms per notebook).
 """
 import contextlib
+import glob
 import json
 import os
 import sys
@@ -195,7 +196,7 @@ class CourseAPI(NbGraderAPI):
         if self._autograde_app is None:
             self._autograde_app = FlagsKept(coursedir=self.coursedir, parent=self)
         app = self._autograde_app
-        with temp_attrs(self.coursedir, assignment_id=assignment_id, student_id=student_id):
+        with temp_attrs(self.coursedir, assignment_id=assignment_id, student_id=exact(student_id)):
             app.force, app.create_student, app.flags = force, create, {}
             result = capture_log(app)
         result["flags"] = app.flags
@@ -212,9 +213,15 @@ class CourseAPI(NbGraderAPI):
             app.update_config(config)
             self._feedback_app = app
         app = self._feedback_app
-        with temp_attrs(self.coursedir, assignment_id=assignment_id, student_id=student_id):
+        with temp_attrs(self.coursedir, assignment_id=assignment_id, student_id=exact(student_id)):
             app.force = force
             return capture_log(app)
+
+
+def exact(student_id):
+    """A student id as nbgrader's CourseDirectory.student_id, which is a glob pattern: one that
+    matches that folder alone (``*``, ``bo?``, ``[ab]`` are characters of an id, not wildcards)."""
+    return glob.escape(student_id)
 
 
 class FlagsKept(Autograde):

@@ -536,7 +536,7 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
         sandbox.zygote_for(sandbox.Sandbox(config=api.config), api.log)
     try:
         fresh = scheduling.run(grade_submission, todo, workers=workers, scheduler=scheduler, progress=progress,
-                               stop_file=stop, abort=restore)
+                               stop_file=stop, abort=restore, lost=lost_submission)
     except scheduling.Interrupted as exc:
         raise Interrupted([*earlier.values(), *(o for o in exc.results if o is not None)]) from None
     finally:
@@ -581,6 +581,14 @@ def grade_submission(grading, student, assignment):
                                       "notes": list(outcome.notes)}))
         commit(grading, student, assignment)
         return outcome
+
+
+def lost_submission(grading, student, assignment, why):
+    """The Outcome of a submission whose grading process died under it (``why``: how); what
+    it held before is put back (:func:`restore`), and a rerun grades it."""
+    restore(grading, student, assignment)
+    return Outcome(student, assignment, False, retry=True,
+                   notes=(f"not graded: the grading process died ({why}); a rerun grades it again",))
 
 
 def _marker(course, student, assignment):

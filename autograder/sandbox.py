@@ -32,6 +32,7 @@ Where bubblewrap, setpriv (for a root grader), writable cgroups or ``/dev/shm`` 
 missing, the kernel still runs and the grader logs a warning naming what is not
 enforced; ``Sandbox.required = True`` turns that into an error instead.
 """
+import errno
 import importlib.util
 import json
 import os
@@ -39,6 +40,7 @@ import queue
 import shutil
 import signal
 import site
+import struct
 import sys
 import time
 import tempfile
@@ -52,6 +54,8 @@ from traitlets import Bool, DottedObjectName, Integer, List, Type, Unicode
 from traitlets.config import Configurable
 
 import rnnkit
+
+from . import trees
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PACKAGE = Path(__file__).resolve().parent
@@ -82,6 +86,31 @@ SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 
 #: Variables of the grader's environment that reach the kernel (with RNN_COURSE_*).
 PASSED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+#: Syscalls of the kernel keyring (add_key, request_key, keyctl) by architecture: refused in
+#: the jail, so no key one kernel stores reaches another (they would share the user's keyring).
+KEYRING_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
+X32_SYSCALL_BIT = 0x40000000
+
+
+def keyring_filter(machine=None):
+    """A seccomp program (classic BPF, as bubblewrap's ``--seccomp`` reads it) that refuses the
+    keyring's syscalls with EPERM, and every syscall of another architecture's ABI; None on
+    an architecture not listed in :data:`KEYRING_SYSCALLS`."""
+    arch, numbers = KEYRING_SYSCALLS.get(machine or os.uname().machine, (None, ()))
+    if arch is None:
+        return None
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | errno.EPERM
+    tests = [(jge, X32_SYSCALL_BIT)] if arch == 0xC000003E else []
+    tests += [(jeq, n) for n in numbers]
+    # arch is checked first; each test jumps to the final "deny" when it holds
+    program = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, deny), (ld, 0, 0, 0)]
+    for i, (op, k) in enumerate(tests):
+        program.append((op, len(tests) - i, 0, k))
+    program += [(ret, 0, 0, allow), (ret, 0, 0, deny)]
+    return b"".join(struct.pack("=HBBI", *insn) for insn in program)
 
 
 def kernel_modules():
@@ -142,6 +171,49 @@ def installed_copies():
     return copies
 
 
+def bound(folder, sandbox):
+    """Mount a tmpfs of its own on ``folder`` (a kernel's box): ``sandbox.tmp_bytes`` bytes and
+    ``sandbox.max_inodes`` files and folders for the kernel (more for the copy of its
+    notebook's folder), which one unmount takes away, whatever it holds. Needs a root
+    grader; False where it cannot be done."""
+    from . import zygote
+    if os.geteuid() != 0:
+        return False
+    try:
+        zygote.tmpfs(str(folder), sandbox.tmp_bytes, "0700", sandbox.max_inodes + 4096,
+                     sandbox.uid if sandbox.separate_user() else None)
+    except OSError:
+        return False
+    return True
+
+
+def remove_box(folder):
+    """Remove a kernel's box: its own file system unmounted (with anything mounted below),
+    the rest removed without recursion or following a link; never raises."""
+    from . import zygote
+    try:
+        for point in sorted(_mounts_under(folder), key=len, reverse=True):
+            zygote.unmount(point)
+        return trees.remove(folder)
+    except Exception:   # one kernel's leftovers never stop another's grading
+        return False
+
+
+def _mounts_under(folder):
+    """Mount points at or under ``folder`` in this process's mount table."""
+    folder = os.path.realpath(folder)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    points = []
+    for line in lines:
+        point = line.split(" ")[4].encode().decode("unicode_escape")
+        if point == folder or point.startswith(folder.rstrip("/") + "/"):
+            points.append(point)
+    return points
+
+
 class SandboxUnavailable(RuntimeError):
     """Isolation was required but cannot be set up on this machine."""
 
@@ -158,7 +230,10 @@ class Sandbox(Configurable):
                               "(the user id inside the sandbox otherwise); nobody").tag(config=True)
     extra_ro_paths = List(Unicode(), help="More paths the kernel may read").tag(config=True)
     max_file_bytes = Integer(64 * 1024 ** 2, help="Largest file a kernel may write").tag(config=True)
-    tmp_bytes = Integer(256 * 1024 ** 2, help="Size of the kernel's /tmp (in RAM)").tag(config=True)
+    tmp_bytes = Integer(256 * 1024 ** 2, help="Size of the kernel's /tmp, /dev/shm and private folder "
+                                              "(each in RAM)").tag(config=True)
+    max_inodes = Integer(16384, help="Files and folders the kernel may make in each of its /tmp, /dev/shm "
+                                     "and private folder").tag(config=True)
     blocked_packages = List(Unicode(), default_value=list(BLOCKED_PACKAGES),
                             help="Packages the kernel cannot import (autograd frameworks)").tag(config=True)
     fork_kernels = Bool(True, help="Fork kernels from a zygote that has imported numpy and ipykernel "
@@ -229,6 +304,7 @@ class Sandbox(Configurable):
         are bound instead of ``private`` and ``workdir`` (each kernel then hides all but its own).
         """
         opts = ["--die-with-parent", "--new-session", "--clearenv"]
+        opts += ["--seccomp", "4"] if keyring_filter() else []
         if self.separate_user():  # no user namespace: setpriv makes the kernel a real host user
             opts += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
             opts += ["--unshare-cgroup-try"] if zygote is None else []   # kernels join their cgroups
@@ -268,18 +344,21 @@ class Sandbox(Configurable):
     def wrap(self, argv, private, workdir, env, args_file, options=None, zygote=False):
         """The kernel command ``argv`` inside bubblewrap, whose options (default: those of
         :meth:`options`) go to ``args_file`` (a file outside the jail, read through file
-        descriptor 3). zygote: ``argv`` is the zygote, which sets each kernel's user and
+        descriptor 3), its seccomp program (:func:`keyring_filter`) beside it (descriptor 4). zygote: ``argv`` is the zygote, which sets each kernel's user and
         file size limit itself (it stays root in its jail when the grader is root)."""
         options = options or self.options(private, workdir, env)
-        fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"".join(arg.encode() + b"\0" for arg in options))
+        seccomp = Path(f"{args_file}-seccomp")
+        for path, data in ((args_file, b"".join(arg.encode() + b"\0" for arg in options)),
+                           (seccomp, keyring_filter() or b"")):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
         user = []
         if self.separate_user() and not zygote:
             user = [shutil.which(self.setpriv), f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
         limit = [] if zygote else ["prlimit", f"--fsize={self.max_file_bytes}", "--"]  # no file may fill the memory
-        return ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(args_file),
+        return ["/bin/sh", "-c", 'f="$1"; shift; exec "$@" 3<"$0" 4<"$f"', str(args_file), str(seccomp),
                 shutil.which(self.bwrap), "--args", "3", "--", *user, *limit, jail_path(argv[0]), *argv[1:]]
 
 
@@ -349,16 +428,21 @@ def _procs(cgroup):
 def _sweep_boxes(root, older_than):
     """Remove kernels' folders (in RAM on /dev/shm) left by a grader that crashed: untouched
     for ``older_than`` seconds, with no process in their cgroups; and zygotes' folders whose
-    grader process (named in the folder's name) is gone."""
-    for folder in Path(root).glob("rnn-zygote-*"):
+    grader process (named in the folder's name) is gone. Whatever they hold (a tree of any
+    depth, mounts) and whatever fails, the new batch goes on."""
+    try:
+        zygotes, boxes = list(Path(root).glob("rnn-zygote-*")), list(Path(root).glob("rnn-kernel-*"))
+    except OSError:
+        return
+    for folder in zygotes:
         pid = folder.name.split("-")[2]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(folder, ignore_errors=True)
-    for box in Path(root).glob("rnn-kernel-*"):
+            remove_box(folder)
+    for box in boxes:
         try:
             alive = any(_procs(base / "rnn-course" / box.name) for base in cgroup_controllers().values())
-            if not alive and time.time() - box.stat().st_mtime > older_than:
-                shutil.rmtree(box, ignore_errors=True)
+            if not alive and time.time() - box.lstat().st_mtime > older_than:
+                remove_box(box)
         except OSError:
             pass
 
@@ -464,6 +548,8 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.connection_file = str(self.box / "grader.json")
         else:
             self.box = Path(tempfile.mkdtemp(prefix="rnn-kernel-", dir=private_root()))
+            if self.jailed:
+                bound(self.box, self.sandbox)
             self.private = self.box / "kernel"
             self.private.mkdir(mode=0o700)
             self.connection_file = str(self.private / "kernel.json")
@@ -584,14 +670,20 @@ class SandboxedKernelManager(AsyncKernelManager):
     def release(self):
         """Kill what is left of the kernel, remove its folder, then its cgroups (idempotent).
 
-        The folder goes first: one beside an empty cgroup (or none) was left behind.
+        The folder goes first: one beside an empty cgroup (or none) was left behind. What
+        fails here is logged, never raised: it is this kernel's alone (a later sweep removes
+        what is left).
         """
-        if self.cgroup:
-            self.cgroup.kill()
-        shutil.rmtree(self.box, ignore_errors=True)
-        if self.cgroup and self.cgroup.remove():
-            self.cgroup = None
-        shutil.rmtree(self.box, ignore_errors=True)  # what was written while the kill took effect
+        try:
+            if self.cgroup:
+                self.cgroup.kill()
+            remove_box(self.box)
+            if self.cgroup and self.cgroup.remove():
+                self.cgroup = None
+            if not remove_box(self.box):   # what was written while the kill took effect
+                self.log.warning("the folder of a grading kernel could not be removed: %s", self.box)
+        except Exception as exc:
+            self.log.warning("cleaning up after a grading kernel: %s: %s", type(exc).__name__, exc)
 
     async def _async_cleanup_resources(self, restart=False):
         await super()._async_cleanup_resources(restart=restart)

@@ -191,17 +191,17 @@ class ForkServer:
 
     # ---------------------------------------------------------------- kernels
 
-    def new_box(self):
+    def new_box(self, limits=None):
         """A new kernel's box (host folder under ``boxes``), its kernel/ and home/ folders made.
 
-        Under a root grader the box is a tmpfs of its own (:func:`autograder.sandbox.bound`):
-        what the kernel writes in its private folder is bounded in bytes and files, and goes
-        with one unmount.
+        Under a root grader the box is a tmpfs of its own (:func:`autograder.sandbox.bound`),
+        sized by ``limits`` (the kernel's Sandbox; default: the zygote's): what the kernel
+        writes in its private folder is bounded in bytes and files, and goes with one unmount.
         """
         from .sandbox import bound
         box = Path(tempfile.mkdtemp(prefix="rnn-kernel-", dir=self.boxes))
         if self.bounded:
-            bound(box, self.sandbox)
+            bound(box, limits or self.sandbox)
         (box / "kernel").mkdir(mode=0o700)
         (box / "home").mkdir()
         return box

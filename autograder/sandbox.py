@@ -32,6 +32,7 @@ Where bubblewrap, setpriv (for a root grader), writable cgroups or ``/dev/shm`` 
 missing, the kernel still runs and the grader logs a warning naming what is not
 enforced; ``Sandbox.required = True`` turns that into an error instead.
 """
+import atexit
 import errno
 import importlib.util
 import json
@@ -44,6 +45,7 @@ import struct
 import sys
 import time
 import tempfile
+import threading
 from pathlib import Path
 
 import zmq
@@ -214,6 +216,56 @@ def _mounts_under(folder):
     return points
 
 
+_views = {}   # host folder -> its neutral view (see neutral), this process's
+_views_lock = threading.Lock()
+
+
+def neutral(folder):
+    """A read-only view of the host's ``folder`` whose entry in a mount table names no host
+    path: bound into the jail from here, ``/proc/self/mountinfo`` there does not show where
+    the grader's venv, kit or package are. An overlay given its layer by file descriptor,
+    made once per process (root grader); ``folder`` itself where it cannot be made."""
+    from . import zygote
+    folder = str(folder)
+    with _views_lock:
+        if folder in _views:
+            return _views[folder]
+        view = folder
+        if os.geteuid() == 0:
+            if "" not in _views:   # the views' folder, removed when this process ends
+                _views[""] = tempfile.mkdtemp(prefix=f"rnn-views-{os.getpid()}-", dir=private_root())
+                os.mkdir(f"{_views['']}/empty")
+                atexit.register(_remove_views, os.getpid())
+            target = f"{_views['']}/{len(_views)}"
+            os.mkdir(target)
+            layers = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in (folder, f"{_views['']}/empty")]
+            try:
+                zygote.mount("overlay", target, "overlay", zygote.MS_RDONLY | zygote.MS_NOSUID | zygote.MS_NODEV,
+                             "lowerdir=" + ":".join(f"/proc/self/fd/{fd}" for fd in layers))
+                view = target
+            except OSError:   # no overlayfs here: the folder itself (its path is then in the mount table)
+                pass
+            finally:
+                for fd in layers:
+                    os.close(fd)
+        _views[folder] = view
+        return view
+
+
+def _views_after_fork():
+    global _views_lock
+    _views_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_views_after_fork)
+
+
+def _remove_views(owner):
+    if os.getpid() == owner and _views.get(""):
+        remove_box(_views.pop(""))
+        _views.clear()
+
+
 class SandboxUnavailable(RuntimeError):
     """Isolation was required but cannot be set up on this machine."""
 
@@ -312,15 +364,17 @@ class Sandbox(Configurable):
             opts += ["--unshare-all", "--uid", str(self.uid), "--gid", str(self.uid), "--cap-drop", "ALL"]
         opts += ["--proc", "/proc", "--dev", "/dev",
                  "--perms", "1777", "--size", str(self.tmp_bytes), "--tmpfs", "/tmp"]
-        mounts = [("--ro-bind", path, jail_path(path)) for path in self.readable_paths()]
+        mounts = [("--ro-bind", neutral(path) if path in relocated() else path, jail_path(path))
+                  for path in self.readable_paths()]
         # another copy of this package would hold the references
         mounts += [("--tmpfs", jail_path(path)) for path in installed_copies()]
-        mounts += [("--ro-bind", str(STUB if os.path.isdir(path) else STUB / "__init__.py"), jail_path(path))
+        mounts += [("--ro-bind", neutral(STUB) if os.path.isdir(path) else f"{neutral(STUB)}/__init__.py", jail_path(path))
                    for path in blocked_locations(self.blocked_packages)]
-        mounts += [("--ro-bind", path, inside) for path, inside in kernel_modules().items()]
+        mounts += [("--ro-bind", neutral(path), inside) for path, inside in kernel_modules().items()]
         if zygote is not None:
             from . import forkserver, zygote as script
-            mounts += [("--ro-bind", str(forkserver.SCRIPT), forkserver.SCRIPT_IN_JAIL),
+            mounts += [("--ro-bind", f"{neutral(forkserver.SCRIPT.parent)}/{forkserver.SCRIPT.name}",
+                        forkserver.SCRIPT_IN_JAIL),
                        ("--bind", str(zygote.boxes), script.BOXES),
                        ("--bind", str(zygote.control), str(Path(script.CONTROL).parent)),
                        ("--dir", script.HOME), ("--dir", script.KERNEL_DIR)]
@@ -434,7 +488,7 @@ def _sweep_boxes(root, older_than):
         zygotes, boxes = list(Path(root).glob("rnn-zygote-*")), list(Path(root).glob("rnn-kernel-*"))
     except OSError:
         return
-    for folder in zygotes:
+    for folder in zygotes + list(Path(root).glob("rnn-views-*")):
         pid = folder.name.split("-")[2]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             remove_box(folder)
@@ -543,7 +597,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         # there; no other host user can reach them), and what only the grader reads: bubblewrap's
         # options, or with a zygote the grader's connection file and the notebook folder's copy.
         if self.server:
-            self.box = self.server.new_box()
+            self.box = self.server.new_box(self.sandbox)
             self.private = self.box / "kernel"
             self.connection_file = str(self.box / "grader.json")
         else:

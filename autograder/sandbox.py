@@ -238,7 +238,8 @@ def neutral(folder):
                 atexit.register(_remove_views, os.getpid())
             target = f"{_views['']}/{len(_views)}"
             os.mkdir(target)
-            layers = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in (folder, f"{_views['']}/empty")]
+            masks = _masks(folder, f"{target}-masks")
+            layers = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in (masks, folder, f"{_views['']}/empty")]
             try:
                 zygote.mount("overlay", target, "overlay", zygote.MS_RDONLY | zygote.MS_NOSUID | zygote.MS_NODEV,
                              "lowerdir=" + ":".join(f"/proc/self/fd/{fd}" for fd in layers))
@@ -250,6 +251,48 @@ def neutral(folder):
                     os.close(fd)
         _views[folder] = view
         return view
+
+
+#: Where the host paths that files of a view may name are seen in the jail (or nowhere).
+def _host_paths():
+    moves = {**relocated(), str(PACKAGE.parent): f"{KIT_ROOT}/grader"}
+    moves.update({os.path.realpath(host): inside for host, inside in moves.items()})
+    return sorted(moves.items(), key=lambda item: -len(item[0]))
+
+
+def _masks(folder, layer):
+    """A layer over ``folder`` (made at ``layer``) replacing the files of it that name a host path
+    (:func:`_host_paths`): where a venv or an editable install writes them (pyvenv.cfg, the
+    scripts in bin/, .pth files and their finders, direct_url.json, compiled modules). A
+    text file gets the jail's paths instead; a compiled module is emptied (Python compiles
+    its source again, in memory)."""
+    folder, moves = Path(folder), _host_paths()
+    found = [p for p in folder.glob("*") if p.is_file()] + list(folder.glob("bin/*"))
+    for site_dir in folder.glob("lib/python*/site-packages"):
+        found += [p for p in site_dir.glob("*") if p.is_file()]
+        found += list(site_dir.glob("__pycache__/*")) + list(site_dir.glob("*/direct_url.json"))
+    if not (folder / "pyvenv.cfg").exists():   # a small tree (the kit, the package): all of it
+        found += [folder / rel for rel in trees.files(folder)[:5000]]
+    os.mkdir(layer)
+    for path in dict.fromkeys(found):
+        try:
+            if not path.is_file() or path.is_symlink() or path.stat().st_size > 1024 ** 2:
+                continue
+            data = path.read_bytes()
+            if not any(host.encode() in data for host, _ in moves):
+                continue
+            if path.suffix != ".pyc":
+                for host, inside in moves:
+                    data = data.replace(host.encode(), inside.encode())
+            else:
+                data = b""
+            copy = Path(layer) / path.relative_to(folder)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(data)
+            shutil.copymode(path, copy)
+        except OSError:
+            continue
+    return layer
 
 
 def _views_after_fork():
@@ -362,8 +405,14 @@ class Sandbox(Configurable):
             opts += ["--unshare-cgroup-try"] if zygote is None else []   # kernels join their cgroups
         else:
             opts += ["--unshare-all", "--uid", str(self.uid), "--gid", str(self.uid), "--cap-drop", "ALL"]
-        opts += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(self.tmp_bytes), "--tmpfs", "/tmp"]
+        opts += ["--proc", "/proc", "--dev", "/dev"]
+        box = Path(private).parent if private else None
+        if box is not None and os.path.ismount(box):   # its /tmp shares the box's bounds (see bound)
+            (box / "tmp").mkdir(exist_ok=True)
+            (box / "tmp").chmod(0o1777)
+            opts += ["--bind", str(box / "tmp"), "/tmp"]
+        else:
+            opts += ["--perms", "1777", "--size", str(self.tmp_bytes), "--tmpfs", "/tmp"]
         mounts = [("--ro-bind", neutral(path) if path in relocated() else path, jail_path(path))
                   for path in self.readable_paths()]
         # another copy of this package would hold the references

@@ -276,7 +276,7 @@ NAMED = 10
 def _write_layout_flags(course, student, assignment, left_out, code=()):
     path = _layout_file(course, student, assignment)
     flags = []
-    special = [(name, why) for name, why in left_out if why.startswith(("a ", "an "))]
+    special = [(name, why) for name, why in left_out if why in trees.SPECIAL]
     over = [(name, why) for name, why in left_out if (name, why) not in special]
     for items, words in ((special, "not regular files"), (over, "over the grader's limits")):
         if items:

@@ -70,6 +70,11 @@ NOTEBOOK_TIMEOUT = 300
 SKIP_TAG = "skip-in-grading"
 
 
+#: What a part of a kernel's message that is not a JSON object is read as: a header, parent
+#: header or content that names nothing the grader waits for.
+MALFORMED = {"msg_type": "malformed", "msg_id": "", "session": "", "username": "", "rnn_course_malformed": True}
+
+
 class GradingExecute(Execute):
     """nbgrader's Execute in the sandboxed kernel, with limits that hold whatever the student does.
 
@@ -106,14 +111,20 @@ class GradingExecute(Execute):
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def _bounded(self, unpack):
+        """``unpack`` that refuses a part over ``max_result_bytes`` undecoded, and gives a part
+        that is not a JSON object (every part of a message is one) as :data:`MALFORMED`."""
         def bounded(data):
-            if len(data) <= self.max_result_bytes:
-                return unpack(data)
-            self._refused.add(self._current_cell_name())
-            note = f"[a message of {len(data)} bytes from the kernel was refused: over the grader's limit]\n"
-            return {"name": "stdout", "text": note, "data": {"text/plain": note}, "metadata": {},
-                    "transient": {}, "execution_count": None, "ename": "Refused", "evalue": note,
-                    "traceback": [], "execution_state": "busy"}
+            if len(data) > self.max_result_bytes:
+                self._refused.add(self._current_cell_name())
+                note = f"[a message of {len(data)} bytes from the kernel was refused: over the grader's limit]\n"
+                return {"name": "stdout", "text": note, "data": {"text/plain": note}, "metadata": {},
+                        "transient": {}, "execution_count": None, "ename": "Refused", "evalue": note,
+                        "traceback": [], "execution_state": "busy"}
+            try:
+                part = unpack(data)
+            except Exception:
+                part = None
+            return part if isinstance(part, dict) else dict(MALFORMED)
         return bounded
 
     def preprocess(self, nb, resources=None, km=None):
@@ -163,30 +174,41 @@ class GradingExecute(Execute):
         what would be kept is dropped. Widget (comm) messages and display updates are never
         kept (nothing graded reads them: kept, they would copy one output into many), nor is a
         message nbclient cannot read."""
-        kind, content = msg.get("msg_type"), msg.get("content")
-        if kind in ("status", "execute_input") and isinstance(content, dict):
-            return super().process_message(msg, cell, cell_index)
-        size = len(json.dumps(content, default=str))
-        data = content.get("data") if isinstance(content, dict) else None
-        if kind == "display_data" and isinstance(data, dict) and wire.MIME in data and size <= self.max_result_bytes:
-            return super().process_message(msg, cell, cell_index)
-        self._output_bytes += size
-        if not isinstance(content, dict) or str(kind).startswith("comm") or kind == "update_display_data":
-            return None
-        if self._output_bytes > self.max_output_bytes:
-            gid = self.nb.cells[cell_index].metadata.get("nbgrader", {}).get("grade_id", f"cell {cell_index}")
-            if gid not in self._truncated:
-                self._truncated.add(gid)
-                cell.outputs.append(new_output("stream", name="stdout",
-                                               text="[output dropped: over the grader's limit]\n"))
-            return None
-        if isinstance(content.get("transient"), dict):   # no display id: nothing updates the output later
-            msg = {**msg, "content": {**content, "transient": {}}}
+        kind, content = str(msg.get("msg_type")), msg.get("content")
         try:
+            if kind in ("status", "execute_input") and isinstance(content, dict) and "rnn_course_malformed" not in content:
+                return super().process_message(msg, cell, cell_index)
+            size = len(json.dumps(content, default=str))
+            data = content.get("data") if isinstance(content, dict) else None
+            if kind == "display_data" and isinstance(data, dict) and wire.MIME in data \
+                    and size <= self.max_result_bytes:
+                return super().process_message(msg, cell, cell_index)
+            self._output_bytes += size
+            if self._output_bytes > self.max_output_bytes:
+                gid = self.nb.cells[cell_index].metadata.get("nbgrader", {}).get("grade_id", f"cell {cell_index}")
+                if gid not in self._truncated:
+                    self._truncated.add(gid)
+                    cell.outputs.append(new_output("stream", name="stdout",
+                                                   text="[output dropped: over the grader's limit]\n"))
+                return None
+            if not isinstance(content, dict) or "rnn_course_malformed" in content:
+                raise ValueError("not a message")
+            if kind.startswith("comm") or kind == "update_display_data":
+                return None
+            if isinstance(content.get("transient"), dict):   # no display id: nothing updates the output later
+                msg = {**msg, "content": {**content, "transient": {}}}
             return super().process_message(msg, cell, cell_index)
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             self._malformed.add(self._current_cell_name())
             return None
+
+    async def _check_raise_for_error(self, cell, cell_index, exec_reply):
+        """nbclient's, for a reply the kernel may have malformed (then no error is raised)."""
+        content = (exec_reply or {}).get("content")
+        if exec_reply is not None and not (isinstance(content, dict) and isinstance(content.get("status"), str)):
+            self._malformed.add(self._current_cell_name())
+            return None
+        return await super()._check_raise_for_error(cell, cell_index, exec_reply)
 
 
 class BadTestCell(ValueError):

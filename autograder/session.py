@@ -34,6 +34,7 @@ from nbconvert.writers import FilesWriter
 from nbgrader import api
 from nbgrader.apps import NbGraderAPI
 from nbgrader.converters import Autograde, GenerateFeedback
+from nbgrader.converters.base import NbGraderException
 from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError, ValidationError
 from nbgrader.nbgraderformat.common import BaseMetadataValidator
 from nbgrader.preprocessors import CheckCellMetadata
@@ -224,7 +225,28 @@ def exact(student_id):
     return glob.escape(student_id)
 
 
-class FlagsKept(Autograde):
+class ExactNotebooks:
+    """nbgrader's ``init_notebooks``, but what it finds is not a pattern again: stock globs the
+    folder it found (``submitted/*/01_rnn``) for its notebooks, and the course directory's path."""
+
+    def init_notebooks(self):
+        self.assignments, self.notebooks = {}, []
+        root = self.coursedir.root
+        pattern = self._format_source(self.coursedir.assignment_id, self.coursedir.student_id)
+        pattern = os.path.join(glob.escape(root), os.path.relpath(pattern, root))
+        for assignment in glob.glob(pattern):
+            found = glob.glob(os.path.join(glob.escape(assignment), self.coursedir.notebook_id + ".ipynb"))
+            if found:
+                self.assignments[assignment] = found
+            else:
+                self.log.warning("No notebooks were matched in '%s'", assignment)
+        if not self.assignments:
+            msg = f"No notebooks were matched by '{pattern}'"
+            self.log.error(msg)
+            raise NbGraderException(msg)
+
+
+class FlagsKept(ExactNotebooks, Autograde):
     """nbgrader's Autograde that keeps the review flags of every notebook it writes (in ``flags``)."""
 
     def __init__(self, **kwargs):
@@ -238,7 +260,7 @@ class FlagsKept(Autograde):
             self.flags[resources["unique_key"]] = list(meta.get("rnn_course", {}).get("flags", []))
 
 
-class ExporterKept(GenerateFeedback):
+class ExporterKept(ExactNotebooks, GenerateFeedback):
     """nbgrader's GenerateFeedback whose exporter (compiled templates, preprocessors) is made once.
 
     ``start`` is BaseConverter's, but for the exporter.

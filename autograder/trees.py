@@ -24,6 +24,10 @@ class Limits:
     bytes: int = 64 * 1024 ** 2
 
 
+#: What :func:`kind_of` says of what is not a regular file or a folder.
+SPECIAL = ("a symbolic link", "a named pipe", "a socket", "a device file", "a special file")
+
+
 def kind_of(mode):
     """None for a regular file or a folder; else what it is, in words."""
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):

@@ -632,7 +632,7 @@ def test_private_space_is_bounded_and_off_the_disk(needs_cgroups, course):
     assert tmp.text.endswith(" No space left on device\n"), tmp
     assert int(tmp.text.split()[0]) * 4 * mb <= limits["tmp_bytes"], tmp
     if private.text.endswith(" No space left on device\n"):   # a root grader: a tmpfs of its own
-        assert 0 < written <= limits["tmp_bytes"], written
+        assert written <= limits["tmp_bytes"], written   # (shared with /tmp when kernels start one by one)
     else:   # else the memory cgroup stops it (an error, or the kernel killed)
         assert private.dead or private.text.endswith(" Cannot allocate memory\n"), private
         assert 64 * mb < written < limits["memory_bytes"], written

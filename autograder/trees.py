@@ -45,34 +45,35 @@ def kind_of(mode):
 
 def walk(root, limits=None):
     """``(relative path, lstat result, why left out or None)`` of everything under ``root``,
-    parents before children, sorted by name within a folder; nothing under a folder left out
-    is visited. Without ``limits``, only links and special files are left out."""
+    depth first, sorted by name within a folder; nothing under a folder left out is visited.
+    Without ``limits``, only links and special files are left out."""
     root = Path(root)
     budget = {"entries": 0, "bytes": 0}
-    stack = [("", 0)]
-    while stack:
-        folder, depth = stack.pop()
+    stack = []
+
+    def visit(folder, depth):
         try:
             with os.scandir(root / folder if folder else root) as found:
-                names = sorted(e.name for e in found)
+                names = sorted((e.name for e in found), reverse=True)
         except OSError as exc:
-            yield folder, None, f"cannot be read ({exc.strerror})"
+            return f"cannot be read ({exc.strerror})"
+        stack.extend((f"{folder}/{name}" if folder else name, depth) for name in names)
+        return None
+
+    visit("", 0)
+    while stack:
+        rel, depth = stack.pop()
+        try:
+            info = os.lstat(root / rel)
+        except OSError as exc:
+            yield rel, None, f"cannot be read ({exc.strerror})"
             continue
-        below = []
-        for name in names:
-            rel = f"{folder}/{name}" if folder else name
-            try:
-                info = os.lstat(root / rel)
-            except OSError as exc:
-                yield rel, None, f"cannot be read ({exc.strerror})"
-                continue
-            why = kind_of(info.st_mode)
-            if why is None and limits is not None:
-                why = _over(limits, budget, info, depth)
-            yield rel, info, why
-            if why is None and stat.S_ISDIR(info.st_mode):
-                below.append((rel, depth + 1))
-        stack.extend(reversed(below))
+        why = kind_of(info.st_mode)
+        if why is None and limits is not None:
+            why = _over(limits, budget, info, depth)
+        if why is None and stat.S_ISDIR(info.st_mode):
+            why = visit(rel, depth + 1)
+        yield rel, info, why
 
 
 def _over(limits, budget, info, depth):

@@ -16,7 +16,14 @@
   every process it starts dies with it;
 * talks to the grader over IPC sockets in a private folder (no TCP port), on
   ``/dev/shm`` (RAM, charged to its memory cgroup), the only place besides its
-  ``/tmp`` it can write to, with a per-file size limit;
+  ``/tmp`` it can write to, with a per-file size limit; under a root grader the
+  folder is a tmpfs of its own, bounded in bytes and files (``Sandbox.tmp_bytes``,
+  ``Sandbox.max_inodes``) and taken away by one unmount, and every clean-up removes
+  trees without recursion or following a link (:mod:`autograder.trees`);
+* cannot use the kernel keyring (seccomp refuses its syscalls: every kernel is the
+  same user) and, under a root grader, finds no host path of the grader's venv, kit
+  or package (bound from overlays that name no host path, files naming one masked:
+  :func:`neutral`);
 * is held by a pids and a memory cgroup (fork bombs and memory bombs hit a wall,
   numpy still works), which the grader empties when the kernel ends.
 
@@ -361,8 +368,9 @@ class Sandbox(Configurable):
     def notes(self):
         """What is weaker than it could be, by choice of the user running the grader."""
         if os.geteuid() != 0:
-            return ["the kernel runs as the grader's own host user (uid %d): a separate host user "
-                    "needs a root grader" % os.geteuid()]
+            return ["the kernel runs as the grader's own host user (uid %d): a separate host user, "
+                    "a private folder bounded in files and host paths hidden from its mount table "
+                    "need a root grader" % os.geteuid()]
         return []
 
     def readable_paths(self):

@@ -14,10 +14,14 @@ processes (a batch's workers share it) on a socket, one JSON object per line eac
 It lives while its stdin is open; a grader process that disconnects loses its kernels.
 No student code ever runs in the zygote. Between the fork and the kernel's first line,
 the child (see :func:`enter_jail`) takes new mount, PID, network, IPC and UTS namespaces
-(and a user namespace, unless the zygote is root), joins its cgroups, mounts a fresh
-``/proc``, ``/tmp``, ``/dev/shm`` and ``/run``, shows itself only its own box
-(``/run/kernel``: connection file and sockets; ``/home/student/<home>``: the notebook's
-folder, read-only), drops every capability and closes every file the zygote had open.
+(and a user namespace, unless the zygote is root), joins its cgroups (then a cgroup
+namespace: it sees no cgroup's name), mounts a fresh ``/proc``, ``/tmp`` and ``/dev/shm``
+(bounded in bytes and files) and ``/run``, shows itself only its own box (``/run/kernel``:
+connection file and sockets; ``/home/student/<home>``: the notebook's folder, read-only)
+and unmounts the others (as root), drops every capability and closes every file the
+zygote had open. It leaves :func:`serve` before it becomes the kernel
+(:class:`BecomeKernel`): the zygote's tables (other kernels, their requests) go with its
+frames.
 Every process the kernel starts ends with it (its PID namespace ends). A forked copy of
 the zygote's memory is all it shares with the zygote; nothing of one kernel reaches the
 next.

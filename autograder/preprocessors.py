@@ -176,7 +176,8 @@ class GradingExecute(Execute):
         message nbclient cannot read."""
         kind, content = str(msg.get("msg_type")), msg.get("content")
         try:
-            if kind in ("status", "execute_input") and isinstance(content, dict) and "rnn_course_malformed" not in content:
+            readable = isinstance(content, dict) and "rnn_course_malformed" not in content
+            if kind in ("status", "execute_input") and readable:
                 return super().process_message(msg, cell, cell_index)
             size = len(json.dumps(content, default=str))
             data = content.get("data") if isinstance(content, dict) else None
@@ -191,7 +192,7 @@ class GradingExecute(Execute):
                     cell.outputs.append(new_output("stream", name="stdout",
                                                    text="[output dropped: over the grader's limit]\n"))
                 return None
-            if not isinstance(content, dict) or "rnn_course_malformed" in content:
+            if not readable:
                 raise ValueError("not a message")
             if kind.startswith("comm") or kind == "update_display_data":
                 return None

@@ -425,7 +425,8 @@ class Sandbox(Configurable):
                   for path in self.readable_paths()]
         # another copy of this package would hold the references
         mounts += [("--tmpfs", jail_path(path)) for path in installed_copies()]
-        mounts += [("--ro-bind", neutral(STUB) if os.path.isdir(path) else f"{neutral(STUB)}/__init__.py", jail_path(path))
+        mounts += [("--ro-bind", neutral(STUB) if os.path.isdir(path) else f"{neutral(STUB)}/__init__.py",
+                    jail_path(path))
                    for path in blocked_locations(self.blocked_packages)]
         mounts += [("--ro-bind", neutral(path), inside) for path, inside in kernel_modules().items()]
         if zygote is not None:
@@ -455,7 +456,8 @@ class Sandbox(Configurable):
     def wrap(self, argv, private, workdir, env, args_file, options=None, zygote=False):
         """The kernel command ``argv`` inside bubblewrap, whose options (default: those of
         :meth:`options`) go to ``args_file`` (a file outside the jail, read through file
-        descriptor 3), its seccomp program (:func:`keyring_filter`) beside it (descriptor 4). zygote: ``argv`` is the zygote, which sets each kernel's user and
+        descriptor 3), its seccomp program (:func:`keyring_filter`) beside it (descriptor 4).
+        zygote: ``argv`` is the zygote, which sets each kernel's user and
         file size limit itself (it stays root in its jail when the grader is root)."""
         options = options or self.options(private, workdir, env)
         seccomp = Path(f"{args_file}-seccomp")

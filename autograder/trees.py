@@ -139,7 +139,7 @@ def digest(root, keep=None):
         wanted = keep is not None and keep(rel)
         parts = []
         try:
-            with open(Path(root) / rel, "rb", opener=lambda p, f: os.open(p, f | os.O_NOFOLLOW)) as fh:
+            with open(Path(root) / rel, "rb", opener=_no_follow) as fh:
                 while block := fh.read(BLOCK):
                     sha.update(block)
                     if wanted:
@@ -149,6 +149,10 @@ def digest(root, keep=None):
         if wanted:
             kept[rel] = b"".join(parts)
     return sha.hexdigest(), kept
+
+
+def _no_follow(path, flags):
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
 
 
 def remove(path):

@@ -6,7 +6,7 @@ grading kernel needs (numpy, the kit, ipykernel: :data:`PRELOAD`), then serves t
 processes (a batch's workers share it) on a socket, one JSON object per line each way:
 
 * ``{"op": "spawn", "id": ..., "home": ..., "env": {...}, "tmp_bytes": n, "file_bytes": n,
-  "uid": n or null, "cgroups": [...]}`` forks a kernel for the box ``/run/boxes/<id>``;
+  "inodes": n, "uid": n or null, "cgroups": [...]}`` forks a kernel for the box ``/run/boxes/<id>``;
   answers ``{"id": ..., "pid": ...}``;
 * ``{"op": "signal", "id": ..., "signal": n}`` signals that kernel;
 * when a kernel ends: ``{"id": ..., "exit": status}``.

@@ -8,7 +8,6 @@ characters; a leftover of a failed clean-up (a very deep tree, a mount) waits in
 from an earlier batch. Kernels that fill their private space with files and a deep tree
 are tested in the jail (test_sandbox.py's helpers); a worker killed mid-batch through the CLI.
 """
-import asyncio
 import copy
 import os
 import signal
@@ -55,7 +54,8 @@ PIECE = "x" * 100_000
 #: Every kind of message a kernel sends about a cell, 3 MB of each (the limit is 1 MB a notebook).
 FLOODS = {
     "stream": f"for _ in range(30): print({PIECE!r})",
-    "display_data": f"from IPython.display import display\nfor _ in range(30): display({{'text/plain': {PIECE!r}}}, raw=True)",
+    "display_data": "from IPython.display import display\n"
+                    f"for _ in range(30): display({{'text/plain': {PIECE!r}}}, raw=True)",
     "execute_result": SEND + f"for n in range(30): send('execute_result', {{'data': {{'text/plain': {PIECE!r}}}, "
                              f"'metadata': {{}}, 'execution_count': n}})",
     # a small display shown 300 times, then updated: kept, each update would be copied 300 times
@@ -64,7 +64,8 @@ FLOODS = {
                            f"for _ in range(30): update_display({{'text/plain': {PIECE!r}}}, raw=True, display_id='d')",
     "clear_output": f"from IPython.display import clear_output\nfor _ in range(30):\n    print({PIECE!r})\n"
                     f"    clear_output()",
-    "error": SEND + f"for _ in range(30): send('error', {{'ename': 'E', 'evalue': {PIECE!r}, 'traceback': [{PIECE!r}]}})",
+    "error": SEND + f"for _ in range(30): send('error', {{'ename': 'E', 'evalue': {PIECE!r}, "
+                    f"'traceback': [{PIECE!r}]}})",
     "comm": SEND + "send('comm_open', {'comm_id': 'w', 'target_name': 'jupyter.widget', 'data': {'state': {}}})\n"
                    f"for _ in range(30): send('comm_msg', {{'comm_id': 'w', 'data': {{'method': 'update', "
                    f"'state': {{'value': {PIECE!r}}}, 'buffer_paths': []}}}})",

@@ -6,7 +6,6 @@ directory, both ways of starting kernels); skipped without bubblewrap, except un
 """
 import asyncio
 import errno
-import json
 import os
 import sys
 
@@ -83,7 +82,8 @@ LOOK = """
     texts["hostname"] = socket.gethostname()
     import glob
     places = ["/opt/venv/*", "/opt/venv/bin/*", "/opt/venv/lib/python*/site-packages/*",
-              "/opt/venv/lib/python*/site-packages/__pycache__/*", "/opt/venv/lib/python*/site-packages/*/direct_url.json",
+              "/opt/venv/lib/python*/site-packages/__pycache__/*",
+              "/opt/venv/lib/python*/site-packages/*/direct_url.json",
               "/opt/rnn-course/**/*", "/opt/rnn-grader/*"]
     texts["files"] = "\\n".join(read(p) for place in places for p in glob.glob(place, recursive=True)
                                if os.path.isfile(p) and os.path.getsize(p) < 1 << 20)

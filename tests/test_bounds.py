@@ -352,3 +352,16 @@ def test_a_worker_killed_mid_batch_costs_only_its_student(tmp_path):
     assert again.returncode == 0, again.stderr
     assert {r["student"]: r["score"] for r in batch.grade_rows(course_dir)} == {
         "slow_a": TOTAL, "slow_b": TOTAL, "quick_a": TOTAL, "quick_b": 0}
+
+
+def test_grading_in_place_removes_what_is_over_a_bound_and_normalises_ids(tmp_path):
+    """nbgrader's own layout (the submissions are the course's submitted/): what is over a bound
+    is removed there, and a decomposed name is renamed to its NFC form."""
+    course_dir = tmp_path / "course"
+    subs = write_submissions(course_dir / "submitted", A, {NFD: RIGHT, "deep": RIGHT})
+    deep_tree(subs / "deep" / A / "data", 40)
+    pairs = batch.prepare_course(course_dir, subs, problems=[])
+    nfc = unicodedata.normalize("NFC", NFD)
+    assert pairs == sorted([(nfc, A), ("deep", A)]) and not (subs / NFD).exists()
+    assert "(a folder more than 16 levels deep)" in batch.layout_flags(course_dir, "deep", A)[0]
+    assert max(rel.count("/") for rel in trees.files(subs / "deep" / A)) < batch.LIMITS.depth

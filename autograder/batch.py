@@ -157,7 +157,10 @@ def prepare_course(course, submissions, solutions=REPO / "solutions", problems=N
 
     Only regular files are copied and no link is ever followed: a symbolic link, named
     pipe, device or socket in a student's folder is left out, and flagged for that
-    submission alone (:func:`layout_flags`). The course directory also gets the
+    submission alone (:func:`layout_flags`); so is what is over :data:`LIMITS` (folders
+    too deep, too many entries, too many bytes: a sparse file counts what it claims).
+    A folder whose name cannot be a student id (:func:`id_problem`) is skipped with one
+    line; ids are graded in Unicode NFC. The course directory also gets the
     ``nbgrader_config.py`` that makes nbgrader's own commands use the course's pipeline.
     """
     course, submissions = Path(course), Path(submissions)

@@ -232,36 +232,23 @@ def neutral(folder):
     path: bound into the jail from here, ``/proc/self/mountinfo`` there does not show where
     the grader's venv, kit or package are. An overlay given its layer by file descriptor,
     made once per process (root grader); ``folder`` itself where it cannot be made."""
-    from . import zygote
     folder = str(folder)
     with _views_lock:
         if folder in _views:
             return _views[folder]
         view = folder
         if os.geteuid() == 0:
-            if "" not in _views:   # the views' folder, removed when this process ends
-                _views[""] = tempfile.mkdtemp(prefix=f"rnn-views-{os.getpid()}-", dir=private_root())
-                os.mkdir(f"{_views['']}/empty")
-                atexit.register(_remove_views, os.getpid())
-            target = f"{_views['']}/{len(_views)}"
-            os.mkdir(target)
-            masks = _masks(folder, f"{target}-masks")
-            layers = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in (masks, folder, f"{_views['']}/empty")]
             try:
-                zygote.mount("overlay", target, "overlay", zygote.MS_RDONLY | zygote.MS_NOSUID | zygote.MS_NODEV,
-                             "lowerdir=" + ":".join(f"/proc/self/fd/{fd}" for fd in layers))
-                view = target
+                view = _overlay(folder)
             except OSError:   # no overlayfs here: the folder itself (its path is then in the mount table)
                 pass
-            finally:
-                for fd in layers:
-                    os.close(fd)
         _views[folder] = view
         return view
 
 
-#: Where the host paths that files of a view may name are seen in the jail (or nowhere).
 def _host_paths():
+    """(host path, where the jail sees it, or a path that is nowhere) that files of a view may
+    name, longest first."""
     moves = {**relocated(), str(PACKAGE.parent): f"{KIT_ROOT}/grader"}
     moves.update({os.path.realpath(host): inside for host, inside in moves.items()})
     return sorted(moves.items(), key=lambda item: -len(item[0]))
@@ -308,6 +295,26 @@ def _views_after_fork():
 
 
 os.register_at_fork(after_in_child=_views_after_fork)
+
+
+def _overlay(folder):
+    """``folder`` mounted read-only in this process's views' folder, :func:`_masks` over it."""
+    from . import zygote
+    if "" not in _views:   # the views' folder, removed when this process ends
+        _views[""] = tempfile.mkdtemp(prefix=f"rnn-views-{os.getpid()}-", dir=private_root())
+        os.mkdir(f"{_views['']}/empty")
+        atexit.register(_remove_views, os.getpid())
+    target = f"{_views['']}/{len(_views)}"
+    os.mkdir(target)
+    masks = _masks(folder, f"{target}-masks")
+    layers = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in (masks, folder, f"{_views['']}/empty")]
+    try:
+        zygote.mount("overlay", target, "overlay", zygote.MS_RDONLY | zygote.MS_NOSUID | zygote.MS_NODEV,
+                     "lowerdir=" + ":".join(f"/proc/self/fd/{fd}" for fd in layers))
+    finally:
+        for fd in layers:
+            os.close(fd)
+    return target
 
 
 def _remove_views(owner):

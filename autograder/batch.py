@@ -18,14 +18,13 @@ changed, or may have been the machine's fault.
 """
 import csv
 import functools
-import hashlib
 import json
 import os
 import re
 import shutil
-import stat
 import sys
 import threading
+import unicodedata
 import warnings
 import tempfile
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from . import kitdata
 from . import sandbox
 from . import scheduling
 from . import session
+from . import trees
 from . import nbgrader_config
 from .nbgrader_config import COURSE_CONFIG, configure
 from .preprocessors import NOTE
@@ -158,7 +158,10 @@ def prepare_course(course, submissions, solutions=REPO / "solutions", problems=N
 
     Only regular files are copied and no link is ever followed: a symbolic link, named
     pipe, device or socket in a student's folder is left out, and flagged for that
-    submission alone (:func:`layout_flags`). The course directory also gets the
+    submission alone (:func:`layout_flags`); so is what is over :data:`LIMITS` (folders
+    too deep, too many entries, too many bytes: a sparse file counts what it claims).
+    A folder whose name cannot be a student id (:func:`id_problem`) is skipped with one
+    line; ids are graded in Unicode NFC. The course directory also gets the
     ``nbgrader_config.py`` that makes nbgrader's own commands use the course's pipeline.
     """
     course, submissions = Path(course), Path(submissions)
@@ -178,15 +181,17 @@ def prepare_course(course, submissions, solutions=REPO / "solutions", problems=N
     try:
         submitted = course / "submitted"
         in_place = submitted.exists() and submitted.resolve() == submissions.resolve()
-        for student, assignment in found:
+        for folder, student, assignment in found:
             dest = submitted / student / assignment
             if in_place:
+                if folder != student:   # its NFC name, unless taken (then _layout refused it)
+                    (submitted / folder).rename(submitted / student)
                 left_out = _remove_special(dest)
             else:
                 # Replace, not merge: a notebook left from an earlier run must not be graded.
-                if dest.exists():
-                    shutil.rmtree(dest)
-                left_out = _copy_regular(submissions / student / assignment, dest)
+                if os.path.lexists(dest) and not trees.remove(dest):
+                    raise OSError(f"cannot remove the earlier copy {dest}")
+                left_out = _copy_regular(submissions / folder / assignment, dest)
             _write_layout_flags(course, student, assignment, left_out, _python_code(dest))
     except OSError as exc:
         raise GradingError(f"cannot lay out the course directory {course}: {exc}") from None
@@ -194,6 +199,8 @@ def prepare_course(course, submissions, solutions=REPO / "solutions", problems=N
         problems.extend(skipped)
     pairs = []
     for student in sorted(p for p in submitted.iterdir() if _plain_dir(p) and _visible(p)):
+        if id_problem(student.name) or student.name != student_id(student.name):
+            continue
         for assignment in sorted(p for p in student.iterdir() if _plain_dir(p) and _visible(p)):
             if assignment.name in known:
                 pairs.append((student.name, assignment.name))
@@ -202,60 +209,55 @@ def prepare_course(course, submissions, solutions=REPO / "solutions", problems=N
 
 def _special(path):
     """None for a regular file or a folder (not a link to one); else what it is, in words."""
-    mode = os.lstat(path).st_mode
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return None
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device file"
-    return "a special file"
+    return trees.kind_of(os.lstat(path).st_mode)
 
 
 def _plain_dir(path):
     return _special(path) is None and path.is_dir()
 
 
+#: What of a student's folder is copied into the course (see :class:`autograder.trees.Limits`).
+LIMITS = trees.Limits()
+
+
 def _copy_regular(src, dest):
-    """Copy the regular files and folders under ``src`` to ``dest``, following no link.
+    """Copy the regular files and folders under ``src`` to ``dest`` within :data:`LIMITS`,
+    following no link, recursing nowhere.
 
-    Returns ``[(relative path, what it is)]`` of everything left out.
+    Returns ``[(relative path, why it was left out)]``.
     """
-    left_out = []
-    dest.mkdir(parents=True, exist_ok=True)
-    with os.scandir(src) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            path = Path(entry.path)
-            kind = _special(path)
-            if kind:
-                left_out.append((entry.name, kind))
-            elif entry.is_dir(follow_symlinks=False):
-                left_out += [(f"{entry.name}/{name}", k) for name, k in _copy_regular(path, dest / entry.name)]
-            else:
-                with open(path, "rb", opener=_no_follow) as fin, open(dest / entry.name, "wb") as fout:
-                    shutil.copyfileobj(fin, fout)
-    return left_out
-
-
-def _no_follow(path, flags):
-    return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    return trees.copy(src, dest, LIMITS)
 
 
 def _remove_special(folder):
-    """Grading in place: remove links and special files under ``folder``; returns what was removed."""
-    removed = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        for name in sorted(dirs + files):
-            path = Path(root) / name
-            kind = _special(path)
-            if kind:
-                removed.append((str(path.relative_to(folder)), kind))
-                path.unlink()
+    """Grading in place: remove links, special files and what is over :data:`LIMITS` under
+    ``folder``; returns what was removed."""
+    removed = [(rel, why) for rel, _, why in trees.walk(folder, LIMITS) if why]
+    for rel, _ in removed:
+        trees.remove(Path(folder) / rel)
     return removed
+
+
+def id_problem(name):
+    """Why a student folder's name cannot be a student id, in words; None if it can.
+
+    Ids are data: any other character is graded as it is (nbgrader sees it escaped,
+    see :meth:`autograder.session.CourseAPI.autograde`).
+    """
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return "its name holds a control character (a newline, a tab, an escape)"
+    if name != name.strip():
+        return "its name begins or ends with a space"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8"
+    return None
+
+
+def student_id(name):
+    """The student id of a folder name: Unicode NFC (a name typed on one system, zipped on another)."""
+    return unicodedata.normalize("NFC", name)
 
 
 def _layout_file(course, student, assignment):
@@ -268,18 +270,27 @@ PYTHON_CODE = (".py", ".pyc", ".pth", ".so", ".pyd")
 
 def _python_code(folder):
     """Python modules a submission ships beside its notebook, relative to ``folder``."""
-    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*")
-                  if p.suffix in PYTHON_CODE and p.is_file())
+    return [rel for rel in trees.files(folder) if Path(rel).suffix in PYTHON_CODE]
+
+
+#: At most this many things left out of a submission are named in its flag.
+NAMED = 10
 
 
 def _write_layout_flags(course, student, assignment, left_out, code=()):
     path = _layout_file(course, student, assignment)
     flags = []
-    if left_out:
-        what = ", ".join(f"{name} ({kind})" for name, kind in left_out)
-        flags.append(f"left out of the submission, not regular files: {what}")
+    special = [(name, why) for name, why in left_out if why in trees.SPECIAL]
+    over = [(name, why) for name, why in left_out if (name, why) not in special]
+    for items, words in ((special, "not regular files"), (over, "over the grader's limits")):
+        if items:
+            what = ", ".join(f"{name} ({why})" for name, why in items[:NAMED])
+            more = f" and {len(items) - NAMED} more" if len(items) > NAMED else ""
+            flags.append(f"left out of the submission, {words}: {what}{more}")
     if code:
-        flags.append(f"ships Python code beside the notebook, never imported while grading: {', '.join(code)}")
+        more = f" and {len(code) - NAMED} more" if len(code) > NAMED else ""
+        flags.append(f"ships Python code beside the notebook, never imported while grading: "
+                     f"{', '.join(code[:NAMED])}{more}")
     if not flags:
         path.unlink(missing_ok=True)
         return
@@ -380,9 +391,19 @@ def _submitted_sources(course, student, assignment, submitted=None):
 
 def _layout(submissions, known):
     """(student, assignment) folders in ``submissions``, and one line per thing that does not fit."""
-    found, skipped = [], []
+    found, skipped, ids = [], [], {}
     layout = "expected <student>/<assignment>/<notebook>.ipynb"
-    for entry in sorted(p for p in submissions.iterdir() if _visible(p)):
+    # a name already in NFC first: it keeps its id, a look-alike in another form is left out
+    for entry in sorted((p for p in submissions.iterdir() if _visible(p)),
+                        key=lambda p: (p.name != student_id(p.name), p.name)):
+        problem = id_problem(entry.name)
+        if problem:
+            skipped.append(f"{ascii(entry.name)}: not a student id, {problem}: left out")
+            continue
+        student = student_id(entry.name)
+        if ids.setdefault(student, entry.name) != entry.name:
+            skipped.append(f"{entry.name}: the same student id as {ids[student]} once in Unicode NFC: left out")
+            continue
         kind = _special(entry)
         if kind:
             skipped.append(f"{entry.name}: {kind}, not a folder: left out")
@@ -404,7 +425,7 @@ def _layout(submissions, known):
                 assignments.append(folder)
         for folder in assignments:
             if folder.name in known:
-                found.append((entry.name, folder.name))
+                found.append((entry.name, student, folder.name))
             else:
                 skipped.append(f"{entry.name}/{folder.name}: no such assignment "
                                f"(known: {', '.join(sorted(known))})")
@@ -519,7 +540,7 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
         sandbox.zygote_for(sandbox.Sandbox(config=api.config), api.log)
     try:
         fresh = scheduling.run(grade_submission, todo, workers=workers, scheduler=scheduler, progress=progress,
-                               stop_file=stop, abort=restore)
+                               stop_file=stop, abort=restore, lost=lost_submission)
     except scheduling.Interrupted as exc:
         raise Interrupted([*earlier.values(), *(o for o in exc.results if o is not None)]) from None
     finally:
@@ -566,6 +587,14 @@ def grade_submission(grading, student, assignment):
         return outcome
 
 
+def lost_submission(grading, student, assignment, why):
+    """The Outcome of a submission whose grading process died under it (``why``: how); what
+    it held before is put back (:func:`restore`), and a rerun grades it."""
+    restore(grading, student, assignment)
+    return Outcome(student, assignment, False, retry=True,
+                   notes=(f"not graded: the grading process died ({why}); a rerun grades it again",))
+
+
 def _marker(course, student, assignment):
     return Path(course) / ".rnn-course" / "done" / student / f"{assignment}.json"
 
@@ -574,27 +603,16 @@ def _stop_file(course):
     return Path(course) / ".rnn-course" / "stop"
 
 
-def _regular_files(folder):
-    """Regular files under ``folder``, sorted, no link followed."""
-    found = []
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        found += [Path(root) / f for f in files if _special(Path(root) / f) is None]
-    return sorted(found)
-
-
 def _hash_folder(folder, notebooks=None):
-    """SHA-256 of the names and contents of the regular files under ``folder``.
+    """SHA-256 of the names and contents of the regular files under ``folder``, read in blocks.
 
     ``notebooks``: a dict that receives name -> bytes of the notebooks directly in ``folder``.
     """
-    digest = hashlib.sha256()
-    folder = Path(folder)
-    for path in _regular_files(folder):
-        data = path.read_bytes()
-        digest.update(str(path.relative_to(folder)).encode() + b"\0" + data)
-        if notebooks is not None and path.parent == folder and path.suffix == ".ipynb":
-            notebooks[path.name] = data
-    return digest.hexdigest()
+    digest, kept = trees.digest(folder, keep=lambda rel: notebooks is not None and "/" not in rel
+                                and rel.endswith(".ipynb"))
+    if notebooks is not None:
+        notebooks.update(kept)
+    return digest
 
 
 def submission_hash(course, student, assignment):
@@ -824,9 +842,18 @@ def check_submission(course, student, assignment, notebooks=None):
             found += [f"../{p.name}" for p in sorted(folder.parent.glob("*.ipynb"))]
             return f"missing notebook {expected.name}" + (f" (found: {', '.join(found)})" if found else "")
         problem = notebook_problem(path, (notebooks or {}).get(expected.name))
+        if problem and problem.startswith(TOO_LARGE):
+            return f"{expected.name} is {problem}"
         if problem:
             return f"{expected.name} is not a valid notebook: {problem}"
     return None
+
+
+#: The largest notebook graded, in bytes and in cells (the released ones hold 10 to 30 cells
+#: and 10 to 30 kB): decided before any work, a bigger one is not graded.
+MAX_NOTEBOOK_BYTES = 16 * 1024 ** 2
+MAX_CELLS = 500
+TOO_LARGE = "too large to grade"
 
 
 def notebook_problem(path, data=None):
@@ -835,6 +862,9 @@ def notebook_problem(path, data=None):
     ``data``: the file's bytes, if already read.
     """
     try:
+        size = os.stat(path).st_size if data is None else len(data)
+        if size > MAX_NOTEBOOK_BYTES:
+            return f"{TOO_LARGE}: {size / 1024 ** 2:.1f} MB (the limit is {MAX_NOTEBOOK_BYTES // 1024 ** 2} MB)"
         text = Path(path).read_text(encoding="utf-8") if data is None else _text(data)
     except UnicodeDecodeError:
         return "not a text file"
@@ -851,6 +881,9 @@ def notebook_problem(path, data=None):
         return f"not JSON ({what} at line {exc.lineno}, column {exc.colno})"
     if not isinstance(data, dict) or "nbformat" not in data:
         return "JSON, but not a notebook (no 'nbformat' field)"
+    cells = _cell_count(data)
+    if cells > MAX_CELLS:
+        return f"{TOO_LARGE}: {cells} cells (the limit is {MAX_CELLS})"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -862,6 +895,16 @@ def notebook_problem(path, data=None):
     except Exception as exc:  # nbformat raises assorted errors on malformed input
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def _cell_count(data):
+    """Cells of a notebook's JSON, nbformat 4 (``cells``) or 3 (``worksheets``)."""
+    def count(cells):
+        return len(cells) if isinstance(cells, list) else 0
+    worksheets = data.get("worksheets")
+    if isinstance(worksheets, list):
+        return count(data.get("cells")) + sum(count(w.get("cells")) for w in worksheets if isinstance(w, dict))
+    return count(data.get("cells"))
 
 
 def _record_zero(grading, student, assignment):

@@ -19,7 +19,6 @@ import atexit
 import json
 import os
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +28,7 @@ import threading
 import time
 from pathlib import Path
 
+from . import trees
 from . import zygote
 
 SCRIPT = Path(zygote.__file__).resolve()
@@ -57,6 +57,16 @@ class ForkServer:
         self.control.mkdir(mode=0o700)
         if sandbox.separate_user():
             os.chown(self.boxes, sandbox.uid, sandbox.uid)
+        # A root grader gives each box a file system of its own (see new_box): mounted here,
+        # it reaches the zygote's view through this shared mount.
+        self.bounded = os.geteuid() == 0
+        if self.bounded:
+            try:
+                zygote.mount(str(self.boxes), str(self.boxes), None, zygote.MS_BIND)
+                zygote.mount(None, str(self.boxes), None, zygote.MS_SHARED)
+            except OSError:
+                zygote.unmount(self.boxes)
+                self.bounded = False
         self.cgroup_parents = dict(cgroup_parents)
         self.lock = threading.Lock()
         self.process = None
@@ -181,9 +191,17 @@ class ForkServer:
 
     # ---------------------------------------------------------------- kernels
 
-    def new_box(self):
-        """A new kernel's box (host folder under ``boxes``), its kernel/ and home/ folders made."""
+    def new_box(self, limits=None):
+        """A new kernel's box (host folder under ``boxes``), its kernel/ and home/ folders made.
+
+        Under a root grader the box is a tmpfs of its own (:func:`autograder.sandbox.bound`),
+        sized by ``limits`` (the kernel's Sandbox; default: the zygote's): what the kernel
+        writes in its private folder is bounded in bytes and files, and goes with one unmount.
+        """
+        from .sandbox import bound
         box = Path(tempfile.mkdtemp(prefix="rnn-kernel-", dir=self.boxes))
+        if self.bounded:
+            bound(box, limits or self.sandbox)
         (box / "kernel").mkdir(mode=0o700)
         (box / "home").mkdir()
         return box
@@ -196,7 +214,7 @@ class ForkServer:
         cgroups: controllers whose cgroup named like the box it must join.
         """
         request = {"op": "spawn", "id": box.name, "home": home, "env": env, "cgroups": list(cgroups),
-                   "tmp_bytes": limits.tmp_bytes, "file_bytes": limits.max_file_bytes,
+                   "tmp_bytes": limits.tmp_bytes, "file_bytes": limits.max_file_bytes, "inodes": limits.max_inodes,
                    "uid": self.sandbox.uid if self.sandbox.separate_user() else None}
         with self.lock:
             self._send(**request)
@@ -231,7 +249,9 @@ class ForkServer:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self.bounded:
+            zygote.unmount(self.boxes)   # the boxes' own file systems with it
+        trees.remove(self.root)
 
 
 class ForkedKernel:

@@ -70,6 +70,11 @@ NOTEBOOK_TIMEOUT = 300
 SKIP_TAG = "skip-in-grading"
 
 
+#: What a part of a kernel's message that is not a JSON object is read as: a header, parent
+#: header or content that names nothing the grader waits for.
+MALFORMED = {"msg_type": "malformed", "msg_id": "", "session": "", "username": "", "rnn_course_malformed": True}
+
+
 class GradingExecute(Execute):
     """nbgrader's Execute in the sandboxed kernel, with limits that hold whatever the student does.
 
@@ -77,7 +82,8 @@ class GradingExecute(Execute):
     * ``notebook_timeout``: wall-clock limit of the whole notebook; past it the
       kernel and all its processes are killed, the cells not run earn nothing;
     * ``max_output_bytes``: outputs beyond this many bytes per notebook are dropped as
-      they arrive (the grader's memory is not the student's to fill);
+      they arrive (the grader's memory is not the student's to fill); every kind of message
+      counts (see :meth:`process_message`);
     * a kernel that dies is recorded, not fatal: the cells run before keep their results.
     """
 
@@ -105,19 +111,25 @@ class GradingExecute(Execute):
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def _bounded(self, unpack):
+        """``unpack`` that refuses a part over ``max_result_bytes`` undecoded, and gives a part
+        that is not a JSON object (every part of a message is one) as :data:`MALFORMED`."""
         def bounded(data):
-            if len(data) <= self.max_result_bytes:
-                return unpack(data)
-            self._refused.add(self._current_cell_name())
-            note = f"[a message of {len(data)} bytes from the kernel was refused: over the grader's limit]\n"
-            return {"name": "stdout", "text": note, "data": {"text/plain": note}, "metadata": {},
-                    "transient": {}, "execution_count": None, "ename": "Refused", "evalue": note,
-                    "traceback": [], "execution_state": "busy"}
+            if len(data) > self.max_result_bytes:
+                self._refused.add(self._current_cell_name())
+                note = f"[a message of {len(data)} bytes from the kernel was refused: over the grader's limit]\n"
+                return {"name": "stdout", "text": note, "data": {"text/plain": note}, "metadata": {},
+                        "transient": {}, "execution_count": None, "ename": "Refused", "evalue": note,
+                        "traceback": [], "execution_state": "busy"}
+            try:
+                part = unpack(data)
+            except Exception:
+                part = None
+            return part if isinstance(part, dict) else dict(MALFORMED)
         return bounded
 
     def preprocess(self, nb, resources=None, km=None):
         self._output_bytes, self._truncated, self._out_of_time, self._running = 0, set(), False, None
-        self._refused = set()
+        self._refused, self._malformed = set(), set()
         watchdog = threading.Timer(self.notebook_timeout, self._time_is_up)
         watchdog.start()
         try:
@@ -134,6 +146,8 @@ class GradingExecute(Execute):
                 self.km.release()
         flags.add(nb, [f"output over {self.max_output_bytes} bytes dropped in {c}" for c in sorted(self._truncated)])
         flags.add(nb, [f"a message over {self.max_result_bytes} bytes refused in {c}" for c in sorted(self._refused)])
+        flags.add(nb, [f"a malformed message from the kernel dropped in {c}"
+                       for c in sorted(self._malformed)])
         flags.add(nb, flags.execution_problems(nb))
         return nb, resources
 
@@ -154,19 +168,48 @@ class GradingExecute(Execute):
             return "startup"
         return self._running.metadata.get("nbgrader", {}).get("grade_id", "a cell without grade id")
 
-    def output(self, outs, msg, display_id, cell_index):
-        size = len(json.dumps(msg.get("content", {}), default=str))
-        is_result = wire.MIME in msg.get("content", {}).get("data", {})
-        if is_result and size <= self.max_result_bytes:
-            return super().output(outs, msg, display_id, cell_index)
-        self._output_bytes += size
-        if self._output_bytes > self.max_output_bytes:
-            gid = self.nb.cells[cell_index].metadata.get("nbgrader", {}).get("grade_id", f"cell {cell_index}")
-            if gid not in self._truncated:
-                self._truncated.add(gid)
-                outs.append(new_output("stream", name="stdout", text="[output dropped: over the grader's limit]\n"))
+    def process_message(self, msg, cell, cell_index):
+        """Every message of the kernel about a cell, of any kind, counts against
+        ``max_output_bytes`` (a results bundle up to ``max_result_bytes`` excepted); past it,
+        what would be kept is dropped. Widget (comm) messages and display updates are never
+        kept (nothing graded reads them: kept, they would copy one output into many), nor is a
+        message nbclient cannot read."""
+        kind, content = str(msg.get("msg_type")), msg.get("content")
+        try:
+            readable = isinstance(content, dict) and "rnn_course_malformed" not in content
+            if kind in ("status", "execute_input") and readable:
+                return super().process_message(msg, cell, cell_index)
+            size = len(json.dumps(content, default=str))
+            data = content.get("data") if isinstance(content, dict) else None
+            if kind == "display_data" and isinstance(data, dict) and wire.MIME in data \
+                    and size <= self.max_result_bytes:
+                return super().process_message(msg, cell, cell_index)
+            self._output_bytes += size
+            if self._output_bytes > self.max_output_bytes:
+                gid = self.nb.cells[cell_index].metadata.get("nbgrader", {}).get("grade_id", f"cell {cell_index}")
+                if gid not in self._truncated:
+                    self._truncated.add(gid)
+                    cell.outputs.append(new_output("stream", name="stdout",
+                                                   text="[output dropped: over the grader's limit]\n"))
+                return None
+            if not readable:
+                raise ValueError("not a message")
+            if kind.startswith("comm") or kind == "update_display_data":
+                return None
+            if isinstance(content.get("transient"), dict):   # no display id: nothing updates the output later
+                msg = {**msg, "content": {**content, "transient": {}}}
+            return super().process_message(msg, cell, cell_index)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            self._malformed.add(self._current_cell_name())
             return None
-        return super().output(outs, msg, display_id, cell_index)
+
+    async def _check_raise_for_error(self, cell, cell_index, exec_reply):
+        """nbclient's, for a reply the kernel may have malformed (then no error is raised)."""
+        content = (exec_reply or {}).get("content")
+        if exec_reply is not None and not (isinstance(content, dict) and isinstance(content.get("status"), str)):
+            self._malformed.add(self._current_cell_name())
+            return None
+        return await super()._check_raise_for_error(cell, cell_index, exec_reply)
 
 
 class BadTestCell(ValueError):

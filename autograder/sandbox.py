@@ -16,7 +16,14 @@
   every process it starts dies with it;
 * talks to the grader over IPC sockets in a private folder (no TCP port), on
   ``/dev/shm`` (RAM, charged to its memory cgroup), the only place besides its
-  ``/tmp`` it can write to, with a per-file size limit;
+  ``/tmp`` it can write to, with a per-file size limit; under a root grader the
+  folder is a tmpfs of its own, bounded in bytes and files (``Sandbox.tmp_bytes``,
+  ``Sandbox.max_inodes``) and taken away by one unmount, and every clean-up removes
+  trees without recursion or following a link (:mod:`autograder.trees`);
+* cannot use the kernel keyring (seccomp refuses its syscalls: every kernel is the
+  same user) and, under a root grader, finds no host path of the grader's venv, kit
+  or package (bound from overlays that name no host path, files naming one masked:
+  :func:`neutral`);
 * is held by a pids and a memory cgroup (fork bombs and memory bombs hit a wall,
   numpy still works), which the grader empties when the kernel ends.
 
@@ -32,6 +39,8 @@ Where bubblewrap, setpriv (for a root grader), writable cgroups or ``/dev/shm`` 
 missing, the kernel still runs and the grader logs a warning naming what is not
 enforced; ``Sandbox.required = True`` turns that into an error instead.
 """
+import atexit
+import errno
 import importlib.util
 import json
 import os
@@ -39,9 +48,11 @@ import queue
 import shutil
 import signal
 import site
+import struct
 import sys
 import time
 import tempfile
+import threading
 from pathlib import Path
 
 import zmq
@@ -52,6 +63,8 @@ from traitlets import Bool, DottedObjectName, Integer, List, Type, Unicode
 from traitlets.config import Configurable
 
 import rnnkit
+
+from . import trees
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PACKAGE = Path(__file__).resolve().parent
@@ -82,6 +95,31 @@ SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 
 #: Variables of the grader's environment that reach the kernel (with RNN_COURSE_*).
 PASSED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+#: Syscalls of the kernel keyring (add_key, request_key, keyctl) by architecture: refused in
+#: the jail, so no key one kernel stores reaches another (they would share the user's keyring).
+KEYRING_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
+X32_SYSCALL_BIT = 0x40000000
+
+
+def keyring_filter(machine=None):
+    """A seccomp program (classic BPF, as bubblewrap's ``--seccomp`` reads it) that refuses the
+    keyring's syscalls with EPERM, and every syscall of another architecture's ABI; None on
+    an architecture not listed in :data:`KEYRING_SYSCALLS`."""
+    arch, numbers = KEYRING_SYSCALLS.get(machine or os.uname().machine, (None, ()))
+    if arch is None:
+        return None
+    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+    allow, deny = 0x7FFF0000, 0x00050000 | errno.EPERM
+    tests = [(jge, X32_SYSCALL_BIT)] if arch == 0xC000003E else []
+    tests += [(jeq, n) for n in numbers]
+    # arch is checked first; each test jumps to the final "deny" when it holds
+    program = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, deny), (ld, 0, 0, 0)]
+    for i, (op, k) in enumerate(tests):
+        program.append((op, len(tests) - i, 0, k))
+    program += [(ret, 0, 0, allow), (ret, 0, 0, deny)]
+    return b"".join(struct.pack("=HBBI", *insn) for insn in program)
 
 
 def kernel_modules():
@@ -142,6 +180,149 @@ def installed_copies():
     return copies
 
 
+def bound(folder, sandbox):
+    """Mount a tmpfs of its own on ``folder`` (a kernel's box): ``sandbox.tmp_bytes`` bytes and
+    ``sandbox.max_inodes`` files and folders for the kernel (more for the copy of its
+    notebook's folder), which one unmount takes away, whatever it holds. Needs a root
+    grader; False where it cannot be done."""
+    from . import zygote
+    if os.geteuid() != 0:
+        return False
+    try:
+        zygote.tmpfs(str(folder), sandbox.tmp_bytes, "0700", sandbox.max_inodes + 4096,
+                     sandbox.uid if sandbox.separate_user() else None)
+    except OSError:
+        return False
+    return True
+
+
+def remove_box(folder):
+    """Remove a kernel's box: its own file system unmounted (with anything mounted below),
+    the rest removed without recursion or following a link; never raises."""
+    from . import zygote
+    try:
+        for point in sorted(_mounts_under(folder), key=len, reverse=True):
+            zygote.unmount(point)
+        return trees.remove(folder)
+    except Exception:   # one kernel's leftovers never stop another's grading
+        return False
+
+
+def _mounts_under(folder):
+    """Mount points at or under ``folder`` in this process's mount table."""
+    folder = os.path.realpath(folder)
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    points = []
+    for line in lines:
+        point = line.split(" ")[4].encode().decode("unicode_escape")
+        if point == folder or point.startswith(folder.rstrip("/") + "/"):
+            points.append(point)
+    return points
+
+
+_views = {}   # host folder -> its neutral view (see neutral), this process's
+_views_lock = threading.Lock()
+
+
+def neutral(folder):
+    """A read-only view of the host's ``folder`` whose entry in a mount table names no host
+    path: bound into the jail from here, ``/proc/self/mountinfo`` there does not show where
+    the grader's venv, kit or package are. An overlay given its layer by file descriptor,
+    made once per process (root grader); ``folder`` itself where it cannot be made."""
+    folder = str(folder)
+    with _views_lock:
+        if folder in _views:
+            return _views[folder]
+        view = folder
+        if os.geteuid() == 0:
+            try:
+                view = _overlay(folder)
+            except OSError:   # no overlayfs here: the folder itself (its path is then in the mount table)
+                pass
+        _views[folder] = view
+        return view
+
+
+def _host_paths():
+    """(host path, where the jail sees it, or a path that is nowhere) that files of a view may
+    name, longest first."""
+    moves = {**relocated(), str(PACKAGE.parent): f"{KIT_ROOT}/grader"}
+    moves.update({os.path.realpath(host): inside for host, inside in moves.items()})
+    return sorted(moves.items(), key=lambda item: -len(item[0]))
+
+
+def _masks(folder, layer):
+    """A layer over ``folder`` (made at ``layer``) replacing the files of it that name a host path
+    (:func:`_host_paths`): where a venv or an editable install writes them (pyvenv.cfg, the
+    scripts in bin/, .pth files and their finders, direct_url.json, compiled modules). A
+    text file gets the jail's paths instead; a compiled module is emptied (Python compiles
+    its source again, in memory)."""
+    folder, moves = Path(folder), _host_paths()
+    found = [p for p in folder.glob("*") if p.is_file()] + list(folder.glob("bin/*"))
+    for site_dir in folder.glob("lib/python*/site-packages"):
+        found += [p for p in site_dir.glob("*") if p.is_file()]
+        found += list(site_dir.glob("__pycache__/*")) + list(site_dir.glob("*/direct_url.json"))
+    if not (folder / "pyvenv.cfg").exists():   # a small tree (the kit, the package): all of it
+        found += [folder / rel for rel in trees.files(folder)[:5000]]
+    os.mkdir(layer)
+    for path in dict.fromkeys(found):
+        try:
+            if not path.is_file() or path.is_symlink() or path.stat().st_size > 1024 ** 2:
+                continue
+            data = path.read_bytes()
+            if not any(host.encode() in data for host, _ in moves):
+                continue
+            if path.suffix != ".pyc":
+                for host, inside in moves:
+                    data = data.replace(host.encode(), inside.encode())
+            else:
+                data = b""
+            copy = Path(layer) / path.relative_to(folder)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_bytes(data)
+            shutil.copymode(path, copy)
+        except OSError:
+            continue
+    return layer
+
+
+def _views_after_fork():
+    global _views_lock
+    _views_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_views_after_fork)
+
+
+def _overlay(folder):
+    """``folder`` mounted read-only in this process's views' folder, :func:`_masks` over it."""
+    from . import zygote
+    if "" not in _views:   # the views' folder, removed when this process ends
+        _views[""] = tempfile.mkdtemp(prefix=f"rnn-views-{os.getpid()}-", dir=private_root())
+        os.mkdir(f"{_views['']}/empty")
+        atexit.register(_remove_views, os.getpid())
+    target = f"{_views['']}/{len(_views)}"
+    os.mkdir(target)
+    masks = _masks(folder, f"{target}-masks")
+    layers = [os.open(p, os.O_PATH | os.O_DIRECTORY) for p in (masks, folder, f"{_views['']}/empty")]
+    try:
+        zygote.mount("overlay", target, "overlay", zygote.MS_RDONLY | zygote.MS_NOSUID | zygote.MS_NODEV,
+                     "lowerdir=" + ":".join(f"/proc/self/fd/{fd}" for fd in layers))
+    finally:
+        for fd in layers:
+            os.close(fd)
+    return target
+
+
+def _remove_views(owner):
+    if os.getpid() == owner and _views.get(""):
+        remove_box(_views.pop(""))
+        _views.clear()
+
+
 class SandboxUnavailable(RuntimeError):
     """Isolation was required but cannot be set up on this machine."""
 
@@ -158,7 +339,10 @@ class Sandbox(Configurable):
                               "(the user id inside the sandbox otherwise); nobody").tag(config=True)
     extra_ro_paths = List(Unicode(), help="More paths the kernel may read").tag(config=True)
     max_file_bytes = Integer(64 * 1024 ** 2, help="Largest file a kernel may write").tag(config=True)
-    tmp_bytes = Integer(256 * 1024 ** 2, help="Size of the kernel's /tmp (in RAM)").tag(config=True)
+    tmp_bytes = Integer(256 * 1024 ** 2, help="Size of the kernel's /tmp, /dev/shm and private folder "
+                                              "(each in RAM)").tag(config=True)
+    max_inodes = Integer(16384, help="Files and folders the kernel may make in each of its /tmp, /dev/shm "
+                                     "and private folder").tag(config=True)
     blocked_packages = List(Unicode(), default_value=list(BLOCKED_PACKAGES),
                             help="Packages the kernel cannot import (autograd frameworks)").tag(config=True)
     fork_kernels = Bool(True, help="Fork kernels from a zygote that has imported numpy and ipykernel "
@@ -191,8 +375,9 @@ class Sandbox(Configurable):
     def notes(self):
         """What is weaker than it could be, by choice of the user running the grader."""
         if os.geteuid() != 0:
-            return ["the kernel runs as the grader's own host user (uid %d): a separate host user "
-                    "needs a root grader" % os.geteuid()]
+            return ["the kernel runs as the grader's own host user (uid %d): a separate host user, "
+                    "a private folder bounded in files and host paths hidden from its mount table "
+                    "need a root grader" % os.geteuid()]
         return []
 
     def readable_paths(self):
@@ -229,22 +414,32 @@ class Sandbox(Configurable):
         are bound instead of ``private`` and ``workdir`` (each kernel then hides all but its own).
         """
         opts = ["--die-with-parent", "--new-session", "--clearenv"]
+        opts += ["--seccomp", "4"] if keyring_filter() else []
         if self.separate_user():  # no user namespace: setpriv makes the kernel a real host user
             opts += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
             opts += ["--unshare-cgroup-try"] if zygote is None else []   # kernels join their cgroups
         else:
             opts += ["--unshare-all", "--uid", str(self.uid), "--gid", str(self.uid), "--cap-drop", "ALL"]
-        opts += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(self.tmp_bytes), "--tmpfs", "/tmp"]
-        mounts = [("--ro-bind", path, jail_path(path)) for path in self.readable_paths()]
+        opts += ["--proc", "/proc", "--dev", "/dev"]
+        box = Path(private).parent if private else None
+        if box is not None and os.path.ismount(box):   # its /tmp shares the box's bounds (see bound)
+            (box / "tmp").mkdir(exist_ok=True)
+            (box / "tmp").chmod(0o1777)
+            opts += ["--bind", str(box / "tmp"), "/tmp"]
+        else:
+            opts += ["--perms", "1777", "--size", str(self.tmp_bytes), "--tmpfs", "/tmp"]
+        mounts = [("--ro-bind", neutral(path) if path in relocated() else path, jail_path(path))
+                  for path in self.readable_paths()]
         # another copy of this package would hold the references
         mounts += [("--tmpfs", jail_path(path)) for path in installed_copies()]
-        mounts += [("--ro-bind", str(STUB if os.path.isdir(path) else STUB / "__init__.py"), jail_path(path))
+        mounts += [("--ro-bind", neutral(STUB) if os.path.isdir(path) else f"{neutral(STUB)}/__init__.py",
+                    jail_path(path))
                    for path in blocked_locations(self.blocked_packages)]
-        mounts += [("--ro-bind", path, inside) for path, inside in kernel_modules().items()]
+        mounts += [("--ro-bind", neutral(path), inside) for path, inside in kernel_modules().items()]
         if zygote is not None:
             from . import forkserver, zygote as script
-            mounts += [("--ro-bind", str(forkserver.SCRIPT), forkserver.SCRIPT_IN_JAIL),
+            mounts += [("--ro-bind", f"{neutral(forkserver.SCRIPT.parent)}/{forkserver.SCRIPT.name}",
+                        forkserver.SCRIPT_IN_JAIL),
                        ("--bind", str(zygote.boxes), script.BOXES),
                        ("--bind", str(zygote.control), str(Path(script.CONTROL).parent)),
                        ("--dir", script.HOME), ("--dir", script.KERNEL_DIR)]
@@ -268,18 +463,22 @@ class Sandbox(Configurable):
     def wrap(self, argv, private, workdir, env, args_file, options=None, zygote=False):
         """The kernel command ``argv`` inside bubblewrap, whose options (default: those of
         :meth:`options`) go to ``args_file`` (a file outside the jail, read through file
-        descriptor 3). zygote: ``argv`` is the zygote, which sets each kernel's user and
+        descriptor 3), its seccomp program (:func:`keyring_filter`) beside it (descriptor 4).
+        zygote: ``argv`` is the zygote, which sets each kernel's user and
         file size limit itself (it stays root in its jail when the grader is root)."""
         options = options or self.options(private, workdir, env)
-        fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"".join(arg.encode() + b"\0" for arg in options))
+        seccomp = Path(f"{args_file}-seccomp")
+        for path, data in ((args_file, b"".join(arg.encode() + b"\0" for arg in options)),
+                           (seccomp, keyring_filter() or b"")):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
         user = []
         if self.separate_user() and not zygote:
             user = [shutil.which(self.setpriv), f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                     "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
         limit = [] if zygote else ["prlimit", f"--fsize={self.max_file_bytes}", "--"]  # no file may fill the memory
-        return ["/bin/sh", "-c", 'exec "$@" 3<"$0"', str(args_file),
+        return ["/bin/sh", "-c", 'f="$1"; shift; exec "$@" 3<"$0" 4<"$f"', str(args_file), str(seccomp),
                 shutil.which(self.bwrap), "--args", "3", "--", *user, *limit, jail_path(argv[0]), *argv[1:]]
 
 
@@ -349,16 +548,21 @@ def _procs(cgroup):
 def _sweep_boxes(root, older_than):
     """Remove kernels' folders (in RAM on /dev/shm) left by a grader that crashed: untouched
     for ``older_than`` seconds, with no process in their cgroups; and zygotes' folders whose
-    grader process (named in the folder's name) is gone."""
-    for folder in Path(root).glob("rnn-zygote-*"):
+    grader process (named in the folder's name) is gone. Whatever they hold (a tree of any
+    depth, mounts) and whatever fails, the new batch goes on."""
+    try:
+        zygotes, boxes = list(Path(root).glob("rnn-zygote-*")), list(Path(root).glob("rnn-kernel-*"))
+    except OSError:
+        return
+    for folder in zygotes + list(Path(root).glob("rnn-views-*")):
         pid = folder.name.split("-")[2]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(folder, ignore_errors=True)
-    for box in Path(root).glob("rnn-kernel-*"):
+            remove_box(folder)
+    for box in boxes:
         try:
             alive = any(_procs(base / "rnn-course" / box.name) for base in cgroup_controllers().values())
-            if not alive and time.time() - box.stat().st_mtime > older_than:
-                shutil.rmtree(box, ignore_errors=True)
+            if not alive and time.time() - box.lstat().st_mtime > older_than:
+                remove_box(box)
         except OSError:
             pass
 
@@ -459,11 +663,13 @@ class SandboxedKernelManager(AsyncKernelManager):
         # there; no other host user can reach them), and what only the grader reads: bubblewrap's
         # options, or with a zygote the grader's connection file and the notebook folder's copy.
         if self.server:
-            self.box = self.server.new_box()
+            self.box = self.server.new_box(self.sandbox)
             self.private = self.box / "kernel"
             self.connection_file = str(self.box / "grader.json")
         else:
             self.box = Path(tempfile.mkdtemp(prefix="rnn-kernel-", dir=private_root()))
+            if self.jailed:
+                bound(self.box, self.sandbox)
             self.private = self.box / "kernel"
             self.private.mkdir(mode=0o700)
             self.connection_file = str(self.private / "kernel.json")
@@ -584,14 +790,20 @@ class SandboxedKernelManager(AsyncKernelManager):
     def release(self):
         """Kill what is left of the kernel, remove its folder, then its cgroups (idempotent).
 
-        The folder goes first: one beside an empty cgroup (or none) was left behind.
+        The folder goes first: one beside an empty cgroup (or none) was left behind. What
+        fails here is logged, never raised: it is this kernel's alone (a later sweep removes
+        what is left).
         """
-        if self.cgroup:
-            self.cgroup.kill()
-        shutil.rmtree(self.box, ignore_errors=True)
-        if self.cgroup and self.cgroup.remove():
-            self.cgroup = None
-        shutil.rmtree(self.box, ignore_errors=True)  # what was written while the kill took effect
+        try:
+            if self.cgroup:
+                self.cgroup.kill()
+            remove_box(self.box)
+            if self.cgroup and self.cgroup.remove():
+                self.cgroup = None
+            if not remove_box(self.box):   # what was written while the kill took effect
+                self.log.warning("the folder of a grading kernel could not be removed: %s", self.box)
+        except Exception as exc:
+            self.log.warning("cleaning up after a grading kernel: %s: %s", type(exc).__name__, exc)
 
     async def _async_cleanup_resources(self, restart=False):
         await super()._async_cleanup_resources(restart=restart)

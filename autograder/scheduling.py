@@ -78,24 +78,26 @@ def default_workers():
     return cores + 1
 
 
-def run(fn, arglist, workers=None, scheduler=None, progress=None, stop_file=None, abort=None):
+def run(fn, arglist, workers=None, scheduler=None, progress=None, stop_file=None, abort=None, lost=None):
     """``[fn(*args) for args in arglist]`` in completion order, in parallel.
 
     workers: local processes (default: :func:`default_workers`; 1 runs in this process).
     scheduler: a Dask scheduler address ("tcp://host:8786"), or "local" for a
     LocalCluster of ``workers`` processes; the course directory must then be on a
     file system every worker sees. stop_file, abort: see the module's docstring.
+    lost: ``lost(*args, why)`` is the result of a task whose process died under it (killed,
+    out of memory): the other tasks go on.
     """
     workers = workers or default_workers()
     _stop.clear()
     done = []
     stopping = functools.partial(_stopping, stop_file)
     if scheduler:
-        results = _dask(fn, arglist, workers, scheduler, stop_file, abort, stopping)
+        results = _dask(fn, arglist, workers, scheduler, stop_file, abort, stopping, lost)
     elif workers == 1 or len(arglist) <= 1:
         results = _here(fn, arglist, abort)
     else:
-        results = _processes(fn, arglist, workers, abort, stopping)
+        results = _processes(fn, arglist, workers, abort, stopping, lost)
     handlers = _catch_stop_signals()
     try:
         for result in results:
@@ -151,19 +153,63 @@ def _here(fn, arglist, abort):
         yield result
 
 
-def _processes(fn, arglist, workers, abort, stopping):
+#: Host pid of the worker that started each task of the pool being run (0: not started);
+#: made before the pool's workers are forked, so they share it.
+_started = None
+
+
+def _processes(fn, arglist, workers, abort, stopping, lost=None):
+    """The tasks in pools of forked workers. A worker that dies (out of memory, a signal)
+    costs only the task it was running: ``lost(*args, why)`` is its result (an error if there
+    is no ``lost``); the pool is replaced and the other tasks in flight run again, after
+    ``abort``."""
+    todo, rounds = list(arglist), 0
+    while todo:
+        rounds += 1
+        broken = yield from _pool(fn, todo, workers, abort, stopping)
+        if not broken:
+            return
+        left, gone = broken
+        todo = []
+        for args, pid in left:
+            code = gone.get(pid)
+            if pid and (code not in (None, 1, -signal.SIGTERM) or rounds > len(arglist)):
+                if lost is None:
+                    raise BrokenProcessPool(f"a grading process died ({_death(code)})")
+                if abort:
+                    abort(*args)
+                yield lost(*args, _death(code))
+            else:
+                if pid and abort:   # stopped by the pool when another worker died: run again
+                    abort(*args)
+                todo.append(args)
+
+
+def _death(code):
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        return f"killed by {name}" + (", out of memory?" if name == "SIGKILL" else "")
+    return f"exited with status {code}"
+
+
+def _pool(fn, arglist, workers, abort, stopping):
+    """One pool's results; returns None when all are done, or, if a worker died,
+    ``([(args, pid of the worker that started it or 0)], {pid: exit code})`` of what is left."""
+    global _started
     # fork: a worker starts with what the parent has imported and set up (nbgrader, the
     # course's API, the zygote's address) instead of 1.5 s of imports of its own. The
     # parent holds no gradebook connection meanwhile (batch.autograde), and what must
     # not be shared is made anew in the child (os.register_at_fork in session and forkserver).
     context = multiprocessing.get_context("fork")
+    _started = context.Array("l", len(arglist), lock=False)
     # The workers' garbage collector leaves what they inherit alone (its collections would
     # write to every inherited object, copying the parent's memory into each worker).
     gc.freeze()
     try:
         pool = ProcessPoolExecutor(max_workers=min(workers, len(arglist)), mp_context=context,
                                    initializer=_worker_signals)
-        futures = {pool.submit(_in_worker, fn, *args): args for args in arglist}
+        futures = {pool.submit(_in_worker, fn, i, *args): (i, args) for i, args in enumerate(arglist)}
+        processes = list((pool._processes or {}).values())
     finally:
         gc.unfreeze()   # the workers are forked (at the first submit, all at once): collected here as before
     finished = set()
@@ -172,26 +218,36 @@ def _processes(fn, arglist, workers, abort, stopping):
             try:
                 result = future.result()
             except BrokenProcessPool:
-                if not _stop.is_set():
-                    raise
-                raise KeyboardInterrupt() from None   # a worker ended itself: the batch is stopping
+                if _stop.is_set():
+                    raise KeyboardInterrupt() from None   # a worker ended itself: the batch is stopping
+                pool.shutdown(wait=False, cancel_futures=True)
+                _terminate(processes)
+                gone = {p.pid: p.exitcode for p in processes}
+                for other in futures:   # finished before the break, not yet handed over
+                    if other not in finished and other.done() and other.exception() is None:
+                        finished.add(other)
+                        yield other.result()
+                return [(args, _started[i]) for f, (i, args) in sorted(futures.items(), key=lambda kv: kv[1][0])
+                        if f not in finished], gone
             finished.add(future)
             yield result
     except (GeneratorExit, KeyboardInterrupt):
         stopping()
-        processes = list((pool._processes or {}).values())
+        processes = list((pool._processes or {}).values()) or processes
         pool.shutdown(wait=False, cancel_futures=True)
         _terminate(processes)
         if abort:
-            for future, args in futures.items():
+            for future, (_, args) in futures.items():
                 if future not in finished:
                     abort(*args)
         raise
     pool.shutdown()
+    return None
 
 
-def _in_worker(fn, *args):
+def _in_worker(fn, index, *args):
     """``fn(*args)`` in a pool worker; a stopped task ends its process (the parent aborts the task)."""
+    _started[index] = os.getpid()
     try:
         return fn(*args)
     except Stopped:
@@ -212,7 +268,7 @@ def _terminate(processes):
             p.join()
 
 
-def _dask(fn, arglist, workers, scheduler, stop_file, abort, stopping):
+def _dask(fn, arglist, workers, scheduler, stop_file, abort, stopping, lost=None):
     from dask.distributed import Client, LocalCluster, as_completed as dask_completed, wait
 
     if scheduler == "local":
@@ -222,8 +278,8 @@ def _dask(fn, arglist, workers, scheduler, stop_file, abort, stopping):
     else:
         cluster, client = None, Client(scheduler)
     try:
-        futures = [client.submit(isolated, fn, args, str(stop_file) if stop_file else None, abort, pure=False)
-                   for args in arglist]
+        futures = [client.submit(isolated, fn, args, str(stop_file) if stop_file else None, abort, lost,
+                                 pure=False) for args in arglist]
         try:
             for future in dask_completed(futures):
                 yield future.result()
@@ -267,19 +323,35 @@ while True:
 _thread = threading.local()   # each Dask worker thread keeps its own grading process
 
 
-def isolated(fn, args, stop_file=None, abort=None):
+class GradingProcessDied(RuntimeError):
+    """The process running a task died; ``why``: how, in words."""
+
+    def __init__(self, message, why):
+        super().__init__(f"grading process {message}")
+        self.why = why
+
+
+def isolated(fn, args, stop_file=None, abort=None, lost=None):
     """``fn(*args)`` in a Python process of this thread's own; None if ``stop_file`` appeared meanwhile.
 
     What a Dask worker runs: whatever its threads, tasks never share a process, and the
     process (with its imports and caches) serves the thread's next task. A stopped task's
-    process is killed, then ``abort(*args)`` is called.
+    process is killed, then ``abort(*args)`` is called; a task whose process died under it
+    returns ``lost(*args, why)`` (after ``abort``), if given.
     """
     if stop_file and os.path.exists(stop_file):
         return None
     child = _server()
     data = pickle.dumps((fn, args))
     os.write(child.stdin.fileno(), struct.pack("!Q", len(data)) + data)
-    reply = _reply(child, stop_file)
+    try:
+        reply = _reply(child, stop_file)
+    except GradingProcessDied as exc:
+        if lost is None:
+            raise RuntimeError(str(exc)) from None
+        if abort:
+            abort(*args)
+        return lost(*args, exc.why)
     if reply is None:
         _stop_child(child)
         _thread.child = None
@@ -314,7 +386,7 @@ def _reply(child, stop_file):
         _thread.log.seek(0)
         tail = _thread.log.read().decode(errors="replace").strip().splitlines()[-3:]
         _thread.child = None
-        raise RuntimeError(f"grading process exited with {child.returncode}: {' | '.join(tail)}")
+        raise GradingProcessDied(f"{_death(child.returncode)}: {' | '.join(tail)}", _death(child.returncode))
     return pickle.loads(_read(fd, struct.unpack("!Q", head)[0]))
 
 

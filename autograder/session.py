@@ -22,6 +22,7 @@ again) per call. Here:
   metadata is checked once per process, not once per cell (9 ms per notebook).
 """
 import contextlib
+import glob
 import json
 import os
 import sys
@@ -33,6 +34,7 @@ from nbconvert.writers import FilesWriter
 from nbgrader import api
 from nbgrader.apps import NbGraderAPI
 from nbgrader.converters import Autograde, GenerateFeedback
+from nbgrader.converters.base import NbGraderException
 from nbgrader.nbgraderformat import MetadataValidator, SchemaTooNewError, SchemaTooOldError, ValidationError
 from nbgrader.nbgraderformat.common import BaseMetadataValidator
 from nbgrader.preprocessors import CheckCellMetadata
@@ -195,7 +197,7 @@ class CourseAPI(NbGraderAPI):
         if self._autograde_app is None:
             self._autograde_app = FlagsKept(coursedir=self.coursedir, parent=self)
         app = self._autograde_app
-        with temp_attrs(self.coursedir, assignment_id=assignment_id, student_id=student_id):
+        with temp_attrs(self.coursedir, assignment_id=assignment_id, student_id=exact(student_id)):
             app.force, app.create_student, app.flags = force, create, {}
             result = capture_log(app)
         result["flags"] = app.flags
@@ -212,12 +214,39 @@ class CourseAPI(NbGraderAPI):
             app.update_config(config)
             self._feedback_app = app
         app = self._feedback_app
-        with temp_attrs(self.coursedir, assignment_id=assignment_id, student_id=student_id):
+        with temp_attrs(self.coursedir, assignment_id=assignment_id, student_id=exact(student_id)):
             app.force = force
             return capture_log(app)
 
 
-class FlagsKept(Autograde):
+def exact(student_id):
+    """A student id as nbgrader's CourseDirectory.student_id, which is a glob pattern: one that
+    matches that folder alone (``*``, ``bo?``, ``[ab]`` are characters of an id, not wildcards)."""
+    return glob.escape(student_id)
+
+
+class ExactNotebooks:
+    """nbgrader's ``init_notebooks``, but what it finds is not a pattern again: stock globs the
+    folder it found (``submitted/*/01_rnn``) for its notebooks, and the course directory's path."""
+
+    def init_notebooks(self):
+        self.assignments, self.notebooks = {}, []
+        root = self.coursedir.root
+        pattern = self._format_source(self.coursedir.assignment_id, self.coursedir.student_id)
+        pattern = os.path.join(glob.escape(root), os.path.relpath(pattern, root))
+        for assignment in glob.glob(pattern):
+            found = glob.glob(os.path.join(glob.escape(assignment), self.coursedir.notebook_id + ".ipynb"))
+            if found:
+                self.assignments[assignment] = found
+            else:
+                self.log.warning("No notebooks were matched in '%s'", assignment)
+        if not self.assignments:
+            msg = f"No notebooks were matched by '{pattern}'"
+            self.log.error(msg)
+            raise NbGraderException(msg)
+
+
+class FlagsKept(ExactNotebooks, Autograde):
     """nbgrader's Autograde that keeps the review flags of every notebook it writes (in ``flags``)."""
 
     def __init__(self, **kwargs):
@@ -231,7 +260,7 @@ class FlagsKept(Autograde):
             self.flags[resources["unique_key"]] = list(meta.get("rnn_course", {}).get("flags", []))
 
 
-class ExporterKept(GenerateFeedback):
+class ExporterKept(ExactNotebooks, GenerateFeedback):
     """nbgrader's GenerateFeedback whose exporter (compiled templates, preprocessors) is made once.
 
     ``start`` is BaseConverter's, but for the exporter.

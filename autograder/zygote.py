@@ -6,7 +6,7 @@ grading kernel needs (numpy, the kit, ipykernel: :data:`PRELOAD`), then serves t
 processes (a batch's workers share it) on a socket, one JSON object per line each way:
 
 * ``{"op": "spawn", "id": ..., "home": ..., "env": {...}, "tmp_bytes": n, "file_bytes": n,
-  "uid": n or null, "cgroups": [...]}`` forks a kernel for the box ``/run/boxes/<id>``;
+  "inodes": n, "uid": n or null, "cgroups": [...]}`` forks a kernel for the box ``/run/boxes/<id>``;
   answers ``{"id": ..., "pid": ...}``;
 * ``{"op": "signal", "id": ..., "signal": n}`` signals that kernel;
 * when a kernel ends: ``{"id": ..., "exit": status}``.
@@ -14,10 +14,14 @@ processes (a batch's workers share it) on a socket, one JSON object per line eac
 It lives while its stdin is open; a grader process that disconnects loses its kernels.
 No student code ever runs in the zygote. Between the fork and the kernel's first line,
 the child (see :func:`enter_jail`) takes new mount, PID, network, IPC and UTS namespaces
-(and a user namespace, unless the zygote is root), joins its cgroups, mounts a fresh
-``/proc``, ``/tmp``, ``/dev/shm`` and ``/run``, shows itself only its own box
-(``/run/kernel``: connection file and sockets; ``/home/student/<home>``: the notebook's
-folder, read-only), drops every capability and closes every file the zygote had open.
+(and a user namespace, unless the zygote is root), joins its cgroups (then a cgroup
+namespace: it sees no cgroup's name), mounts a fresh ``/proc``, ``/tmp`` and ``/dev/shm``
+(bounded in bytes and files) and ``/run``, shows itself only its own box (``/run/kernel``:
+connection file and sockets; ``/home/student/<home>``: the notebook's folder, read-only)
+and unmounts the others (as root), drops every capability and closes every file the
+zygote had open. It leaves :func:`serve` before it becomes the kernel
+(:class:`BecomeKernel`): the zygote's tables (other kernels, their requests) go with its
+frames.
 Every process the kernel starts ends with it (its PID namespace ends). A forked copy of
 the zygote's memory is all it shares with the zygote; nothing of one kernel reaches the
 next.
@@ -43,10 +47,11 @@ CONTROL = "/run/control/zygote.sock"   # where grader processes ask for kernels
 KERNEL_DIR = "/run/kernel"  # where a kernel sees its own box's kernel/ folder
 HOME = "/home/student"
 
-CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWCGROUP = 0x00020000, 0x04000000, 0x08000000, 0x02000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE, MS_SHARED = 32, 4096, 16384, 1 << 18, 1 << 20
+MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 CAPABILITY_VERSION_3 = 0x20080522
@@ -66,8 +71,17 @@ def mount(source, target, fstype=None, flags=0, data=None):
                       ctypes.c_ulong(flags), data and data.encode()), f"mount {target}")
 
 
-def tmpfs(target, size, mode="0755"):
-    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"size={size},mode={mode}")
+def tmpfs(target, size, mode="0755", inodes=None, uid=None):
+    """A tmpfs of ``size`` bytes and at most ``inodes`` files and folders, owned by ``uid``."""
+    options = f"size={size},mode={mode}" + (f",nr_inodes={inodes}" if inodes else "")
+    options += f",uid={uid},gid={uid}" if uid is not None else ""
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options)
+
+
+def unmount(target):
+    """Detach the mount at ``target`` and every mount below it (lazily: what is still open
+    stays usable until closed); False if there is none or it cannot be."""
+    return libc.umount2(str(target).encode(), MNT_DETACH) == 0
 
 
 def read_only(target, flags=MS_NOSUID | MS_NODEV):
@@ -150,9 +164,15 @@ def enter_jail(request):
     for controller in request.get("cgroups", ()):   # not a waiting parent: it is the zygote's
         with open(f"{CGROUPS}/{controller}/{request['id']}/cgroup.procs", "w") as f:
             f.write("0")
+    _check(libc.unshare(CLONE_NEWCGROUP), "unshare cgroup")   # its cgroups' names: "/"
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     own = os.open(f"{box}/kernel", os.O_PATH | os.O_DIRECTORY)
     home = os.open(f"{box}/home/{request['home']}", os.O_PATH | os.O_DIRECTORY)
+    # Covered below, then out of its mount table: the boxes (under a root grader each a mount
+    # of its own, named like the kernel), the cgroups, the zygote's socket. (Mounts that a user
+    # namespace inherited are locked: under a grader that is not root they stay, covered.)
+    covered = [os.open(path, os.O_PATH | os.O_DIRECTORY) for path in
+               (BOXES, os.path.dirname(CONTROL), *(f"{CGROUPS}/{n}" for n in _listing(CGROUPS)))]
     tmpfs("/run", "64k")                      # hides every box and the cgroups
     os.mkdir(KERNEL_DIR)
     mount(f"/proc/self/fd/{own}", KERNEL_DIR, None, MS_BIND)
@@ -162,10 +182,13 @@ def enter_jail(request):
     read_only(f"{HOME}/{request['home']}")
     os.close(own)
     os.close(home)
+    for fd in covered:
+        unmount(f"/proc/self/fd/{fd}")
+        os.close(fd)
     read_only("/run", 0)
     read_only(HOME, 0)
-    tmpfs("/tmp", request["tmp_bytes"], "1777")
-    tmpfs("/dev/shm", request["tmp_bytes"], "1777")
+    tmpfs("/tmp", request["tmp_bytes"], "1777", request.get("inodes"))
+    tmpfs("/dev/shm", request["tmp_bytes"], "1777", request.get("inodes"))
     loopback_up()
     resource.setrlimit(resource.RLIMIT_FSIZE, (request["file_bytes"], request["file_bytes"]))
     become(request.get("uid"))
@@ -178,6 +201,10 @@ def enter_jail(request):
     # its /proc/self belongs to its user, as after an exec (the change of user in PID 1
     # left it to root); PID 1, not dumpable, stays out of its reach
     libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+
+
+def _listing(folder):
+    return os.listdir(folder) if os.path.isdir(folder) else []
 
 
 def wait_for(child):
@@ -243,6 +270,14 @@ def can_jail():
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
 
 
+class BecomeKernel(BaseException):
+    """Raised in a forked child: it leaves :func:`serve` and becomes the kernel of ``request``."""
+
+    def __init__(self, request):
+        super().__init__()
+        self.request = request
+
+
 class Client:
     """One grader process's connection: its requests, and the kernels it asked for."""
 
@@ -278,8 +313,8 @@ def serve():
     def handle(client, request):
         if request["op"] == "spawn":
             pid = fork_into_new_pid_namespace()
-            if pid == 0:
-                run_kernel(request)
+            if pid == 0:   # out of serve(): its tables (other kernels, requests) go with its frames
+                raise BecomeKernel(request)
             kernels[pid] = (request["id"], client)
             client.kernels.add(pid)
             client.say(id=request["id"], pid=pid)
@@ -348,4 +383,10 @@ if __name__ == "__main__":
     # collection writes to every object, and the kernel copies the zygote's memory (50 ms).
     gc.collect()
     gc.freeze()
-    serve()
+    try:
+        serve()
+        request = None
+    except BecomeKernel as child:
+        request = child.request
+    if request is not None:
+        run_kernel(request)

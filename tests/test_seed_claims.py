@@ -116,8 +116,9 @@ def test_the_quote_is_in_its_seed(seed, chapter, quote):
         f"seed {seed} does not say {quote!r}"
 
 
-def test_every_chapter_with_boxes_is_listed():
+def test_every_box_is_listed():
     """A box added to a chapter without a row here would go unchecked."""
     for chapter in (CH1, CH2, CH3, CH4):
-        listed = sum(c == chapter for _, c, _ in CLAIMS)
-        assert len(_boxes(chapter)) <= listed, chapter
+        quotes = [_flat(q) for _, c, q in CLAIMS if c == chapter]
+        for box in _boxes(chapter):
+            assert any(q in box for q in quotes), f"{chapter}: unlisted box {box[:60]}"

@@ -167,7 +167,8 @@ async () => {
     text: clone.innerText,
     images: [...document.images].map(img => ({
       src: img.currentSrc || img.src, alt: img.alt, w: img.naturalWidth, h: img.naturalHeight,
-      inArticle: article.contains(img),
+      inArticle: article.contains(img), shownWidth: img.clientWidth,
+      figure: (img.closest('figure') || {}).id || null,
     })),
     tofu,
     checkedChars: chars.length,

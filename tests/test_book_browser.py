@@ -227,6 +227,28 @@ def test_figures_show(visits, doc):
         assert figures, f"{doc}: a chapter with no figure at all"
 
 
+@pytest.mark.parametrize("doc", CHAPTERS)
+def test_figures_are_sharp(visits, doc):
+    """Every figure's image has at least 2 pixels per CSS pixel shown (high-DPI screens)."""
+    from autograder.figures.style import SCALE
+
+    blurry = [f"{img['figure'] or img['src']}: {img['w']} px shown in {img['shownWidth']}"
+              for img in visits[doc]["images"]
+              if img["inArticle"] and img["w"] < SCALE * img["shownWidth"]]
+    assert not blurry, f"{doc}: images below {SCALE}x: {blurry}"
+
+
+@pytest.mark.parametrize("figure", ["fig-lstm-cell", "fig-gru-cell"])
+def test_diagram_text_is_at_least_10_px(visits, figure):
+    """The diagrams' smallest font (points), as shown on the page, in CSS pixels."""
+    from autograder.figures.cells import MIN_FONT_PT
+    from autograder.figures.style import DPI, SCALE
+
+    [img] = [i for r in visits.values() for i in r["images"] if i["figure"] == figure]
+    px_per_point = img["shownWidth"] / img["w"] * SCALE * DPI / 72
+    assert MIN_FONT_PT * px_per_point >= 10, f"{figure}: text {MIN_FONT_PT * px_per_point:.1f} px"
+
+
 @pytest.mark.parametrize("doc", DOCS)
 def test_text_has_glyphs(visits, doc):
     """No character shows as an empty box: the glossary's Chinese terms need a CJK font."""

@@ -110,3 +110,36 @@ def test_the_parser_sees_the_book():
     assert sum("plt.show()" in source for _, _, source in cells) > 10
     assert any("tags" in meta for _, meta, _ in cells)
     assert any("mystnb" in meta for _, meta, _ in cells)
+
+
+CHAPTERS = sorted(BOOK.glob("0*.md"))
+EXECUTED = BOOK.parent / "_build" / "jupyter_execute" / "book"
+
+
+@pytest.mark.parametrize("page", CHAPTERS, ids=lambda p: p.name)
+def test_every_chapter_uses_the_book_figure_style(page):
+    """One resolution for every figure: autograder.figures.style (2x PNGs)."""
+    setup = [source for _, _, source in code_cells(page.read_text("utf8"))
+             if "use_book_style()" in source]
+    assert setup, f"{page.name} does not call use_book_style()"
+    assert "figure_format" not in page.read_text("utf8")
+    assert '"figure.dpi"' not in page.read_text("utf8")
+
+
+NOTEBOOKS = [p for p in PAGES if "```{code-cell}" in p.read_text("utf8")]
+
+
+@pytest.mark.parametrize("page", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_warning_printed_on_the_page(page):
+    """A build-time warning (stderr) would show on the page as a red box."""
+    import json
+
+    executed = EXECUTED / f"{page.stem}.ipynb"
+    if not executed.is_file():
+        pytest.skip(f"{executed} missing: run `make book` first")
+    cells = json.loads(executed.read_text("utf8"))["cells"]
+    stderr = [out.get("text", "")[:200] if isinstance(out.get("text"), str)
+              else "".join(out.get("text", []))[:200]
+              for cell in cells for out in cell.get("outputs", [])
+              if out.get("output_type") == "stream" and out.get("name") == "stderr"]
+    assert not stderr, f"{page.name} prints: {stderr}"

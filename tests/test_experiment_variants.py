@@ -30,6 +30,8 @@ def step(x, h, c, Wx, Wh, b, peep, flags):
     if not flags.get("h_in_gates", True):
         for k in "ifo":
             Wh[:, gate_slice("lstm", k, H)] = 0.0
+    if not flags.get("h_in_candidate", True):
+        Wh[:, gate_slice("lstm", "g", H)] = 0.0
     a = x @ Wx + h @ Wh + b
     blk = {k: a[:, gate_slice("lstm", k, H)] for k in "ifgo"}
     p = peep if flags.get("peepholes") else torch.zeros_like(peep)
@@ -45,7 +47,8 @@ def step(x, h, c, Wx, Wh, b, peep, flags):
 
 
 VARIANTS = [{}, {"forget_gate": False}, {"output_gate": False}, {"coupled": True},
-            {"peepholes": True}, {"h_in_gates": False}, {"forget_bias": 0.0}]
+            {"peepholes": True}, {"h_in_gates": False}, {"forget_bias": 0.0},
+            {"h_in_gates": False, "h_in_candidate": False}]
 
 
 def test_stacked_model_computes_each_variant():

@@ -22,9 +22,12 @@ from autograder.experiments.adding import EVAL_SEED, make_adding_batch
 #: LSTM variant flags and their defaults: the forget gate's bias at
 #: initialisation, whether the forget / output gate exists (else it is 1),
 #: whether the input gate is tied to 1 - f, whether the gates see c
-#: (peepholes), and whether the gates see h_{t-1} (else x_t alone).
+#: (peepholes), whether the gates see h_{t-1} (else x_t alone), and whether
+#: the candidate sees h_{t-1} (False with h_in_gates False: no recurrent
+#: weights at all, the cell as seed 004 writes it).
 VARIANT_DEFAULTS = {"forget_bias": 1.0, "forget_gate": True, "output_gate": True,
-                    "coupled": False, "peepholes": False, "h_in_gates": True}
+                    "coupled": False, "peepholes": False, "h_in_gates": True,
+                    "h_in_candidate": True}
 
 #: MSE of the best constant prediction of the first-mark task: var U(0, 1).
 FIRST_MARK_BASELINE = 1.0 / 12.0
@@ -162,8 +165,9 @@ class StackedLSTM(torch.nn.Module):
         self.has_f, self.has_o = mask("forget_gate"), mask("output_gate")
         self.coupled, self.has_peep = mask("coupled"), mask("peepholes")
         h_mask = torch.ones(len(flags), 1, 4, H)
-        for k in "ifo":  # the candidate always sees h_{t-1}
-            h_mask[:, 0, GATES["lstm"].index(k)] = mask("h_in_gates")[:, 0]
+        for k in GATES["lstm"]:
+            key = "h_in_candidate" if k == "g" else "h_in_gates"
+            h_mask[:, 0, GATES["lstm"].index(k)] = mask(key)[:, 0]
         self.h_mask = h_mask.reshape(len(flags), 1, 4 * H)
         self.H = H
 

@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import yaml
+from ci import on_ci  # noqa: F401 - one place decides (tests/ci.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_HTML = Path(os.environ.get("BOOK_TEST_HTML", ROOT / "_build" / "html"))  # the built book to test
@@ -28,10 +29,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def on_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def load_config() -> dict:

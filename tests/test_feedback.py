@@ -5,6 +5,7 @@ public and hidden check() calls of a task added up, every case on demand, the pa
 score in words; and MathJax inlined, or a clear error when it is not vendored.
 """
 import pytest
+from ci import require
 
 from autograder import feedback
 
@@ -57,7 +58,6 @@ def test_mathjax_is_inlined_or_its_absence_is_a_clear_error(tmp_path):
     feedback.mathjax_script.cache_clear()
     with pytest.raises(feedback.FeedbackError, match="MathJax not found at .*vendor_mathjax.py"):
         feedback.mathjax_script(tmp_path / "tex-svg.js")
-    if not feedback.MATHJAX.is_file():
-        pytest.skip("MathJax not vendored (python3 scripts/vendor_mathjax.py)")
+    require(feedback.MATHJAX.is_file(), "MathJax not vendored", "python3 scripts/vendor_mathjax.py (make mathjax)")
     script = feedback.inline_mathjax()
     assert "MathJax" in script and "</script" not in script.lower()

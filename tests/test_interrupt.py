@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+from ci import require_module
 
 from autograder import batch
 from dask_support import dask_cluster
@@ -148,7 +149,7 @@ def test_stopping_a_forced_regrade_keeps_every_earlier_grade(submissions, refere
 
 
 def test_stopping_a_dask_batch_then_resuming_equals_one_run(submissions, reference, tmp_path):
-    pytest.importorskip("dask.distributed")
+    require_module("dask.distributed", "pip install -r requirements.txt (dask, distributed)")
     course = tmp_path / "course"
     with dask_cluster(tmp_path, nthreads=2) as address:
         run, out, err, seconds = stop_midway(course, submissions, SIGNALS["SIGINT to the process group"],

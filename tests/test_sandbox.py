@@ -29,6 +29,8 @@ import pytest
 import zmq
 from traitlets.config import Config
 
+import ci
+
 from rnnkit.probe import GRADING_ENV
 from autograder import sandbox as sandbox_module
 from autograder.forkserver import SCRIPT_IN_JAIL
@@ -43,16 +45,12 @@ NOBODY = 65534
 AS_ROOT = os.geteuid() == 0
 #: The kernel's host user: nobody when the grader is root, else the grader's own user.
 KERNEL_UID = NOBODY if AS_ROOT else os.getuid()
-ON_CI = os.environ.get("CI") == "true"
 
 
 def require(ok, what):
     """Skip when this machine cannot enforce ``what``; on CI (CI=true) fail instead."""
-    if ok:
-        return
-    if ON_CI:
-        pytest.fail(f"{what}: the sandbox cannot be tested here, and CI=true requires it")
-    pytest.skip(f"{what}: the sandbox cannot be tested on this machine")
+    ci.require(ok, f"{what}: the sandbox cannot be tested on this machine",
+               "bash scripts/system-deps.sh as root (bubblewrap), cgroup v1 pids and memory controllers")
 
 
 @pytest.fixture

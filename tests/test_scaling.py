@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from autograder import batch, cli
+from ci import require, require_module
 from dask_support import dask_cluster
 from pg_server import PostgresServer, find_bin
 from points import total_points
@@ -77,11 +78,8 @@ def graded_copy(reference, tmp_path):
 
 @pytest.fixture
 def postgres():
-    if find_bin() is None:
-        why = "PostgreSQL server programs (initdb, pg_ctl, createdb) not installed"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{why}: CI must run the PostgreSQL test (apt-get install postgresql)")
-        pytest.skip(why)
+    require(find_bin(), "PostgreSQL server programs (initdb, pg_ctl, createdb) not installed",
+            "apt-get install postgresql (scripts/system-deps.sh)")
     server = PostgresServer()
     try:
         server.start()
@@ -111,7 +109,7 @@ def test_postgresql_gradebook(postgres, submissions, tmp_path, request):
 
 
 def test_dask_local_cluster_gives_the_same_scores(submissions, reference, tmp_path):
-    pytest.importorskip("dask.distributed")
+    require_module("dask.distributed", "pip install -r requirements.txt (dask, distributed)")
     course = tmp_path / "course"
     pairs = batch.prepare_course(course, submissions)
     outcomes = batch.autograde(course, pairs, workers=2, scheduler="local")
@@ -122,7 +120,7 @@ def test_dask_local_cluster_gives_the_same_scores(submissions, reference, tmp_pa
 
 @pytest.fixture
 def dask_cluster_with_threads(tmp_path):
-    pytest.importorskip("dask.distributed")
+    require_module("dask.distributed", "pip install -r requirements.txt (dask, distributed)")
     with dask_cluster(tmp_path, nthreads=2) as address:
         yield address
 

@@ -37,6 +37,7 @@ LATE_MARKER = "LATE-CELL-SAYS"
 LATE = student_notebook(A)
 LATE.cells.append(__import__("nbformat").v4.new_code_cell(
     "print('LATE-CELL' + '-SAYS', [line for line in In if 'seed' in line])"))   # what the kernel saw: hidden cases
+CLASS = {"sleeper": SLEEPER, "late": LATE}
 
 
 def configured(monkeypatch, **settings):
@@ -76,32 +77,37 @@ def scores(course, db_url=""):
     return {r["student"]: r["score"] for r in batch.grade_rows(course, db_url)}
 
 
-def test_student_timeout_stops_the_notebook_and_grades_the_rest(tmp_path, capsys):
-    students = {"sleeper": SLEEPER, "solution": student_notebook(A)}
+def grade_class(tmp_path):
+    """The sleeper (over its time limit) and the late printer graded by the command, with ``--csv``."""
     own_csv = tmp_path / "marks.csv"
-    course, code = grade(tmp_path, students, "--student-timeout", str(STUDENT_TIMEOUT), "--timeout", "60",
+    course, code = grade(tmp_path, CLASS, "--student-timeout", str(STUDENT_TIMEOUT), "--timeout", "60",
                          "--csv", str(own_csv))
+    return course, code, own_csv
+
+
+def check_class(course):
+    """What tests/guards.py demands of that class (tests/test_guards.py plants what each check is for)."""
+    return {"every student graded": lambda: assert_every_student_graded(course, CLASS, A),
+            "the time limit stops a notebook": lambda: assert_stopped_at_time_limit(
+                course, "sleeper", A, STUDENT_TIMEOUT, AFTER_SLEEP),
+            "late output hidden": lambda: assert_late_output_hidden(course, "late", A, LATE_MARKER),
+            "no hidden test in feedback": lambda: assert_feedback_hides_hidden_tests(course, CLASS, A)}
+
+
+def test_student_timeout_late_outputs_and_csv_through_the_command(tmp_path, capsys):
+    course, code, own_csv = grade_class(tmp_path)
     assert code == 0, capsys.readouterr().err
-    assert_every_student_graded(course, students, A)
-    assert_stopped_at_time_limit(course, "sleeper", A, STUDENT_TIMEOUT, AFTER_SLEEP)
-    assert scores(course)["solution"] == TOTAL
+    for check in check_class(course).values():
+        check()
+    assert scores(course)["late"] == TOTAL          # the other student: unaffected by the sleeper
+    assert any("after hidden tests" in f or "ran after" in f for f in batch.review_flags(course, "late", A)), \
+        batch.review_flags(course, "late", A)
     # grade --csv: the grades go where it says, not to the course's default
     with own_csv.open(newline="") as fh:
         rows = {r["student"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == set(students) and float(rows["solution"]["score"]) == TOTAL
+    assert set(rows) == set(CLASS) and float(rows["late"]["score"]) == TOTAL
     assert float(rows["sleeper"]["score"]) < TOTAL and not (course / "grades.csv").exists()
     assert f"grades written to {own_csv}" in capsys.readouterr().out
-
-
-def test_output_of_a_cell_run_after_hidden_tests_is_not_in_the_feedback(tmp_path):
-    course, code = grade(tmp_path, {"late": LATE})
-    assert code == 0
-    assert_every_student_graded(course, ["late"], A)
-    assert scores(course)["late"] == TOTAL
-    assert any("after hidden tests" in f or "ran after" in f for f in batch.review_flags(course, "late", A)), \
-        batch.review_flags(course, "late", A)
-    assert_late_output_hidden(course, "late", A, LATE_MARKER)
-    assert_feedback_hides_hidden_tests(course, ["late"], A)
 
 
 @pytest.mark.parametrize("how", ["forked", "fork_kernels=False", "the zygote fails"])
@@ -113,12 +119,11 @@ def test_kernels_start_forked_one_by_one_or_after_the_zygote_failed(tmp_path, mo
     elif how == "the zygote fails":   # it starts, then reports what a system without user namespaces does
         monkeypatch.setattr(forkserver.ForkServer, "_ready", lambda self, seconds: {"namespaces": False})
     forked = kernel_starts(monkeypatch)
-    students = {"solution": student_notebook(A), "blank": student_notebook(A, released=True)}
-    course, code = grade(tmp_path, students)
+    course, code = grade(tmp_path, {"solution": student_notebook(A)})
     assert code == 0
-    assert forked == [how == "forked"] * len(students), forked
-    assert scores(course) == {"solution": TOTAL, "blank": 0}
-    assert_every_student_graded(course, students, A)
+    assert forked == [how == "forked"], forked
+    assert scores(course) == {"solution": TOTAL}
+    assert_every_student_graded(course, ["solution"], A)
 
 
 def test_a_required_sandbox_that_cannot_be_built_grades_nobody(tmp_path, monkeypatch, capsys):

@@ -46,17 +46,12 @@ def nbgrader(course, *args):
     return run
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("stock")
-    subs = write_submissions(root / "submissions", A, CLASS)
-    course = root / "course"
-    outcomes = batch.autograde(course, batch.prepare_course(course, subs), workers=2)
-    assert all(o.ok for o in outcomes), outcomes
-    by_student = scores(course)
-    assert by_student["solution"][0] == TOTAL and by_student["blank"][0] == 0
-    assert 0 < by_student["db_mean"][0] < TOTAL
-    return root, subs, course, by_student
+@pytest.fixture
+def graded(class_01):
+    """Exercise 01's class graded once by the batch (tests/conftest.py); tests copy its course."""
+    by_student = class_01["scores"]
+    assert set(by_student) == set(CLASS)
+    return class_01["submissions"].parent, class_01["submissions"], class_01["course"], by_student
 
 
 def test_stock_autograde_feedback_and_export_use_the_course_pipeline(graded, tmp_path):
@@ -110,8 +105,8 @@ def test_rerelease_after_a_point_fix_regrades_without_force_and_flags_nobody(gra
     tampered = student_notebook(A)
     next(c for c in tampered.cells
          if c.metadata.get("nbgrader", {}).get("grade_id") == "test_rnn_forward").metadata.nbgrader["points"] = 99
-    write_submissions(subs.parent / "tampered", A, {"solution": tampered})
-    pairs = batch.prepare_course(course, subs.parent / "tampered", solutions=solutions)
+    write_submissions(tmp_path / "tampered", A, {"solution": tampered})
+    pairs = batch.prepare_course(course, tmp_path / "tampered", solutions=solutions)
     outcomes = {o.student: o for o in batch.autograde(course, pairs, workers=1, force=False)}
     assert [s for s, o in outcomes.items() if not o.skipped] == ["solution"]
     assert any(re.fullmatch(rf"changed nbgrader metadata of test_rnn_forward: points {POINTS['test_rnn_forward']}"

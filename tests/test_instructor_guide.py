@@ -51,7 +51,11 @@ def ran(tmp_path_factory):
     write_submissions(root / "submissions", A, CLASS)
     # The commands run from the scratch copy: `python -m autograder` imports it (cwd comes
     # first), and the sandbox makes the grading kernel import that same copy.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # The kit too: `release` rewrites the kit's data (rnnkit/expected.npz) where rnnkit is imported
+    # from, which must be the copy's, never the repository's.
+    shutil.copytree(REPO / "kit" / "rnnkit", root / "kit" / "rnnkit", ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(root / "kit"), os.environ.get("PYTHONPATH")]))}
     started = time.time()
     results = []
     for block in marked_blocks(GUIDE.read_text(encoding="utf-8")):
@@ -80,6 +84,8 @@ def test_every_tested_block_succeeds(ran):
 
 def test_release_regenerates_the_copy_not_the_repository(ran):
     root, started, _ = ran
+    assert (root / "kit" / "rnnkit" / "expected.npz").stat().st_mtime >= started   # the copy's kit data
+    assert (REPO / "kit" / "rnnkit" / "expected.npz").stat().st_mtime < started
     for a in ("01_rnn", "02_long_term", "03_gates", A):
         released = root / "exercises" / a / f"{a}.ipynb"
         assert released.stat().st_mtime >= started

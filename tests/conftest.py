@@ -4,7 +4,11 @@
   count is written to $RNN_SKIP_COUNT_FILE when set (.ci/run prints it).
 * ``class_01``: exercise 01's solution, blank release and one partial-credit bug, graded once by
   the batch in this process; tests that write into it take ``class_01_copy``.
+* ``paths_class``: the class of tests/test_grader_paths.py graded once on clean code by the grade
+  command (also the clean run of tests/test_guards.py).
 """
+import contextlib
+import io
 import os
 import shutil
 from pathlib import Path
@@ -22,6 +26,8 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workerinput"):   # a pytest-xdist worker: the controller counts and decides
+        return
     path = os.environ.get("RNN_SKIP_COUNT_FILE")
     if path:
         Path(path).write_text(f"{len(SKIPPED)}\n")
@@ -30,6 +36,8 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if hasattr(terminalreporter.config, "workerinput"):
+        return
     terminalreporter.write_line(f"skipped: {len(SKIPPED)}" + (" (CI=true: the run fails)" if on_ci() and SKIPPED
                                                               else ""))
 
@@ -67,3 +75,14 @@ def class_01_copy(class_01, tmp_path):
     course = tmp_path / "course"
     shutil.copytree(class_01["course"], course)
     return course
+
+
+@pytest.fixture(scope="session")
+def paths_class(tmp_path_factory):
+    """tests/test_grader_paths.py's class graded by the command: {"course", "code", "csv", "out", "err"}."""
+    from test_grader_paths import grade_class
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        course, code, own_csv = grade_class(tmp_path_factory.mktemp("paths_class"))
+    return {"course": course, "code": code, "csv": own_csv, "out": out.getvalue(), "err": err.getvalue()}

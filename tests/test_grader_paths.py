@@ -23,14 +23,14 @@ from pg_server import PostgresServer, find_bin
 from points import total_points
 from submissions import solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("paths")
 A = "01_rnn"
 TOTAL = total_points(A)
 SOL = solution_cells(A)
 ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
 
 STUDENT_TIMEOUT = 5
-SLEEPER = student_notebook(A, {"rnn_forward": "import time\ntime.sleep(12)\n" + SOL["rnn_forward"]})
+SLEEPER = student_notebook(A, {"rnn_forward": "import time\ntime.sleep(10)\n" + SOL["rnn_forward"]})
 #: The test cells of 01 after rnn_forward: never reached once the time limit stopped the notebook there.
 AFTER_SLEEP = ("test_rnn_forward", "test_rnn_backward")
 LATE_MARKER = "LATE-CELL-SAYS"
@@ -94,9 +94,9 @@ def check_class(course):
             "no hidden test in feedback": lambda: assert_feedback_hides_hidden_tests(course, CLASS, A)}
 
 
-def test_student_timeout_late_outputs_and_csv_through_the_command(tmp_path, capsys):
-    course, code, own_csv = grade_class(tmp_path)
-    assert code == 0, capsys.readouterr().err
+def test_student_timeout_late_outputs_and_csv_through_the_command(paths_class):
+    course, own_csv = paths_class["course"], paths_class["csv"]
+    assert paths_class["code"] == 0, paths_class["err"]
     for check in check_class(course).values():
         check()
     assert scores(course)["late"] == TOTAL          # the other student: unaffected by the sleeper
@@ -107,7 +107,7 @@ def test_student_timeout_late_outputs_and_csv_through_the_command(tmp_path, caps
         rows = {r["student"]: r for r in csv.DictReader(fh)}
     assert set(rows) == set(CLASS) and float(rows["late"]["score"]) == TOTAL
     assert float(rows["sleeper"]["score"]) < TOTAL and not (course / "grades.csv").exists()
-    assert f"grades written to {own_csv}" in capsys.readouterr().out
+    assert f"grades written to {own_csv}" in paths_class["out"]
 
 
 @pytest.mark.parametrize("how", ["forked", "fork_kernels=False", "the zygote fails"])

@@ -14,7 +14,7 @@ from autograder import batch
 from autograder.preprocessors import GradingExecute, HideLateOutputs
 from test_grader_paths import check_class, grade_class
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("paths")
 
 
 def skip_first_student(monkeypatch):
@@ -41,10 +41,9 @@ PLANTS = {   # defect -> (how it is planted, the guard that must catch it, what 
 }
 
 
-def test_every_guard_passes_on_clean_code(tmp_path):
-    course, code, _ = grade_class(tmp_path)
-    assert code == 0
-    checks = check_class(course)
+def test_every_guard_passes_on_clean_code(paths_class):
+    assert paths_class["code"] == 0, paths_class["err"]
+    checks = check_class(paths_class["course"])
     assert set(checks) == {guard for _, guard, _ in PLANTS.values()}   # every guard has its defect planted
     for check in checks.values():
         check()

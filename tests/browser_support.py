@@ -14,7 +14,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import yaml
-from ci import on_ci  # noqa: F401 - one place decides (tests/ci.py)
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_HTML = Path(os.environ.get("BOOK_TEST_HTML", ROOT / "_build" / "html"))  # the built book to test

@@ -19,7 +19,6 @@ import copy
 import hashlib
 import json
 import os
-import re
 import tempfile
 import textwrap
 import time

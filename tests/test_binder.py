@@ -12,10 +12,9 @@ import re
 import subprocess
 import sys
 
-import pytest
-from ci import unavailable
 
 from autograder import studentkit
+from ci import unavailable
 from submissions import REPO
 
 BINDER = REPO / "binder"

@@ -31,7 +31,6 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlsplit
 
 import pytest
-from ci import unavailable
 
 from browser_support import (
     BUILD_HTML,
@@ -46,6 +45,7 @@ from browser_support import (
     source_suffix,
     toc_pages,
 )
+from ci import unavailable
 
 # All tests here share one server, one browser and one visit of each page: keep them on
 # one xdist worker (`pytest -n 2 --dist loadgroup`).

@@ -1,5 +1,4 @@
 """Autograde exercise 01 end to end on typical submissions, through nbgrader."""
-import re
 import subprocess
 import sys
 

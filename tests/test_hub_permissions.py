@@ -12,9 +12,9 @@ import shutil
 import subprocess
 
 import pytest
-from ci import require
 
 from autograder import batch
+from ci import require
 from submissions import REPO, student_notebook, write_submissions
 
 NOBODY = 65534

@@ -15,9 +15,9 @@ import sys
 import time
 
 import pytest
-from ci import require_module
 
 from autograder import batch
+from ci import require_module
 from dask_support import dask_cluster
 from points import total_points
 from submissions import db_mean_notebook, solution_cells, student_notebook, write_submissions

@@ -7,7 +7,6 @@ helper names every hidden seed and line; with nbgrader's ClearHiddenTests applie
 import copy
 import os
 
-import nbformat
 import nbgrader.converters.generate_feedback as generate_feedback
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import ClearHiddenTests

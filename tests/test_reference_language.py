@@ -3,12 +3,12 @@ import warnings
 
 import numpy as np
 import pytest
-from ci import require_module
 
 from autograder.reference import language as ref
 from autograder.reference.language import (embedding_backward, embedding_forward, log_softmax,
                                            sample_next, softmax, temporal_affine_backward,
                                            temporal_affine_forward, temporal_softmax_loss)
+from ci import require_module
 from mutants_language import CASES, MUTANTS
 from reference_support import (SHAPES, assert_fd_close, assert_torch_close, numeric_gradients,
                                torch_run)

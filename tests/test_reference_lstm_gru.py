@@ -4,7 +4,6 @@ import warnings
 
 import numpy as np
 import pytest
-from ci import require_module
 
 from autograder.reference.gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
 from autograder.reference.lstm import (
@@ -15,6 +14,7 @@ from autograder.reference.lstm import (
     lstm_truncated_backward,
     sigmoid,
 )
+from ci import require_module
 from reference_support import (SHAPES, assert_equal_trees, assert_fd_close, assert_torch_close,
                                numeric_gradients, torch_run)
 

@@ -3,10 +3,10 @@ import copy
 
 import numpy as np
 import pytest
-from ci import require_module
 
 from autograder.reference.long_term import clip_by_global_norm, rnn_gradient_norms
 from autograder.reference.rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from ci import require_module
 from reference_support import (FD_RTOL, SHAPES, TORCH_ATOL, assert_equal_trees, assert_fd_close, assert_torch_close,
                                numeric_gradients, torch_run)
 

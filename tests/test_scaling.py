@@ -4,7 +4,6 @@ Every way of running a batch must give the scores of the plain one-process run.
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 

@@ -17,9 +17,9 @@ import sys
 import nbformat
 import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS
-from ci import require, require_module
 
 from autograder import batch
+from ci import require, require_module
 from points import cell_points, total_points
 from page_text import leaks, visible_text
 from submissions import REPO, assert_hides_hidden_tests, db_mean_notebook, student_notebook, write_submissions

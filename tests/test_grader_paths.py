@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+from nbformat.v4 import new_code_cell
 
 from autograder import batch, cli, forkserver, sandbox
 from ci import require
@@ -35,8 +36,8 @@ SLEEPER = student_notebook(A, {"rnn_forward": "import time\ntime.sleep(10)\n" + 
 AFTER_SLEEP = ("test_rnn_forward", "test_rnn_backward")
 LATE_MARKER = "LATE-CELL-SAYS"
 LATE = student_notebook(A)
-LATE.cells.append(__import__("nbformat").v4.new_code_cell(
-    "print('LATE-CELL' + '-SAYS', [line for line in In if 'seed' in line])"))   # what the kernel saw: hidden cases
+LATE.cells.append(new_code_cell(   # prints what the kernel saw of the hidden tests: their source, cases and all
+    "print('LATE-CELL' + '-SAYS', [line for line in In if 'seed' in line])"))
 CLASS = {"sleeper": SLEEPER, "late": LATE}
 
 

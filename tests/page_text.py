@@ -65,21 +65,29 @@ def scripts(html):
     return parse(html).scripts
 
 
-def leaks(text, assignment):
-    """What of ``assignment``'s hidden tests the visible ``text`` shows: [description] (empty: nothing)."""
-    flat = re.sub(r"\s+", " ", text)
-    found = ["the HIDDEN TESTS marker"] * ("HIDDEN TESTS" in text)
-    found += [f"hidden seed {seed}" for seed in hidden_seeds(assignment)
-              if re.search(rf"(?<![\w.]){seed}(?![\w.])", text)]
+def leaks(text, assignment, own=""):
+    """What of ``assignment``'s hidden tests the visible ``text`` shows: [description] (empty: nothing).
+
+    ``own``: what the student wrote (their cells' source); what is in it is theirs to see again.
+    """
+    def shown(pattern, where):
+        return re.search(pattern, where) is not None
+
+    flat, own_flat = re.sub(r"\s+", " ", text), re.sub(r"\s+", " ", own)
+    found = ["the HIDDEN TESTS marker"] * ("HIDDEN TESTS" in text and "HIDDEN TESTS" not in own)
+    for seed in hidden_seeds(assignment):
+        word = rf"(?<![\w.]){seed}(?![\w.])"
+        if shown(word, text) and not shown(word, own):
+            found.append(f"hidden seed {seed}")
     found += [f"hidden line {line!r}" for line in hidden_lines(assignment)
-              if re.sub(r"\s+", " ", line) in flat]
-    found += ["a cases= argument"] * ("cases=" in text)
+              if re.sub(r"\s+", " ", line) in flat and re.sub(r"\s+", " ", line) not in own_flat]
+    found += ["a cases= argument"] * ("cases=" in text and "cases=" not in own)
     return found
 
 
-def assert_no_leak(html, assignment, where=""):
-    """The page shows none of ``assignment``'s hidden tests to a reader."""
-    found = leaks(visible_text(html), assignment)
+def assert_no_leak(html, assignment, where="", own=""):
+    """The page shows none of ``assignment``'s hidden tests to a reader (but what the student wrote, ``own``)."""
+    found = leaks(visible_text(html), assignment, own)
     assert not found, f"{where or 'page'} shows hidden tests of {assignment}: {found}"
 
 

@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import queue
+import secrets
 import shutil
 import socket
 import subprocess
@@ -535,21 +536,24 @@ def test_no_network(needs_bwrap, course):
 
 @BOTH_WAYS
 def test_background_processes_die_with_the_kernel(needs_cgroups, course):
+    # Durations of this run alone: other runs on the machine (or the other kernel start) leave theirs.
+    first, second = (f"{n}.{os.getpid()}{secrets.randbelow(10 ** 6)}" for n in (1717, 1718))
+
     async def scenario(jail):
-        await jail.run("""
+        await jail.run(f"""
             import os, subprocess, time
-            subprocess.Popen(["sleep", "1717"], start_new_session=True)
+            subprocess.Popen(["sleep", "{first}"], start_new_session=True)
             child = os.fork()
             if child == 0:                      # double fork + setsid: a daemon
                 os.setsid()
                 if os.fork() == 0:
-                    os.execv("/bin/sleep", ["sleep", "1718"])
+                    os.execv("/bin/sleep", ["sleep", "{second}"])
                 os._exit(0)
             os.waitpid(child, 0)
             time.sleep(0.5)
         """)
         found = {pid: cmdline(pid) for pid in jail.host_pids()}
-        return {pid for pid, argv in found.items() if argv in ([b"sleep", b"1717"], [b"sleep", b"1718"])}, found
+        return {pid for pid, argv in found.items() if argv in ([b"sleep", first.encode()], [b"sleep", second.encode()])}, found
 
     sleepers, found = in_jail(workdir(course), scenario)
     assert len(sleepers) == 2, f"both sleepers should be in the kernel's cgroup: {found}"
@@ -558,7 +562,7 @@ def test_background_processes_die_with_the_kernel(needs_cgroups, course):
         time.sleep(0.1)
     assert all(gone(pid) for pid in sleepers), [cmdline(pid) for pid in sleepers]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout.splitlines()
-    assert not [line for line in ps if line.strip() in ("sleep 1717", "sleep 1718")]
+    assert not [line for line in ps if line.strip() in (f"sleep {first}", f"sleep {second}")]
 
 
 @BOTH_WAYS

@@ -30,10 +30,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def on_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 def load_config() -> dict:
     return yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf8"))
 

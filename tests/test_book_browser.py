@@ -41,11 +41,11 @@ from browser_support import (
     SCREENSHOTS,
     BookServer,
     load_config,
-    on_ci,
     parse_links_and_ids,
     source_suffix,
     toc_pages,
 )
+from ci import unavailable
 
 # All tests here share one server, one browser and one visit of each page: keep them on
 # one xdist worker (`pytest -n 2 --dist loadgroup`).
@@ -72,7 +72,7 @@ assert len({shot_name(d) for d in DOCS}) == len(DOCS), "screenshot names collide
 @pytest.fixture(scope="module")
 def site():
     if not (BUILD_HTML / "index.html").is_file():
-        pytest.skip(f"the book is not built ({BUILD_HTML}/index.html missing): run `make book` first")
+        unavailable(f"the book is not built ({BUILD_HTML}/index.html missing)", "make book")
     with BookServer(BUILD_HTML) as server:
         yield server.url
 
@@ -88,9 +88,7 @@ def browser(site):
         if not os.access(CHROMIUM, os.X_OK):
             problem = f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium fonts-noto-cjk)"
     if problem:
-        if on_ci():
-            pytest.fail(f"browser tests cannot run on CI: {problem}")
-        pytest.skip(problem)
+        unavailable("browser tests cannot run", problem)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

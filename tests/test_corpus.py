@@ -1,6 +1,7 @@
 """rnnkit.corpus: parsing, missing corpora, vocabulary, split by document, stream batches."""
 import numpy as np
 import pytest
+from ci import require
 
 from rnnkit import corpus
 from rnnkit.corpus import (UNKNOWN, CorpusMissing, Document, Vocabulary, load_corpus, load_tang300,
@@ -39,8 +40,7 @@ def test_unknown_corpus_name():
 
 
 def test_tang300_installed():
-    if not corpus.TANG300.is_file():
-        pytest.skip("fortunes-zh not installed (scripts/system-deps.sh installs it)")
+    require(corpus.TANG300.is_file(), f"{corpus.TANG300} missing", "apt-get install fortunes-zh (scripts/system-deps.sh)")
     poems = load_tang300()
     assert len(poems) > 300
     text = "".join(p.text for p in poems)

@@ -2,7 +2,9 @@
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from ci import require_module
+
+torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
 
 from autograder.experiments.variants import (  # noqa: E402
     StackedLSTM,

@@ -14,6 +14,7 @@ import subprocess
 import pytest
 
 from autograder import batch
+from ci import require
 from submissions import REPO, student_notebook, write_submissions
 
 NOBODY = 65534
@@ -27,10 +28,8 @@ def as_nobody(*argv):
 
 @pytest.fixture
 def needs_root():
-    if os.geteuid() != 0 or not shutil.which("setpriv"):
-        if os.environ.get("CI") == "true":
-            pytest.fail("CI runs as root with setpriv (util-linux)")
-        pytest.skip("needs root and setpriv to act as another user")
+    require(os.geteuid() == 0 and shutil.which("setpriv"), "acting as another user needs root and setpriv",
+            "run the tests as root (CI does), with util-linux installed")
 
 
 def test_another_user_reads_nothing_of_the_course(needs_root, tmp_path):

@@ -8,6 +8,7 @@ from autograder.reference import language as ref
 from autograder.reference.language import (embedding_backward, embedding_forward, log_softmax,
                                            sample_next, softmax, temporal_affine_backward,
                                            temporal_affine_forward, temporal_softmax_loss)
+from ci import require_module
 from mutants_language import CASES, MUTANTS
 from reference_support import (SHAPES, assert_fd_close, assert_torch_close, numeric_gradients,
                                torch_run)
@@ -37,7 +38,7 @@ def make_lm(shape):
 
 @pytest.mark.parametrize("shape", LM_SHAPES)
 def test_embedding_matches_torch(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     p = make_lm(shape)
     out, cache = embedding_forward(p["x"], p["W_embed"])
     t_outs, t_grads = torch_run(torch, lambda W: torch.nn.functional.embedding(torch.tensor(p["x"]), W),
@@ -63,7 +64,7 @@ def test_embedding_is_one_hot_times_matrix_and_accumulates_repeats():
 
 @pytest.mark.parametrize("shape", LM_SHAPES)
 def test_temporal_affine_matches_torch(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     p = make_lm(shape)
     inputs = (p["h"], p["W_out"], p["b_out"])
     scores, cache = temporal_affine_forward(*inputs)
@@ -98,7 +99,7 @@ def torch_masked_loss(torch, p):
 
 @pytest.mark.parametrize("shape", LM_SHAPES)
 def test_masked_loss_matches_torch(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     p = make_lm(shape)
     loss, dscores = temporal_softmax_loss(p["scores"], p["y"], p["mask"])
     (t_loss,), (t_grad,) = torch_masked_loss(torch, p)
@@ -126,7 +127,7 @@ def test_masked_loss_averages_unmasked_tokens_and_handles_everything_masked():
 
 
 def test_masked_loss_large_logits_no_overflow():
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     rng = np.random.default_rng(5)
     p = {"scores": 1e4 * rng.standard_normal((2, 3, 5)), "y": rng.integers(0, 5, size=(2, 3)),
          "mask": np.ones((2, 3), dtype=bool)}
@@ -142,7 +143,7 @@ def test_masked_loss_large_logits_no_overflow():
 
 
 def test_softmax_temperature_matches_torch():
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     scores = np.random.default_rng(2).standard_normal((3, 4, 7)) * 4
     for temperature in (0.25, 1.0, 2.0):
         expected = torch.softmax(torch.tensor(scores) / temperature, dim=-1).numpy()

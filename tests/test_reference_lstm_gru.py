@@ -14,6 +14,7 @@ from autograder.reference.lstm import (
     lstm_truncated_backward,
     sigmoid,
 )
+from ci import require_module
 from reference_support import (SHAPES, assert_equal_trees, assert_fd_close, assert_torch_close,
                                numeric_gradients, torch_run)
 
@@ -103,7 +104,7 @@ def torch_gru(torch, x, h0, Wx, Wh, bx, bh):
 
 
 def test_sigmoid_stable_and_exact():
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     a = np.array([-1000.0, -745.0, -40.0, -1.0, 0.0, 1.0, 40.0, 745.0, 1000.0])
     with warnings.catch_warnings(), np.errstate(over="raise", divide="raise", invalid="raise"):
         warnings.simplefilter("error")
@@ -120,7 +121,7 @@ def test_sigmoid_stable_and_exact():
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_lstm_step_matches_torch(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     (x, h0, c0, Wx, Wh, b), dh, dc = make_lstm(shape)
     inputs = (x[:, 0], h0, c0, Wx, Wh, b)
     next_h, next_c, cache = lstm_step_forward(*inputs)
@@ -131,7 +132,7 @@ def test_lstm_step_matches_torch(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_lstm_layout_matches_torch_modules(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     (x, h0, c0, Wx, Wh, b), _, _ = make_lstm(shape)
     N, D, H, T = shape
     cell = set_cell(torch, torch.nn.LSTMCell(D, H, dtype=torch.float64), "", Wx, Wh, b)
@@ -146,7 +147,7 @@ def test_lstm_layout_matches_torch_modules(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_lstm_sequence_matches_torch(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     inputs, dh, _ = make_lstm(shape)
     h, c, cache = lstm_forward(*inputs)
     (t_h,), t_grads = torch_run(torch, lambda *a: torch_lstm(torch, *a)[0], inputs, [dh])
@@ -159,7 +160,7 @@ def test_lstm_sequence_matches_torch(shape):
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("k", [1, 2])
 def test_lstm_truncated_backward_matches_torch(shape, k):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     inputs, dh, _ = make_lstm(shape)
     _, _, cache = lstm_forward(*inputs)
     _, t_grads = torch_run(torch, lambda *a: torch_lstm(torch, *a, k=k)[0], inputs, [dh])
@@ -232,7 +233,7 @@ def test_lstm_truncated_backward_finite_differences(shape, k):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_gru_step_matches_torch(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     (x, h0, Wx, Wh, bx, bh), dh = make_gru(shape)
     inputs = (x[:, 0], h0, Wx, Wh, bx, bh)
     next_h, cache = gru_step_forward(*inputs)
@@ -243,7 +244,7 @@ def test_gru_step_matches_torch(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_gru_layout_matches_torch_modules(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     (x, h0, Wx, Wh, bx, bh), _ = make_gru(shape)
     N, D, H, T = shape
     cell = set_cell(torch, torch.nn.GRUCell(D, H, dtype=torch.float64), "", Wx, Wh, bx, bh)
@@ -258,7 +259,7 @@ def test_gru_layout_matches_torch_modules(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_gru_sequence_matches_torch(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     inputs, dh = make_gru(shape)
     h, cache = gru_forward(*inputs)
     (t_h,), t_grads = torch_run(torch, lambda *a: torch_gru(torch, *a), inputs, [dh])

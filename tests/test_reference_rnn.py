@@ -6,6 +6,7 @@ import pytest
 
 from autograder.reference.long_term import clip_by_global_norm, rnn_gradient_norms
 from autograder.reference.rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from ci import require_module
 from reference_support import (FD_RTOL, SHAPES, TORCH_ATOL, assert_equal_trees, assert_fd_close, assert_torch_close,
                                numeric_gradients, torch_run)
 
@@ -51,7 +52,7 @@ def call_unchanged(fn, *args):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_rnn_step_matches_torch(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     (x, h0, Wx, Wh, b), dh = make_rnn(shape)
     inputs = (x[:, 0], h0, Wx, Wh, b)
     next_h, cache = rnn_step_forward(*inputs)
@@ -62,7 +63,7 @@ def test_rnn_step_matches_torch(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_rnn_step_matches_torch_rnncell(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     (x, h0, Wx, Wh, b), _ = make_rnn(shape)
     N, D, H, T = shape
     cell = torch.nn.RNNCell(D, H, nonlinearity="tanh", dtype=torch.float64)
@@ -78,7 +79,7 @@ def test_rnn_step_matches_torch_rnncell(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_rnn_sequence_matches_torch(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     inputs, dh = make_rnn(shape)
     h, cache = rnn_forward(*inputs)
     (t_h,), t_grads = torch_run(torch, lambda *a: torch_rnn(torch, *a), inputs, [dh])
@@ -88,7 +89,7 @@ def test_rnn_sequence_matches_torch(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_rnn_sequence_matches_torch_nn_rnn(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     (x, h0, Wx, Wh, b), _ = make_rnn(shape)
     N, D, H, T = shape
     rnn = torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True, dtype=torch.float64)
@@ -127,7 +128,7 @@ def test_rnn_backward_finite_differences(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_rnn_gradient_norms_match_torch(shape):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     inputs, _ = make_rnn(shape)
     N, D, H, T = shape
     x, h0, Wx, Wh, b = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in inputs)
@@ -172,7 +173,7 @@ def make_grads(seed):
 
 @pytest.mark.parametrize("max_norm", [0.1, 1.0, 100.0])
 def test_clip_by_global_norm_matches_torch(max_norm):
-    torch = pytest.importorskip("torch")
+    torch = require_module("torch", "pip install -r requirements.txt (the CPU wheel of torch)")
     grads = make_grads(0)
     ts = [torch.tensor(g, dtype=torch.float64) for g in grads]
     total = torch.sqrt(sum((t**2).sum() for t in ts))

@@ -9,6 +9,7 @@ from rnnkit.tasks import TASKS
 
 from autograder import batch
 from autograder.preprocessors import expected_checks
+from hidden import REGION, hidden_lines, hidden_seeds
 from submissions import REPO
 
 ASSIGNMENTS = batch.assignments_in()
@@ -21,10 +22,6 @@ def cells(nb, **flags):
 
 def load(folder, a):
     return nbformat.read(REPO / folder / a / f"{a}.ipynb", as_version=4)
-
-
-def hidden_regions(source):
-    return re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", source, flags=re.S)
 
 
 def test_every_exercise_has_a_solution_and_back():
@@ -67,10 +64,9 @@ def test_exercise_contains_no_solution_and_no_hidden_test(a):
             for line in region.splitlines():
                 if len(line.strip()) > 12:
                     assert line.strip() not in text, f"solution line leaked: {line.strip()!r}"
-    for cell in cells(source, grade=True, solution=False):
-        for region in hidden_regions(cell.source):
-            for seed in re.findall(r'"seed": (\d+)', region):
-                assert f'"seed": {seed}' not in text and seed not in text
+    seeds = hidden_seeds(a)   # never empty: it fails when it finds no hidden case
+    assert not [seed for seed in seeds if re.search(rf"(?<![\w.]){seed}(?![\w.])", text)], seeds
+    assert not [line for line in hidden_lines(a) if line in text]
 
 
 @pytest.mark.parametrize("a", ASSIGNMENTS)
@@ -88,7 +84,7 @@ def test_source_notebook_is_well_formed(a):
 def test_hidden_cases_are_new_and_varied(a):
     """Every test cell: a public check and hidden cases the student never saw, T=1 among them."""
     for cell in cells(load("solutions", a), grade=True, solution=False):
-        (hidden,) = hidden_regions(cell.source)
+        (hidden,) = REGION.findall(cell.source)
         (task, public), (task2, cases) = expected_checks(cell.source)
         assert task == task2 and public == list(TASKS[task].public)
         assert len(cases) >= 3 and not any(c in public for c in cases)

@@ -148,8 +148,9 @@ def test_the_instructor_package_is_not_there(kit, tmp_path):
 @pytest.mark.parametrize("a", ASSIGNMENTS)
 def test_solution_passes_every_check_within_a_second(kit, a, tmp_path):
     tasks = sorted({t for c in graded_cells(released(kit, a)) for t, _ in expected_checks(c.source)})
-    timing = ("import json, time\nseconds = {}\nfor t in %r:\n    start = time.perf_counter()\n"
-              "    check(t)\n    seconds[t] = time.perf_counter() - start\nprint(json.dumps(seconds))" % tasks)
+    # CPU seconds of the kernel (the work a check does), not wall-clock time: the machine may be busy
+    timing = ("import json, time\nseconds = {}\nfor t in %r:\n    start = time.process_time()\n"
+              "    check(t)\n    seconds[t] = time.process_time() - start\nprint(json.dumps(seconds))" % tasks)
     nb = run_notebook(kit, solved(kit, a), tmp_path, extra=[timing])
     for cell in graded_cells(nb):
         assert error_of(cell) is None, (cell.source, error_of(cell))

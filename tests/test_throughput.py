@@ -21,7 +21,7 @@ from autograder import batch, benchmark, scheduling
 from autograder.sandbox import CGROUP_ROOT, private_root
 from points import cell_points
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("throughput")   # its own: the longest batch
 A = "01_rnn"
 N = 200
 EARLY, LATE = range(25, 76), range(N - 50, N + 1)   # submissions done, around 50 and up to 200

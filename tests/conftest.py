@@ -1,0 +1,88 @@
+"""Shared by every test module: the skip count (none allowed on CI), and work done once per session.
+
+* Skips: every skip is counted; with CI=true (tests/ci.py) a run with any skip fails, and the
+  count is written to $RNN_SKIP_COUNT_FILE when set (.ci/run prints it).
+* ``class_01``: exercise 01's solution, blank release and one partial-credit bug, graded once by
+  the batch in this process; tests that write into it take ``class_01_copy``.
+* ``paths_class``: the class of tests/test_grader_paths.py graded once on clean code by the grade
+  command (also the clean run of tests/test_guards.py).
+"""
+import contextlib
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ci import on_ci
+
+SKIPPED = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if hasattr(session.config, "workerinput"):   # a pytest-xdist worker: the controller counts and decides
+        return
+    path = os.environ.get("RNN_SKIP_COUNT_FILE")
+    if path:
+        Path(path).write_text(f"{len(SKIPPED)}\n")
+    if on_ci() and SKIPPED and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter):
+    if hasattr(terminalreporter.config, "workerinput"):
+        return
+    terminalreporter.write_line(f"skipped: {len(SKIPPED)}" + (" (CI=true: the run fails)" if on_ci() and SKIPPED
+                                                              else ""))
+
+
+@pytest.fixture(scope="session")
+def class_01(tmp_path_factory):
+    """Exercise 01 graded once: {"submissions", "course", "scores" (student -> (score, max, cells))}.
+
+    Students: "solution", "blank" (the release as is), "db_mean" (one partial-credit bug).
+    Read only: a test that writes takes ``class_01_copy``.
+    """
+    from autograder import batch
+    from points import total_points
+    from submissions import db_mean_notebook, student_notebook, write_submissions
+
+    a = "01_rnn"
+    root = tmp_path_factory.mktemp("class_01")
+    subs = write_submissions(root / "submissions", a, {"solution": student_notebook(a),
+                                                       "blank": student_notebook(a, released=True),
+                                                       "db_mean": db_mean_notebook()})
+    course = root / "course"
+    outcomes = batch.autograde(course, batch.prepare_course(course, subs), workers=1)
+    assert all(o.ok and not o.skipped for o in outcomes), outcomes
+    scores = {r["student"]: (r["score"], r["max_score"], r["cells"]) for r in batch.grade_rows(course)}
+    total = total_points(a)
+    assert scores["solution"][:2] == (total, total) and scores["blank"][0] == 0
+    assert 0 < scores["db_mean"][0] < total
+    assert scores["db_mean"][2]["test_rnn_step_backward"] < scores["solution"][2]["test_rnn_step_backward"]
+    return {"submissions": subs, "course": course, "scores": scores}
+
+
+@pytest.fixture
+def class_01_copy(class_01, tmp_path):
+    """A private copy of ``class_01``'s graded course (gradebook, done markers and all)."""
+    course = tmp_path / "course"
+    shutil.copytree(class_01["course"], course)
+    return course
+
+
+@pytest.fixture(scope="session")
+def paths_class(tmp_path_factory):
+    """tests/test_grader_paths.py's class graded by the command: {"course", "code", "csv", "out", "err"}."""
+    from test_grader_paths import grade_class
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        course, code, own_csv = grade_class(tmp_path_factory.mktemp("paths_class"))
+    return {"course": course, "code": code, "csv": own_csv, "out": out.getvalue(), "err": err.getvalue()}

@@ -68,7 +68,6 @@ import cProfile
 import dataclasses
 import functools
 import io
-import json
 import os
 import pstats
 import re
@@ -858,7 +857,7 @@ def _bars(n, results):
         return lines
     m = ours.graded
     rest = m.cpu - ours.kernel_cpu - ours.start - ours.main_cpu - ours.worker_cpu
-    lines.append(f"  (ours' CPU per notebook, " + ("counted by a cpuacct cgroup holding this process and all it "
+    lines.append("  (ours' CPU per notebook, " + ("counted by a cpuacct cgroup holding this process and all it "
                  "started" if ours.cgroup else "from getrusage and /proc (no cpuacct cgroup: a kernel's last "
                  "moments may be missed)") + f": {ours.kernel_cpu / n:.3f} s in the kernels' own processes, "
                  f"{ours.start / n:.3f} s for the workers to start, {ours.worker_cpu / n:.3f} s in the "

@@ -10,10 +10,12 @@ import functools
 import http.server
 import os
 import threading
+from contextlib import contextmanager
 from html.parser import HTMLParser
 from pathlib import Path
 
 import yaml
+from ci import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_HTML = Path(os.environ.get("BOOK_TEST_HTML", ROOT / "_build" / "html"))  # the built book to test
@@ -28,6 +30,23 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+@contextmanager
+def chromium():
+    """Headless Chromium through Playwright, or skip (fail on CI) saying what to install."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("browser tests cannot run", "pip install -r requirements.txt (playwright)")
+    if not os.access(CHROMIUM, os.X_OK):
+        unavailable("browser tests cannot run", f"no Chromium at {CHROMIUM}: apt-get install chromium fonts-noto-cjk")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def load_config() -> dict:

@@ -9,7 +9,6 @@ for that Python version does not (a dry run against the package index).
 tests/test_publish.py runs repo2docker's own dry run on the students' repository.
 """
 import json
-import os
 import re
 import subprocess
 import sys

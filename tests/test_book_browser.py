@@ -34,12 +34,11 @@ import pytest
 
 from browser_support import (
     BUILD_HTML,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PAGE_REPORT_JS,
     ROOT,
     SCREENSHOTS,
     BookServer,
+    chromium,
     load_config,
     parse_links_and_ids,
     source_suffix,
@@ -79,22 +78,8 @@ def site():
 
 @pytest.fixture(scope="module")
 def browser(site):
-    problem = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        problem = "the Python package playwright is not installed (pip install -r requirements.txt)"
-    else:
-        if not os.access(CHROMIUM, os.X_OK):
-            problem = f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium fonts-noto-cjk)"
-    if problem:
-        unavailable("browser tests cannot run", problem)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 class Recorder:

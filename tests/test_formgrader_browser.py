@@ -23,18 +23,16 @@ skip, except on CI (CI=true), where they fail.
 """
 import csv
 import http.server
-import os
 import re
 import threading
 from urllib.parse import quote
 
-import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 from nbgrader.api import Gradebook
 
 from autograder import batch, cli, feedback
-from browser_support import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, BookServer, on_ci
+from browser_support import SCREENSHOTS, BookServer, chromium
 from formgrader_support import api, formgrader
 from submissions import student_notebook, write_submissions
 
@@ -82,7 +80,7 @@ def payloads(beacon):
         f'<a href="javascript:{run}">javascript link</a>',
         f'<a href="JaVaScRiPt:{run}">mixed-case link</a>',
         f'<iframe src="{beacon}/iframe"></iframe>',
-        f"<iframe srcdoc=\"&lt;script&gt;parent.pwned = 1&lt;/script&gt;\"></iframe>",
+        "<iframe srcdoc=\"&lt;script&gt;parent.pwned = 1&lt;/script&gt;\"></iframe>",
         f'<svg onload="{run}"><script>{run}</script></svg>',
         f'<details open ontoggle="{run}"><summary>toggle</summary></details>',
         f'<img src="{beacon}/img">',
@@ -138,24 +136,8 @@ def graded(tmp_path_factory, beacon):
 
 @pytest.fixture(scope="module")
 def browser():
-    problem = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        problem = "the Python package playwright is not installed (pip install -r requirements.txt)"
-    else:
-        if not os.access(CHROMIUM, os.X_OK):
-            problem = f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)"
-    if problem:
-        if on_ci():
-            pytest.fail(f"browser tests cannot run on CI: {problem}")
-        pytest.skip(problem)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

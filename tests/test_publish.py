@@ -193,7 +193,6 @@ def test_the_site_leaves_out_the_instructors_page(built):
 
 
 def test_every_repository_and_launch_link_points_at_the_students_repository(built):
-    site = built / "site"
     found = {"repository": 0, "issues": 0}
     for page in site_pages(built):
         hrefs, _ = parse_links_and_ids(page.read_text())

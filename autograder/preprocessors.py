@@ -264,7 +264,8 @@ class SealTests(NbGraderPreprocessor):
             for n, call in enumerate(calls):
                 if call.hidden:
                     cases = [secret.seeded(secret_key, HIDDEN, call.task, spec) for spec in call.cases]
-                    hidden.append(sealed_source(call.task, cases, [f"h{n}.{i}" for i in range(len(cases))]))
+                    hidden.append(sealed_source(call.task, cases, [f"h{n}.{i}" for i in range(len(cases))],
+                                                probes=True))
                 else:
                     cases = [secret.seeded(secret_key, fresh_purpose(student), call.task, case)
                              for case in call.cases]
@@ -355,7 +356,11 @@ def verdict(source, outputs, sealing=None):
         if call.hidden:
             cases = [secret.seeded(sealing[0], HIDDEN, call.task, spec) for spec in call.cases] \
                 if sealing else call.cases
-            mapped = {case_key(case): got.get(f"h{n}.{i}") for i, case in enumerate(cases)}
+            mapped = {}
+            for i, case in enumerate(cases):
+                prefix = f"h{n}.{i}"
+                mapped.update({case_key(case) + key[len(prefix):]: result for key, result in got.items()
+                               if key == prefix or key.startswith(prefix + "|")})
             reports.append(grade_check(call.task, cases, mapped, hidden=True))
             continue
         hidden = call.cases != list(TASKS[call.task].public)

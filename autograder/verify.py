@@ -84,11 +84,17 @@ def fresh_purpose(student):
     return f"fresh|{student}"
 
 
-def sealed_source(task_name, cases, keys):
+def sealed_source(task_name, cases, keys, probes=False):
     """The call the grader writes into a cell for ``cases`` (seeded): their inputs under
-    opaque ``keys``, no spec and no seed."""
+    opaque ``keys`` (and, with ``probes``, their probes' under ``key|probe``), no spec and
+    no seed."""
     task = TASKS[task_name]
-    sealed = {key: wire.seal_inputs(_reference_case(task, case)[0]) for key, case in zip(keys, cases)}
+    sealed = {}
+    for key, case in zip(keys, cases):
+        inputs = _reference_case(task, case)[0]
+        sealed[key] = wire.seal_inputs(inputs)
+        for probe, probe_inputs in (task.probes(case, inputs) if probes else {}).items():
+            sealed[f"{key}|{probe}"] = wire.seal_inputs(probe_inputs)
     return f"check({task_name!r}, sealed={json.dumps(sealed, separators=(',', ':'))!r})"
 
 

@@ -1,4 +1,5 @@
 """Build student submissions from the source notebooks: the solution with some cells rewritten."""
+import html
 import re
 from pathlib import Path
 
@@ -52,17 +53,18 @@ def write_submissions(root, assignment, students):
     return Path(root)
 
 
-def hidden_seeds(assignment):
-    """The seeds of the hidden test cases of ``assignment``, as written in its source notebook."""
-    source = (REPO / "solutions" / assignment / f"{assignment}.ipynb").read_text()
-    hidden = "".join(re.findall(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", source, re.S))
-    seeds = re.findall(r"""["']seed["']: (\d+)""", hidden)
-    assert seeds, f"{assignment} has no hidden case"
-    return seeds
+def hidden_specs(assignment):
+    """The hidden cases of ``assignment`` as written in its source notebook: ``{'N': 4, 'D': 7, 'H': 3}``
+    (specs without seeds: ``check(task, hidden=[...])``; the grader seeds them from the course's secret)."""
+    source = nbformat.read(REPO / "solutions" / assignment / f"{assignment}.ipynb", as_version=4)
+    hidden = "".join(re.findall(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", "\n".join(c.source for c in source.cells), re.S))
+    specs = re.findall(r"\{[^{}]+\}", hidden)
+    assert specs, f"{assignment} has no hidden case"
+    return specs
 
 
 def assert_hides_hidden_tests(page, assignment):
-    """A feedback page holds no hidden test text and no hidden seed, and loads nothing from the web."""
+    """A feedback page holds no hidden test text and no hidden case, and loads nothing from the web."""
     assert "HIDDEN TESTS" not in page
-    assert not any(re.search(rf"""["']seed["']:\s*{seed}\b""", page) for seed in hidden_seeds(assignment))
+    assert not any(spec in page or html.escape(spec) in page for spec in hidden_specs(assignment))
     assert "window.MathJax" in page and not re.search(r"<script[^>]+src=\"https?:", page)

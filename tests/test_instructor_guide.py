@@ -99,11 +99,11 @@ def test_grade_writes_csv_and_feedback_without_hidden_tests(ran):
         rows = {r["student"]: r for r in csv.DictReader(fh)}
     assert set(rows) == set(CLASS) and float(rows["ana"]["score"]) == top and float(rows["li_wei"]["score"]) == 0
     source = (REPO / "solutions" / A / f"{A}.ipynb").read_text()
-    hidden_seeds = re.findall(r"'seed': (\d+)", "".join(re.findall(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", source, re.S)))
-    assert hidden_seeds
+    hidden_specs = re.findall(r"\{[^{}]+\}", "".join(re.findall(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", source, re.S)))
+    assert hidden_specs
     for student in CLASS:   # written last by stock `nbgrader generate_feedback`, in the course directory
         html = (course / "feedback" / student / A / f"{A}.html").read_text()
-        assert "BEGIN HIDDEN TESTS" not in html and not any(f"'seed': {seed}" in html for seed in hidden_seeds)
+        assert "BEGIN HIDDEN TESTS" not in html and not any(spec in html for spec in hidden_specs)
         assert "window.MathJax" in html and "cdnjs" not in html
 
 

@@ -77,7 +77,7 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
     One unit per output per case. A function that changed its inputs earns a note
     (:data:`MODIFIED`), not a lost unit: only its kernel knows, and the kernel is not
     trusted with points. ``hidden`` cases are reported without their shapes, by number
-    ("hidden case 2"), and without probes. ``kernel_text``: whether the kernel's own words
+    ("hidden case 2"); a hint from the probes is the grader's own words. ``kernel_text``: whether the kernel's own words
     (an exception's message, a type's name) may be quoted, bounded (:func:`plain`); when
     not (hidden cases, cases run once hidden inputs were in the kernel), every word of
     the report is the grader's (:func:`grader_error`).
@@ -106,7 +106,7 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
             if problem:
                 wrong.append((name, problem))
         if wrong:
-            hint = "" if hidden else diagnose(task, case, results, key, probes, dict(wrong))
+            hint = diagnose(task, case, results, key, probes, dict(wrong))
             for name, problem in wrong:
                 report.failures.append((where, f"{name}: {problem}{hint}"))
         report.lost |= {(i, name) for name, _ in wrong}

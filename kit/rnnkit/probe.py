@@ -94,7 +94,7 @@ class Check:
         made = [provider(task, spec) for spec in specs]
         inputs = {case_key(spec): made[i][0] for i, spec in enumerate(specs)}
         expected = {case_key(spec): made[i][1] for i, spec in enumerate(specs)}
-        results = collect(task, specs, namespace, lambda spec: inputs[case_key(spec)], probes=False)
+        results = collect(task, specs, namespace, lambda spec: inputs[case_key(spec)])
         return _report(grade_check(task.name, specs, results, lambda t, spec: expected[case_key(spec)],
                                    hidden=True))
 

@@ -261,12 +261,19 @@ def numerical_backward(nb, instructor_sources=()):
     return flags
 
 
+#: Calls that evaluate no function of the student's: numpy and math, and builtins of loops.
+PLAIN_CALLS = {"range", "len", "zip", "reversed", "enumerate", "float", "int", "abs", "min", "max", "sum",
+               "list", "tuple", "dict", "print", "isinstance", "sorted", "round"}
+NUMERIC_MODULES = {"np", "numpy", "math", "scipy"}
+
+
 def _perturbs(function):
-    """A loop of finite differences: it writes an element of an array, calls a function of
-    the student's (a bare name), and either writes that element again (``x[i] = old + h;
-    f(x); x[i] = old - h``) or takes a difference quotient (``(f(xp) - f(xm)) / (2 * h)``)."""
+    """A loop (or comprehension) of finite differences: it calls something that is not numpy,
+    math or a builtin, and either takes a difference quotient (``(f(xp) - f(xm)) / (2 * h)``)
+    or writes one element of an array twice (``x[i] = old + h; f(x); x[i] = old - h``)."""
+    loops = (ast.For, ast.While, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp)
     for loop in ast.walk(function):
-        if not isinstance(loop, (ast.For, ast.While)):
+        if not isinstance(loop, loops):
             continue
         nodes = list(ast.walk(loop))
         writes = {}
@@ -277,10 +284,12 @@ def _perturbs(function):
                 if isinstance(target, ast.Subscript):
                     text = ast.unparse(target)
                     writes[text] = writes.get(text, 0) + 1
-        calls = any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name) for node in nodes)
+        calls = any(isinstance(node, ast.Call) and not (
+            isinstance(node.func, ast.Name) and node.func.id in PLAIN_CALLS
+            or isinstance(node.func, ast.Attribute) and _root(node.func) in NUMERIC_MODULES) for node in nodes)
         quotient = any(isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
                        and isinstance(node.left, ast.BinOp) and isinstance(node.left.op, ast.Sub) for node in nodes)
-        if writes and calls and (quotient or max(writes.values()) >= 2):
+        if calls and (quotient or max(writes.values(), default=0) >= 2):
             return True
     return False
 

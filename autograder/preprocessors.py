@@ -183,7 +183,7 @@ class BadTestCell(ValueError):
 
 
 @dataclass(frozen=True)
-class TestCall:
+class CheckCall:
     """One ``check()`` call of a test cell: a task, its cases, and whether they are hidden
     (``hidden=[specs]``, inputs from the course's secret) or visible (public or ``cases=``)."""
     task: str
@@ -191,7 +191,7 @@ class TestCall:
     hidden: bool
 
 
-def test_calls(source):
+def check_calls(source):
     """The ``check(task[, cases=...| hidden=...])`` calls of a test cell, literals only."""
     calls = []
     for node in ast.walk(ast.parse(source)):
@@ -208,7 +208,7 @@ def test_calls(source):
             cases = list(ast.literal_eval(given)) if given is not None else list(TASKS[task].public)
             if hidden and any("seed" in case for case in cases):
                 raise BadTestCell(f"{task}: a hidden case has no seed (the course's secret makes it)")
-            calls.append(TestCall(task, cases, hidden))
+            calls.append(CheckCall(task, cases, hidden))
     if not calls:
         raise BadTestCell("an autograded test cell must call check(): "
                             "no grade may be decided inside the student's kernel")
@@ -217,7 +217,7 @@ def test_calls(source):
 
 def expected_checks(source):
     """The ``check()`` calls of a test cell: [(task, cases)] (hidden ones as specs)."""
-    return [(call.task, call.cases) for call in test_calls(source)]
+    return [(call.task, call.cases) for call in check_calls(source)]
 
 
 def _is_test_cell(cell):
@@ -255,7 +255,7 @@ class SealTests(NbGraderPreprocessor):
             if not _is_test_cell(cell):
                 continue
             try:
-                calls = test_calls(cell.source)
+                calls = check_calls(cell.source)
             except (BadTestCell, SyntaxError, ValueError):
                 continue   # VerifyResults reports it
             gid = cell.metadata.nbgrader["grade_id"]
@@ -351,7 +351,7 @@ def verdict(source, outputs, sealing=None):
     """
     results = emitted_results(outputs)
     reports = []
-    for n, call in enumerate(test_calls(source)):
+    for n, call in enumerate(check_calls(source)):
         got = results.get(call.task, {})
         if call.hidden:
             cases = [secret.seeded(sealing[0], HIDDEN, call.task, spec) for spec in call.cases] \

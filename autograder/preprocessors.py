@@ -11,6 +11,7 @@ replaces the outputs of every autograded test cell by the verdict of
 """
 import ast
 import copy
+import hashlib
 import json
 import os
 import re
@@ -248,6 +249,7 @@ class SealTests(NbGraderPreprocessor):
 
     def preprocess(self, nb, resources):
         secret_key, student = _sealing(resources, self.secret_file)
+        purpose = fresh_purpose(student, submission_digest(nb))
         nonce = uuid.uuid4().hex
         sources, cells, hidden_cells = {}, [], []
         for cell in nb.cells:
@@ -267,8 +269,7 @@ class SealTests(NbGraderPreprocessor):
                     hidden.append(sealed_source(call.task, cases, [f"h{n}.{i}" for i in range(len(cases))],
                                                 probes=True))
                 else:
-                    cases = [secret.seeded(secret_key, fresh_purpose(student), call.task, case)
-                             for case in call.cases]
+                    cases = [secret.seeded(secret_key, purpose, call.task, case) for case in call.cases]
                     fresh.append(sealed_source(call.task, cases, [f"f{n}.{i}" for i in range(len(cases))]))
             cell.source = without_hidden_tests(cell.source)
             cells += [_sealed_cell(nonce, "fresh", gid, fresh)] if fresh else []
@@ -277,8 +278,14 @@ class SealTests(NbGraderPreprocessor):
             for cell in cells + hidden_cells:
                 cell.pop("id", None)
         nb.cells = cells + hidden_cells
-        resources["rnn_course_sealed"] = {"nonce": nonce, "sources": sources}
+        resources["rnn_course_sealed"] = {"nonce": nonce, "sources": sources, "fresh": purpose}
         return nb, resources
+
+
+def submission_digest(nb):
+    """Digest of what a notebook runs (its cells' sources, as graded): fresh inputs follow
+    it, so a resubmission that quotes the last one's fresh inputs meets new ones."""
+    return hashlib.sha256(json.dumps([[c.cell_type, c.source] for c in nb.cells]).encode()).hexdigest()[:16]
 
 
 def without_hidden_tests(source):
@@ -300,10 +307,11 @@ def _sealed_cell(nonce, kind, gid, calls):
 
 def unseal(nb, resources):
     """Undo :class:`SealTests` after execution: the sealed cells' outputs appended to their
-    test cell's, the sealed cells removed, the test cells' sources restored."""
+    test cell's, the sealed cells removed, the test cells' sources restored. Returns the
+    purpose of the fresh twins' seeds (None if the notebook was not sealed)."""
     sealed = resources.pop("rnn_course_sealed", None)
     if not sealed:
-        return
+        return None
     mark = f"{SEALED_MARK}{sealed['nonce']} "
     tests = {c.metadata.nbgrader["grade_id"]: c for c in nb.cells if _is_test_cell(c)}
     kept = []
@@ -319,6 +327,7 @@ def unseal(nb, resources):
     for gid, source in sealed["sources"].items():
         if gid in tests:
             tests[gid].source = source
+    return sealed["fresh"]
 
 
 def emitted_results(outputs):
@@ -344,7 +353,7 @@ def verdict(source, outputs, sealing=None):
 
     Visible cases are named by their shapes, as the student's check() names them, and
     quote the kernel's messages (bounded); hidden ones only by their number, in the
-    grader's words. ``sealing``: ``(secret, student)`` of a notebook graded with
+    grader's words. ``sealing``: ``(secret, purpose of the fresh seeds)`` of a notebook graded with
     :class:`SealTests`: hidden cases are the sealed ones, and a visible case's unit counts
     only if its fresh twin's is right too. Without it (a cell checked on its own),
     hidden specs have no result and visible cases are scored alone.
@@ -366,7 +375,7 @@ def verdict(source, outputs, sealing=None):
         hidden = call.cases != list(TASKS[call.task].public)
         report = grade_check(call.task, call.cases, got, hidden=hidden)
         if sealing:
-            twins = [secret.seeded(sealing[0], fresh_purpose(sealing[1]), call.task, case) for case in call.cases]
+            twins = [secret.seeded(sealing[0], sealing[1], call.task, case) for case in call.cases]
             mapped = {case_key(case): got.get(f"f{n}.{i}") for i, case in enumerate(twins)}
             require_twins(report, call.cases, grade_check(call.task, twins, mapped, hidden=True))
         reports.append(report)
@@ -394,8 +403,9 @@ class VerifyResults(NbGraderPreprocessor):
     secret_file = Unicode("", help="the course's grading secret (as SealTests')").tag(config=True)
 
     def preprocess(self, nb, resources):
-        unseal(nb, resources)
-        self._sealing = _sealing(resources, self.secret_file)
+        fresh = unseal(nb, resources)
+        # not sealed: the twins never ran, and public cases earn nothing
+        self._sealing = (_sealing(resources, self.secret_file)[0], fresh or "fresh|unsealed")
         nb, resources = super().preprocess(nb, resources)
         flags.add(nb, resources.pop("rnn_course_flags", []))
         flags.add(nb, [f"output of {name} left out of the feedback: printed after hidden tests ran"

@@ -79,9 +79,11 @@ def instructor_case(task, case):
 HIDDEN = "hidden"
 
 
-def fresh_purpose(student):
-    """Fresh twins of public cases are the student's own: leaking them helps nobody else."""
-    return f"fresh|{student}"
+def fresh_purpose(student, submission):
+    """Fresh twins of public cases are the student's own, for one submission (``submission``:
+    a digest of it): stable across regrades, and quoting them helps nobody, not even the
+    student's next submission."""
+    return f"fresh|{student}|{submission}"
 
 
 def sealed_source(task_name, cases, keys, probes=False):

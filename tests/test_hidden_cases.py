@@ -129,7 +129,7 @@ def test_what_the_kernel_runs_names_no_hidden_case(path, tmp_path):
     assert [c.source for c in nb.cells] == [c.source for c in original.cells]
 
 
-def test_hidden_inputs_are_the_same_for_everyone_fresh_ones_are_each_students(tmp_path):
+def test_hidden_inputs_are_the_same_for_everyone_fresh_ones_each_submissions(tmp_path):
     path = REPO / "solutions" / "01_rnn" / "01_rnn.ipynb"
     runs = {student: [c.source for c in sealed(path, tmp_path, student)[0].cells if c.source.startswith(SEALED_MARK)]
             for student in ("ana", "bo", "ana")}
@@ -138,6 +138,12 @@ def test_hidden_inputs_are_the_same_for_everyone_fresh_ones_are_each_students(tm
     assert body(runs["ana"], "fresh") != body(runs["bo"], "fresh")
     again = [c.source for c in sealed(path, tmp_path, "ana")[0].cells if c.source.startswith(SEALED_MARK)]
     assert body(again, "fresh") == body(runs["ana"], "fresh")   # stable across regrades
+    resubmitted = nbformat.read(path, as_version=4)
+    resubmitted.cells[-1].source += "\n# one more line"
+    nbformat.write(resubmitted, tmp_path / "again.ipynb")
+    other = [c.source for c in sealed(tmp_path / "again.ipynb", tmp_path, "ana")[0].cells
+             if c.source.startswith(SEALED_MARK)]
+    assert body(other, "fresh") != body(runs["ana"], "fresh") and body(other, "hidden") == body(runs["ana"], "hidden")
 
 
 def test_sealed_inputs_travel_exactly():

@@ -11,6 +11,8 @@ import re
 from nbgrader import utils
 from rnnkit import compare
 
+from .verify import NOT_GENERAL
+
 #: Modules the exercises may import (top-level names); any other import is worth a look.
 ALLOWED_IMPORTS = {"numpy", "math", "cmath", "scipy", "matplotlib", "functools", "itertools", "collections",
                    "typing", "dataclasses", "operator", "numbers", "string", "textwrap", "time", "warnings",
@@ -210,7 +212,6 @@ def modified_inputs(reports, gid):
 
 def not_general(reports, gid):
     """Public outputs right on the kit's inputs and wrong on fresh ones: looked up, not computed."""
-    from .verify import NOT_GENERAL
     if any(m.endswith(NOT_GENERAL) for r in reports for _, m in r.failures):
         return [f"answers that do not generalise in {gid}: right on public cases, wrong on fresh "
                 f"inputs of the same shapes (outputs looked up or hard-coded?)"]

@@ -5,7 +5,10 @@ check() runs; only where the expected outputs come from differs. Here they are
 computed by the float64 references from the case specs in the instructor's test
 cell (:func:`reference_expected`), once per case in a process (a worker meets the same
 cases in every submission); a student's kit reads them from shipped data.
-The same function serves an instructor's own check() for hidden cases, through
+Hidden cases and the fresh twins of public ones are seeded from the course's secret
+(:mod:`autograder.secret`) and handed to the kernel as inputs only
+(:func:`sealed_source`); a public unit counts only with its twin's (:func:`require_twins`).
+:func:`instructor_case` serves an instructor's own check() of hidden cases, through
 the ``rnnkit.references`` entry point.
 """
 import json

@@ -2,7 +2,9 @@
 
 An array becomes ``{"dtype": "<f8", "shape": [...], "data": base64}``. The grader
 decodes only float32/float64 arrays of bounded size, so a forged payload can
-at worst be wrong, never executed or huge.
+at worst be wrong, never executed or huge. The other way, the grader hands a kernel
+the inputs of sealed cases (:func:`seal_inputs`): the same form, float64, int64 ids
+and boolean masks, numbers as they are.
 """
 import base64
 
@@ -95,7 +97,10 @@ def unseal_inputs(sealed):
                 or not all(isinstance(n, int) and 0 <= n <= MAX_ELEMENTS for n in shape)
                 or int(np.prod(shape)) > MAX_ELEMENTS):
             raise WireError("malformed inputs")
-        raw = base64.b64decode(value["data"], validate=True)
+        try:
+            raw = base64.b64decode(value["data"], validate=True)
+        except (ValueError, TypeError) as exc:
+            raise WireError("malformed inputs") from exc
         if len(raw) != int(np.prod(shape)) * np.dtype(value["dtype"]).itemsize:
             raise WireError("malformed inputs")
         inputs[name] = np.frombuffer(raw, dtype=value["dtype"]).reshape(shape).copy()

@@ -235,14 +235,14 @@ def _sealing(resources, secret_file):
 class SealTests(NbGraderPreprocessor):
     """Autograde stage, before GradingExecute: no kernel reads a hidden case's spec.
 
-    Each test cell runs its visible checks where it stands; right after it, a cell of
-    the grader's runs *fresh twins* of those cases (same spec, inputs from the course's
-    secret and the student: :mod:`autograder.secret`), without which a public case earns
-    nothing (VerifyResults). The hidden checks run in cells of the grader's after the
-    notebook's last cell, so every case before them ran with no hidden input in the
-    kernel and its messages may be quoted. A sealed cell holds only inputs under opaque
-    keys (``check(task, sealed='{"h0.1": {...}}')``); VerifyResults moves its outputs
-    back into the test cell, removes it, and restores the test cell's source.
+    Each test cell runs its visible checks where it stands, then, in the same cell, their
+    *fresh twins* (same spec, inputs from the course's secret, the student and the
+    submission: :mod:`autograder.secret`), without which a public case earns nothing
+    (VerifyResults). The hidden checks run in cells of the grader's after the notebook's
+    last cell, so every case before them ran with no hidden input in the kernel and its
+    messages may be quoted. A sealed call holds only inputs under opaque keys
+    (``check(task, sealed='{"h0.1": {...}}')``); VerifyResults moves the outputs of a
+    sealed cell back into its test cell, removes it, and restores the test cell's source.
     """
 
     secret_file = Unicode("", help="the course's grading secret (default: .rnn-course/secret "
@@ -272,8 +272,7 @@ class SealTests(NbGraderPreprocessor):
                 else:
                     cases = [secret.seeded(secret_key, purpose, call.task, case) for case in call.cases]
                     fresh.append(sealed_source(call.task, cases, [f"f{n}.{i}" for i in range(len(cases))]))
-            cell.source = without_hidden_tests(cell.source)
-            cells += [_sealed_cell(nonce, "fresh", gid, fresh)] if fresh else []
+            cell.source = "\n".join([without_hidden_tests(cell.source).rstrip("\n"), *fresh]) + "\n"
             hidden_cells += [_sealed_cell(nonce, "hidden", gid, hidden)] if hidden else []
         if not any("id" in c for c in nb.cells):   # nbformat 4.4: cells without ids
             for cell in cells + hidden_cells:

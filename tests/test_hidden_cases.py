@@ -122,27 +122,32 @@ def test_what_the_kernel_runs_names_no_hidden_case(path, tmp_path):
                                       "temperature", "u"} for v in payload.values())
                 assert all(re.fullmatch(r"[hf]\d+\.\d+(\|\w+)?", key) for key in payload)
     kinds = [c.source.split()[5] for c in nb.cells if c.source.startswith(SEALED_MARK)]
-    # the fresh twins right after their test cell, the hidden cases after the notebook's last cell
-    assert kinds == sorted(kinds, key=lambda k: k == "hidden") and "hidden" in kinds and "fresh" in kinds
-    assert all(c.source.startswith(SEALED_MARK) for c in nb.cells[len(nb.cells) - kinds.count("hidden"):])
+    # the fresh twins in their test cell, the hidden cases after the notebook's last cell
+    assert kinds and set(kinds) == {"hidden"}
+    assert all(c.source.startswith(SEALED_MARK) for c in nb.cells[len(nb.cells) - len(kinds):])
+    tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
+             and not c.metadata["nbgrader"].get("solution")]
+    assert tests and all(re.search(r"^check\('\w+', sealed='\{.f0\.0.", c.source, re.M) for c in tests)
     unseal(nb, resources)
     assert [c.source for c in nb.cells] == [c.source for c in original.cells]
 
 
 def test_hidden_inputs_are_the_same_for_everyone_fresh_ones_each_submissions(tmp_path):
     path = REPO / "solutions" / "01_rnn" / "01_rnn.ipynb"
-    runs = {student: [c.source for c in sealed(path, tmp_path, student)[0].cells if c.source.startswith(SEALED_MARK)]
-            for student in ("ana", "bo", "ana")}
-    body = lambda sources, kind: [s.split("\n", 1)[1] for s in sources if s.split()[5] == kind]
+    def sealed_calls(nb):
+        return [line for c in nb.cells for line in c.source.splitlines() if "sealed=" in line]
+
+    runs = {student: sealed_calls(sealed(path, tmp_path, student)[0]) for student in ("ana", "bo", "ana")}
+    body = lambda calls, kind: [c for c in calls if f'sealed=\'{{"{kind[0]}' in c]
     assert body(runs["ana"], "hidden") == body(runs["bo"], "hidden")
     assert body(runs["ana"], "fresh") != body(runs["bo"], "fresh")
-    again = [c.source for c in sealed(path, tmp_path, "ana")[0].cells if c.source.startswith(SEALED_MARK)]
+    again = sealed_calls(sealed(path, tmp_path, "ana")[0])
     assert body(again, "fresh") == body(runs["ana"], "fresh")   # stable across regrades
     resubmitted = nbformat.read(path, as_version=4)
     resubmitted.cells[-1].source += "\n# one more line"
     nbformat.write(resubmitted, tmp_path / "again.ipynb")
-    other = [c.source for c in sealed(tmp_path / "again.ipynb", tmp_path, "ana")[0].cells
-             if c.source.startswith(SEALED_MARK)]
+    other = sealed_calls(sealed(tmp_path / "again.ipynb", tmp_path, "ana")[0])
+    assert body(runs["ana"], "hidden") and body(runs["ana"], "fresh")
     assert body(other, "fresh") != body(runs["ana"], "fresh") and body(other, "hidden") == body(runs["ana"], "hidden")
 
 

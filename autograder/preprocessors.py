@@ -2,8 +2,8 @@
 
 Sanitize stage: ``ReviewSubmission`` flags tampered cells and suspicious code before
 nbgrader's OverwriteCells restores the instructor's cells.
-Autograde stage: ``SealTests`` puts hidden cases (and fresh twins of the public ones) in
-cells of the grader's that hold inputs only; ``GradingExecute`` runs the notebook in the sandboxed kernel (see
+Autograde stage: ``SealTests`` hands the kernel hidden cases (and fresh twins of the
+public ones) as inputs only; ``GradingExecute`` runs the notebook in the sandboxed kernel (see
 :mod:`autograder.sandbox`) that knows it is being graded, so ``check()`` only emits
 results, under a wall-clock limit and an output byte limit; ``VerifyResults`` then
 replaces the outputs of every autograded test cell by the verdict of

@@ -251,3 +251,27 @@ def test_a_cell_checked_alone_gives_hidden_specs_no_points():
     assert hidden.passed == 0 and hidden.total == 1 and "no result" in hidden.text()
     with pytest.raises(ValueError, match="no seed"):
         check_calls(cell.replace('"H": 1}', '"H": 1, "seed": 3}'))
+
+
+def test_the_hidden_cells_results_go_back_to_their_test_cells_and_nothing_else(tmp_path):
+    """Results by their keys; a timeout to every test cell; the kernel's other words nowhere."""
+    from nbformat.v4 import new_output
+    from rnnkit import wire as w
+    nb, resources = sealed(REPO / "solutions" / "01_rnn" / "01_rnn.ipynb", tmp_path)
+    hidden_cell = nb.cells[-1]
+    owners = resources["rnn_course_sealed"]["hidden"]
+    k, (gid, n) = next(iter(owners.items()))
+    hidden_cell.outputs = [
+        new_output("stream", name="stdout", text=TOKEN),
+        new_output("display_data", data={w.MIME: {"task": "rnn_step_forward", "results": {
+            f"h{k}.0": {"error": TOKEN}, "h999.0": {"error": "stray"}, "f0.0": {"error": "stray"}}}}),
+        new_output("error", ename="CellTimeoutError", evalue=TOKEN, traceback=[]),
+    ]
+    unseal(nb, resources)
+    tests = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells
+             if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")}
+    assert not any(c.source.startswith(SEALED_MARK) for c in nb.cells)
+    said = json.dumps(tests[gid].outputs)
+    assert f'"h{n}.0"' in said and "stray" not in said and said.count(TOKEN) == 2   # the result, the timeout
+    assert all(any(o.get("ename") == "CellTimeoutError" for o in c.outputs) for c in tests.values())
+    assert not any(o.get("output_type") == "stream" for c in tests.values() for o in c.outputs)

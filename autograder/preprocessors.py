@@ -252,7 +252,7 @@ class SealTests(NbGraderPreprocessor):
         secret_key, student = _sealing(resources, self.secret_file)
         purpose = fresh_purpose(student, submission_digest(nb))
         nonce = uuid.uuid4().hex
-        sources, cells, hidden, owners = {}, [], [], {}
+        sources, cells, hidden_cells = {}, [], []
         for cell in nb.cells:
             cells.append(cell)
             if not _is_test_cell(cell):
@@ -263,23 +263,22 @@ class SealTests(NbGraderPreprocessor):
                 continue   # VerifyResults reports it
             gid = cell.metadata.nbgrader["grade_id"]
             sources[gid] = cell.source
-            fresh = []
+            fresh, hidden = [], []
             for n, call in enumerate(calls):
-                if call.hidden:   # keys h<k>.<case>: k numbers the notebook's hidden calls
-                    k, owners[str(len(owners))] = len(owners), [gid, n]
+                if call.hidden:
                     cases = [secret.seeded(secret_key, HIDDEN, call.task, spec) for spec in call.cases]
-                    hidden.append(sealed_source(call.task, cases, [f"h{k}.{i}" for i in range(len(cases))],
+                    hidden.append(sealed_source(call.task, cases, [f"h{n}.{i}" for i in range(len(cases))],
                                                 probes=True))
                 else:
                     cases = [secret.seeded(secret_key, purpose, call.task, case) for case in call.cases]
                     fresh.append(sealed_source(call.task, cases, [f"f{n}.{i}" for i in range(len(cases))]))
             cell.source = "\n".join([without_hidden_tests(cell.source).rstrip("\n"), *fresh]) + "\n"
-        if hidden:
-            cells.append(nbformat.v4.new_code_cell("\n".join([f"{SEALED_MARK}{nonce} hidden", *hidden])))
-            if not any("id" in c for c in nb.cells):   # nbformat 4.4: cells without ids
-                cells[-1].pop("id", None)
-        nb.cells = cells
-        resources["rnn_course_sealed"] = {"nonce": nonce, "sources": sources, "fresh": purpose, "hidden": owners}
+            hidden_cells += [_sealed_cell(nonce, "hidden", gid, hidden)] if hidden else []
+        if not any("id" in c for c in nb.cells):   # nbformat 4.4: cells without ids
+            for cell in cells + hidden_cells:
+                cell.pop("id", None)
+        nb.cells = cells + hidden_cells
+        resources["rnn_course_sealed"] = {"nonce": nonce, "sources": sources, "fresh": purpose}
         return nb, resources
 
 
@@ -297,44 +296,33 @@ SEALED_MARK = "# grader's sealed cases "
 
 
 def is_sealed_hidden(cell):
-    """True for the cell of the grader's that runs hidden cases (or a cell that says it is)."""
+    """True for a cell of the grader's that runs hidden cases (or a cell that says it is)."""
     head = cell.source.split("\n", 1)[0].split() if cell is not None and cell.cell_type == "code" else []
     return " ".join(head[:4]) + " " == SEALED_MARK and head[5:6] == ["hidden"]
 
 
+def _sealed_cell(nonce, kind, gid, calls):
+    return nbformat.v4.new_code_cell("\n".join([f"{SEALED_MARK}{nonce} {kind} {gid}", *calls]))
+
+
 def unseal(nb, resources):
-    """Undo :class:`SealTests` after execution: the hidden cell's results handed to their
-    test cells (keys back to ``h<call>.<case>``; its errors, a timeout, to each of them;
-    nothing else it printed), the hidden cell removed, the test cells' sources restored.
-    Returns the purpose of the fresh twins' seeds (None if the notebook was not sealed)."""
+    """Undo :class:`SealTests` after execution: the sealed cells' outputs appended to their
+    test cell's, the sealed cells removed, the test cells' sources restored. Returns the
+    purpose of the fresh twins' seeds (None if the notebook was not sealed)."""
     sealed = resources.pop("rnn_course_sealed", None)
     if not sealed:
         return None
-    mark = f"{SEALED_MARK}{sealed['nonce']} hidden"
+    mark = f"{SEALED_MARK}{sealed['nonce']} "
     tests = {c.metadata.nbgrader["grade_id"]: c for c in nb.cells if _is_test_cell(c)}
-    owners = {k: (gid, n) for k, (gid, n) in sealed["hidden"].items() if gid in tests}
     kept = []
     for cell in nb.cells:
-        if cell.cell_type != "code" or cell.source.split("\n", 1)[0] != mark:
+        head = cell.source.split("\n", 1)[0] if cell.cell_type == "code" else ""
+        if not head.startswith(mark):
             kept.append(cell)
             continue
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                for gid in {gid for gid, _ in owners.values()}:
-                    tests[gid].outputs = list(tests[gid].get("outputs", [])) + [out]
-                continue
-            payload = out.get("data", {}).get(wire.MIME) if out.get("output_type") == "display_data" else None
-            if not isinstance(payload, dict) or not isinstance(payload.get("results"), dict):
-                continue
-            split = {}
-            for key, result in payload["results"].items():
-                k, _, rest = str(key)[1:].partition(".")
-                if str(key).startswith("h") and k in owners:
-                    gid, n = owners[k]
-                    split.setdefault(gid, {})[f"h{n}.{rest}"] = result
-            for gid, results in split.items():
-                tests[gid].outputs = list(tests[gid].get("outputs", [])) + [new_output(
-                    "display_data", data={wire.MIME: {"task": payload.get("task"), "results": results}})]
+        gid = head[len(mark):].split(" ", 1)[-1]
+        if gid in tests:
+            tests[gid].outputs = list(tests[gid].get("outputs", [])) + list(cell.get("outputs", []))
     nb.cells = kept
     for gid, source in sealed["sources"].items():
         if gid in tests:

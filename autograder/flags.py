@@ -11,6 +11,8 @@ import re
 from nbgrader import utils
 from rnnkit import compare
 
+from .verify import NOT_GENERAL
+
 #: Modules the exercises may import (top-level names); any other import is worth a look.
 ALLOWED_IMPORTS = {"numpy", "math", "cmath", "scipy", "matplotlib", "functools", "itertools", "collections",
                    "typing", "dataclasses", "operator", "numbers", "string", "textwrap", "time", "warnings",
@@ -178,7 +180,8 @@ def review(nb, source_nb):
     """Tampering and suspicious code of submission ``nb`` against the instructor's ``source_nb``."""
     instructor = {c.metadata["nbgrader"]["grade_id"]: (c.source, c.metadata["nbgrader"]) for c in source_nb.cells
                   if "grade_id" in c.metadata.get("nbgrader", {})}
-    return tampering(nb, instructor) + suspicious_source(nb, instructor_sources(instructor))
+    sources = instructor_sources(instructor)
+    return tampering(nb, instructor) + suspicious_source(nb, sources) + numerical_backward(nb, sources)
 
 
 def execution_problems(nb):
@@ -207,19 +210,108 @@ def modified_inputs(reports, gid):
     return []
 
 
-def late_cells(nb):
-    """Cells with output that ran after a hidden test: their output may carry what the kernel saw there.
+def not_general(reports, gid):
+    """Public outputs right on the kit's inputs and wrong on fresh ones: looked up, not computed."""
+    if any(m.endswith(NOT_GENERAL) for r in reports for _, m in r.failures):
+        return [f"answers that do not generalise in {gid}: right on public cases, wrong on fresh "
+                f"inputs of the same shapes (outputs looked up or hard-coded?)"]
+    return []
 
-    Test cells are left out (the grader writes their output itself), as are cells the
-    grader skips; whatever else printed once a hidden test had run could spell out
-    hidden cases or the kernel's input history, and must not reach a student.
+
+#: What a backward pass must not reach: the forward it differentiates, or a finite difference.
+NUMERICAL = r"\w+_forward|numerical_gradient"
+MAX_FUNCTIONS = 2000
+
+
+def numerical_backward(nb, instructor_sources=()):
+    """Backward functions that differentiate numerically, one flag each.
+
+    Over the call graph of the student's functions (every name a function's body mentions,
+    called or passed on, lambdas included), a ``*_backward`` function that reaches a
+    ``*_forward`` function, ``numerical_gradient``, or a function with a perturbation
+    loop (:func:`_perturbs`) computes its gradient from the forward, not by the chain rule.
+    """
+    functions = {}
+    for cell in student_cells(nb, instructor_sources):
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and len(functions) < MAX_FUNCTIONS:
+                functions[node.name] = node
+    mentions = {name: {n.id for n in ast.walk(f) if isinstance(n, ast.Name)}
+                | {n.attr for n in ast.walk(f) if isinstance(n, ast.Attribute)} for name, f in functions.items()}
+    flags = []
+    for name in sorted(functions):
+        if not name.endswith("_backward"):
+            continue
+        seen, todo, found = {name}, [name], None
+        while todo and found is None:
+            current = todo.pop()
+            if current != name and re.fullmatch(NUMERICAL, current):
+                found = f"calls {current}"
+            elif current in functions and _perturbs(functions[current]):
+                found = "perturbs its inputs in a loop" if current == name else f"calls {current}, which perturbs its inputs in a loop"
+            for other in mentions.get(current, ()):
+                if other not in seen and (other in functions or re.fullmatch(NUMERICAL, other)):
+                    seen.add(other)
+                    todo.append(other)
+        if found:
+            flags.append(f"backward pass by numerical differentiation: {name} {found}")
+    return flags
+
+
+#: Calls that evaluate no function of the student's: numpy and math, and builtins of loops.
+PLAIN_CALLS = {"range", "len", "zip", "reversed", "enumerate", "float", "int", "abs", "min", "max", "sum",
+               "list", "tuple", "dict", "print", "isinstance", "sorted", "round"}
+NUMERIC_MODULES = {"np", "numpy", "math", "scipy"}
+
+
+def _perturbs(function):
+    """A loop (or comprehension) of finite differences: it calls something that is not numpy,
+    math or a builtin, and either takes a difference quotient (``(f(xp) - f(xm)) / (2 * h)``)
+    or writes one element of an array twice (``x[i] = old + h; f(x); x[i] = old - h``)."""
+    loops = (ast.For, ast.While, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp)
+    for loop in ast.walk(function):
+        if not isinstance(loop, loops):
+            continue
+        nodes = list(ast.walk(loop))
+        writes = {}
+        for node in nodes:
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, ast.AugAssign) else []
+            for target in targets:
+                if isinstance(target, ast.Subscript):
+                    text = ast.unparse(target)
+                    writes[text] = writes.get(text, 0) + 1
+        calls = any(isinstance(node, ast.Call) and not (
+            isinstance(node.func, ast.Name) and node.func.id in PLAIN_CALLS
+            or isinstance(node.func, ast.Attribute) and _root(node.func) in NUMERIC_MODULES) for node in nodes)
+        quotient = any(isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
+                       and isinstance(node.left, ast.BinOp) and isinstance(node.left.op, ast.Sub) for node in nodes)
+        if calls and (quotient or max(writes.values(), default=0) >= 2):
+            return True
+    return False
+
+
+def late_cells(nb):
+    """Cells with output that ran after hidden cases were in the kernel as text.
+
+    Hidden cases written ``hidden=[specs]`` reach the kernel only as inputs, in cells the
+    grader runs after the notebook's last one (see autograder.preprocessors.SealTests):
+    nothing runs after them. Hidden cases written with their seeds (``cases=[...]`` in a
+    hidden region) run in place: whatever else printed once such a cell had run could
+    spell them out, and must not reach a student. Test cells are left out (the grader
+    writes their output itself), as are cells the grader skips.
     """
     late, hidden_ran = [], False
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         if utils.is_grade(cell) and not utils.is_solution(cell):
-            hidden_ran = hidden_ran or "BEGIN HIDDEN TESTS" in cell.source
+            hidden_ran = hidden_ran or any("cases=" in region for region in re.findall(
+                r"BEGIN HIDDEN TESTS(.*?)(?:END HIDDEN TESTS|$)", cell.source, flags=re.S))
         elif hidden_ran and cell.get("outputs"):
             late.append((index, cell.metadata.get("nbgrader", {}).get("grade_id", f"added cell {index}")))
     return late

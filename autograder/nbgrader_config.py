@@ -20,8 +20,9 @@ from nbgrader.preprocessors import (AssignLatePenalties, ClearHiddenTests, Clear
 from .feedback import TEMPLATE_NAME, TEMPLATES, FeedbackExporter, FeedbackReport
 from .kitdata import StampRelease
 from .preprocessors import (NOTEBOOK_TIMEOUT, GradingExecute, HideLateOutputs, RestoreMetadata, ReviewSubmission,
-                            SaveAutoGradesAtOnce, VerifyResults)
+                            SaveAutoGradesAtOnce, SealTests, VerifyResults)
 from .safe_html import FILTERS
+from .secret import course_secret_path
 from .session import SchemaKept
 
 COURSE_ID = "rnn-course"
@@ -70,8 +71,10 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
         SchemaKept,
     ]
     c.RestoreMetadata.release_root = str(Path(root) / release)
+    # SealTests: hidden cases reach the kernel as inputs only, after the notebook's last cell
+    c.SealTests.secret_file = c.VerifyResults.secret_file = str(course_secret_path(root))
     c.Autograde.autograde_preprocessors = [
-        GradingExecute, IgnorePattern, ClearMetadataPreprocessor, VerifyResults,
+        SealTests, GradingExecute, IgnorePattern, ClearMetadataPreprocessor, VerifyResults,
         LimitOutput, SaveAutoGradesAtOnce, AssignLatePenalties, SchemaKept,
     ]
     c.Execute.timeout = cell_timeout

@@ -2,7 +2,8 @@
 
 Sanitize stage: ``ReviewSubmission`` flags tampered cells and suspicious code before
 nbgrader's OverwriteCells restores the instructor's cells.
-Autograde stage: ``GradingExecute`` runs the notebook in the sandboxed kernel (see
+Autograde stage: ``SealTests`` hands the kernel hidden cases (and fresh twins of the
+public ones) as inputs only; ``GradingExecute`` runs the notebook in the sandboxed kernel (see
 :mod:`autograder.sandbox`) that knows it is being graded, so ``check()`` only emits
 results, under a wall-clock limit and an output byte limit; ``VerifyResults`` then
 replaces the outputs of every autograded test cell by the verdict of
@@ -11,12 +12,14 @@ replaces the outputs of every autograded test cell by the verdict of
 """
 import ast
 import copy
+import hashlib
 import json
 import os
 import re
 import threading
 import types
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -29,13 +32,14 @@ from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
 from rnnkit import wire
+from rnnkit.compare import case_key
 from rnnkit.probe import GRADING_ENV
 from rnnkit.tasks import TASKS
 from traitlets import Integer, Unicode
 
-from . import flags
+from . import flags, secret
 from .sandbox import SandboxedKernelManager
-from .verify import grade_check
+from .verify import HIDDEN, fresh_purpose, grade_check, require_twins, sealed_source
 
 #: Prefix of log lines that tell the instructor what the grader repaired (see batch.Outcome).
 NOTE = "rnn-course note: "
@@ -59,7 +63,9 @@ class ReviewSubmission(NbGraderPreprocessor):
                 if grade is not None:
                     meta.update(points=grade.max_score, grade=True)
                 found[cell.name] = (cell.source, meta)
-        flags.add(nb, flags.tampering(nb, found) + flags.suspicious_source(nb, flags.instructor_sources(found)))
+        sources = flags.instructor_sources(found)
+        flags.add(nb, flags.tampering(nb, found) + flags.suspicious_source(nb, sources)
+                  + flags.numerical_backward(nb, sources))
         return nb, resources
 
 
@@ -216,21 +222,150 @@ class BadTestCell(ValueError):
     """An instructor's test cell that the grader cannot use."""
 
 
-def expected_checks(source):
-    """The ``check(task, cases)`` calls of a test cell: [(task, cases)], cases literal only."""
+@dataclass(frozen=True)
+class CheckCall:
+    """One ``check()`` call of a test cell: a task, its cases, and whether they are hidden
+    (``hidden=[specs]``, inputs from the course's secret) or visible (public or ``cases=``)."""
+    task: str
+    cases: list
+    hidden: bool
+
+
+def check_calls(source):
+    """The ``check(task[, cases=...| hidden=...])`` calls of a test cell, literals only."""
     calls = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "check":
-            args = list(node.args) + [kw.value for kw in node.keywords if kw.arg == "cases"]
-            task = ast.literal_eval(args[0])
+            keywords = {kw.arg: kw.value for kw in node.keywords}
+            if set(keywords) - {"cases", "hidden"} or len(node.args) + len(keywords) > 2 or not node.args:
+                raise BadTestCell("a test cell calls check(task), check(task, cases=[...]) "
+                                  "or check(task, hidden=[specs])")
+            task = ast.literal_eval(node.args[0])
             if task not in TASKS:
                 raise BadTestCell(f"unknown task {task!r}")
-            cases = ast.literal_eval(args[1]) if len(args) > 1 else TASKS[task].public
-            calls.append((task, list(cases)))
+            hidden = "hidden" in keywords
+            given = node.args[1] if len(node.args) > 1 else keywords.get("cases", keywords.get("hidden"))
+            cases = list(ast.literal_eval(given)) if given is not None else list(TASKS[task].public)
+            if hidden and any("seed" in case for case in cases):
+                raise BadTestCell(f"{task}: a hidden case has no seed (the course's secret makes it)")
+            calls.append(CheckCall(task, cases, hidden))
     if not calls:
         raise BadTestCell("an autograded test cell must call check(): "
                             "no grade may be decided inside the student's kernel")
     return calls
+
+
+def expected_checks(source):
+    """The ``check()`` calls of a test cell: [(task, cases)] (hidden ones as specs)."""
+    return [(call.task, call.cases) for call in check_calls(source)]
+
+
+def _is_test_cell(cell):
+    return utils.is_grade(cell) and not utils.is_solution(cell) and cell.cell_type == "code"
+
+
+def _sealing(resources, secret_file):
+    """(secret, student) of the notebook being graded."""
+    path = secret_file or secret.instructor_secret_path()
+    return secret.load(path), str(resources.get("nbgrader", {}).get("student", ""))
+
+
+class SealTests(NbGraderPreprocessor):
+    """Autograde stage, before GradingExecute: no kernel reads a hidden case's spec.
+
+    Each test cell runs its visible checks where it stands, then, in the same cell, their
+    *fresh twins* (same spec, inputs from the course's secret, the student and the
+    submission: :mod:`autograder.secret`), without which a public case earns nothing
+    (VerifyResults). The hidden checks run in cells of the grader's after the notebook's
+    last cell, so every case before them ran with no hidden input in the kernel and its
+    messages may be quoted. A sealed call holds only inputs under opaque keys
+    (``check(task, sealed='{"h0.1": {...}}')``); VerifyResults moves the outputs of a
+    sealed cell back into its test cell, removes it, and restores the test cell's source.
+    """
+
+    secret_file = Unicode("", help="the course's grading secret (default: .rnn-course/secret "
+                                   "in the course directory)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        secret_key, student = _sealing(resources, self.secret_file)
+        purpose = fresh_purpose(student, submission_digest(nb))
+        nonce = uuid.uuid4().hex
+        sources, cells, hidden_cells = {}, [], []
+        for cell in nb.cells:
+            cells.append(cell)
+            if not _is_test_cell(cell):
+                continue
+            try:
+                calls = check_calls(cell.source)
+            except (BadTestCell, SyntaxError, ValueError):
+                continue   # VerifyResults reports it
+            gid = cell.metadata.nbgrader["grade_id"]
+            sources[gid] = cell.source
+            fresh, hidden = [], []
+            for n, call in enumerate(calls):
+                if call.hidden:
+                    cases = [secret.seeded(secret_key, HIDDEN, call.task, spec) for spec in call.cases]
+                    hidden.append(sealed_source(call.task, cases, [f"h{n}.{i}" for i in range(len(cases))],
+                                                probes=True))
+                else:
+                    cases = [secret.seeded(secret_key, purpose, call.task, case) for case in call.cases]
+                    fresh.append(sealed_source(call.task, cases, [f"f{n}.{i}" for i in range(len(cases))]))
+            cell.source = "\n".join([without_hidden_tests(cell.source).rstrip("\n"), *fresh]) + "\n"
+            hidden_cells += [_sealed_cell(nonce, "hidden", gid, hidden)] if hidden else []
+        if not any("id" in c for c in nb.cells):   # nbformat 4.4: cells without ids
+            for cell in cells + hidden_cells:
+                cell.pop("id", None)
+        nb.cells = cells + hidden_cells
+        resources["rnn_course_sealed"] = {"nonce": nonce, "sources": sources, "fresh": purpose}
+        return nb, resources
+
+
+def submission_digest(nb):
+    """Digest of what a notebook runs (its cells' sources, as graded): fresh inputs follow
+    it, so a resubmission that quotes the last one's fresh inputs meets new ones."""
+    return hashlib.sha256(json.dumps([[c.cell_type, c.source] for c in nb.cells]).encode()).hexdigest()[:16]
+
+
+def without_hidden_tests(source):
+    return flags.without_hidden_tests(source) + "\n"
+
+
+SEALED_MARK = "# grader's sealed cases "
+
+
+def is_sealed_hidden(cell):
+    """True for a cell of the grader's that runs hidden cases (or a cell that says it is)."""
+    head = cell.source.split("\n", 1)[0].split() if cell is not None and cell.cell_type == "code" else []
+    return " ".join(head[:4]) + " " == SEALED_MARK and head[5:6] == ["hidden"]
+
+
+def _sealed_cell(nonce, kind, gid, calls):
+    return nbformat.v4.new_code_cell("\n".join([f"{SEALED_MARK}{nonce} {kind} {gid}", *calls]))
+
+
+def unseal(nb, resources):
+    """Undo :class:`SealTests` after execution: the sealed cells' outputs appended to their
+    test cell's, the sealed cells removed, the test cells' sources restored. Returns the
+    purpose of the fresh twins' seeds (None if the notebook was not sealed)."""
+    sealed = resources.pop("rnn_course_sealed", None)
+    if not sealed:
+        return None
+    mark = f"{SEALED_MARK}{sealed['nonce']} "
+    tests = {c.metadata.nbgrader["grade_id"]: c for c in nb.cells if _is_test_cell(c)}
+    kept = []
+    for cell in nb.cells:
+        head = cell.source.split("\n", 1)[0] if cell.cell_type == "code" else ""
+        if not head.startswith(mark):
+            kept.append(cell)
+            continue
+        gid = head[len(mark):].split(" ", 1)[-1]
+        if gid in tests:
+            tests[gid].outputs = list(tests[gid].get("outputs", [])) + list(cell.get("outputs", []))
+    nb.cells = kept
+    for gid, source in sealed["sources"].items():
+        if gid in tests:
+            tests[gid].source = source
+    return sealed["fresh"]
 
 
 def emitted_results(outputs):
@@ -251,15 +386,38 @@ def emitted_results(outputs):
     return found
 
 
-def verdict(source, outputs):
+def verdict(source, outputs, sealing=None):
     """All check() reports of one test cell, verified here from its emitted results.
 
-    Public cases are named by their shapes, as the student's check() names them; hidden
-    ones only by their number, so the report (and the feedback) never spells one out.
+    Visible cases are named by their shapes, as the student's check() names them, and
+    quote the kernel's messages (bounded); hidden ones only by their number, in the
+    grader's words. ``sealing``: ``(secret, purpose of the fresh seeds)`` of a notebook graded with
+    :class:`SealTests`: hidden cases are the sealed ones, and a visible case's unit counts
+    only if its fresh twin's is right too. Without it (a cell checked on its own),
+    hidden specs have no result and visible cases are scored alone.
     """
     results = emitted_results(outputs)
-    return [grade_check(task, cases, results.get(task, {}), hidden=cases != list(TASKS[task].public))
-            for task, cases in expected_checks(source)]
+    reports = []
+    for n, call in enumerate(check_calls(source)):
+        got = results.get(call.task, {})
+        if call.hidden:
+            cases = [secret.seeded(sealing[0], HIDDEN, call.task, spec) for spec in call.cases] \
+                if sealing else call.cases
+            mapped = {}
+            for i, case in enumerate(cases):
+                prefix = f"h{n}.{i}"
+                mapped.update({case_key(case) + key[len(prefix):]: result for key, result in got.items()
+                               if key == prefix or key.startswith(prefix + "|")})
+            reports.append(grade_check(call.task, cases, mapped, hidden=True))
+            continue
+        hidden = call.cases != list(TASKS[call.task].public)
+        report = grade_check(call.task, call.cases, got, hidden=hidden)
+        if sealing:
+            twins = [secret.seeded(sealing[0], sealing[1], call.task, case) for case in call.cases]
+            mapped = {case_key(case): got.get(f"f{n}.{i}") for i, case in enumerate(twins)}
+            require_twins(report, call.cases, grade_check(call.task, twins, mapped, hidden=True))
+        reports.append(report)
+    return reports
 
 
 def score(reports, points):
@@ -277,9 +435,15 @@ def verified_outputs(text, earned):
 
 
 class VerifyResults(NbGraderPreprocessor):
-    """Score every autograded test cell from the results its check() calls emitted."""
+    """Score every autograded test cell from the results its check() calls emitted
+    (after :func:`unseal` has given it back its sealed cells' outputs)."""
+
+    secret_file = Unicode("", help="the course's grading secret (as SealTests')").tag(config=True)
 
     def preprocess(self, nb, resources):
+        fresh = unseal(nb, resources)
+        # not sealed: the twins never ran, and public cases earn nothing
+        self._sealing = (_sealing(resources, self.secret_file)[0], fresh or "fresh|unsealed")
         nb, resources = super().preprocess(nb, resources)
         flags.add(nb, resources.pop("rnn_course_flags", []))
         flags.add(nb, [f"output of {name} left out of the feedback: printed after hidden tests ran"
@@ -291,11 +455,12 @@ class VerifyResults(NbGraderPreprocessor):
             return cell, resources
         points = float(cell.metadata.nbgrader["points"])
         timed_out = any(o.get("ename") == "CellTimeoutError" for o in cell.outputs)
-        reports = verdict(cell.source, cell.outputs)
+        reports = verdict(cell.source, cell.outputs, self._sealing)
         earned = score(reports, points)
         resources.setdefault("rnn_course_flags", []).extend(
             flags.missing_results(reports, cell.metadata.nbgrader["grade_id"])
-            + flags.modified_inputs(reports, cell.metadata.nbgrader["grade_id"]))
+            + flags.modified_inputs(reports, cell.metadata.nbgrader["grade_id"])
+            + flags.not_general(reports, cell.metadata.nbgrader["grade_id"]))
         text = "\n".join(["this cell timed out: the tests below could not finish"] * timed_out
                          + [r.text() for r in reports])
         cell.outputs = verified_outputs(text + "\n", earned)

@@ -85,11 +85,14 @@ STUDENT_HOME = "/home/student"
 STUB = PACKAGE / "blocked_module"
 BLOCKED_MARKER = "is not available while grading"
 
-#: Frameworks that compute gradients for the student: the exercises are from scratch.
+#: Frameworks that compute gradients for the student, numerically or symbolically: the
+#: exercises are from scratch.
 BLOCKED_PACKAGES = ("torch", "functorch", "torchgen", "torchvision", "torchaudio", "torchtext",
                     "lightning", "pytorch_lightning", "jax", "jaxlib", "flax", "tensorflow", "keras",
                     "tf_keras", "autograd", "mxnet", "paddle", "chainer", "theano", "pytensor",
-                    "aesara", "tinygrad", "micrograd", "mlx", "dynet")
+                    "aesara", "tinygrad", "micrograd", "mlx", "dynet",
+                    "sympy", "symengine", "casadi", "numdifftools", "findiff", "jacobi", "autograd_minimize",
+                    "ad")
 
 SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 

@@ -5,13 +5,19 @@ check() runs; only where the expected outputs come from differs. Here they are
 computed by the float64 references from the case specs in the instructor's test
 cell (:func:`reference_expected`), once per case in a process (a worker meets the same
 cases in every submission); a student's kit reads them from shipped data.
-The same function serves an instructor's own check() for hidden cases, through
+Hidden cases and the fresh twins of public ones are seeded from the course's secret
+(:mod:`autograder.secret`) and handed to the kernel as inputs only
+(:func:`sealed_source`); a public unit counts only with its twin's (:func:`require_twins`).
+:func:`instructor_case` serves an instructor's own check() of hidden cases, through
 the ``rnnkit.references`` entry point.
 """
-import numpy as np
-from rnnkit import compare
-from rnnkit.tasks import copy_inputs
+import json
 
+import numpy as np
+from rnnkit import compare, wire
+from rnnkit.tasks import TASKS, copy_inputs
+
+from . import secret
 from .reference import gradcheck, gru, language, long_term, lstm, rnn
 
 REFERENCES = {name: obj for module in (rnn, lstm, gru, long_term, language, gradcheck)
@@ -57,6 +63,73 @@ def _reference_case(task, case):
     return kept[1], kept[2]
 
 
-def grade_check(task_name, cases, results, hidden=False):
+def grade_check(task_name, cases, results, hidden=False, kernel_text=True):
     """The report of one check() call, verified against the references."""
-    return compare.grade_check(task_name, cases, results, reference_expected, hidden)
+    return compare.grade_check(task_name, cases, results, reference_expected, hidden, kernel_text)
+
+
+def instructor_case(task, case):
+    """``(inputs, (outputs, probes))`` of ``case`` for an instructor's check() (the
+    ``rnnkit.references`` entry point): a hidden case's spec gets the seed of the
+    course's secret (:func:`autograder.secret.instructor_secret_path`), as under the grader."""
+    if "seed" not in case:
+        case = secret.seeded(secret.load(secret.instructor_secret_path()), HIDDEN, task.name, case)
+    inputs, _ = _reference_case(task, case)
+    return copy_inputs(inputs), reference_expected(task, case)
+
+
+#: Purposes of the seeds of sealed cases (see :func:`autograder.secret.seeded`).
+HIDDEN = "hidden"
+
+
+def fresh_purpose(student, submission):
+    """Fresh twins of public cases are the student's own, for one submission (``submission``:
+    a digest of it): stable across regrades, and quoting them helps nobody, not even the
+    student's next submission."""
+    return f"fresh|{student}|{submission}"
+
+
+#: sealed_source's calls of hidden cases, the same in every submission: (task, cases, keys) -> call
+_SEALED = {}
+
+
+def sealed_source(task_name, cases, keys, probes=False):
+    """The call the grader writes into a cell for ``cases`` (seeded): their inputs under
+    opaque ``keys`` (and, with ``probes``, their probes' under ``key|probe``), no spec and
+    no seed. Calls with probes (hidden cases) are made once per process."""
+    memo = (task_name, tuple(compare.case_key(case) for case in cases), tuple(keys)) if probes else None
+    if memo in _SEALED:
+        return _SEALED[memo]
+    task = TASKS[task_name]
+    sealed = {}
+    for key, case in zip(keys, cases):
+        inputs = _reference_case(task, case)[0]
+        sealed[key] = wire.seal_inputs(inputs)
+        for probe, probe_inputs in (task.probes(case, inputs) if probes else {}).items():
+            sealed[f"{key}|{probe}"] = wire.seal_inputs(probe_inputs)
+    call = f"check({task_name!r}, sealed={json.dumps(sealed, separators=(',', ':'))!r})"
+    if memo is not None:
+        if len(_SEALED) >= KEPT_CASES:
+            _SEALED.clear()
+        _SEALED[memo] = call
+    return call
+
+
+#: Said of a public output that is right while the same output on fresh inputs is not.
+NOT_GENERAL = ("right here, but wrong on fresh inputs of the same shapes: the grader reruns "
+               "every public case on new inputs, and the answer must be computed, not known")
+NOT_CONFIRMED = ("not confirmed: the rerun of this case on fresh inputs of the same shapes "
+                 "did not finish")
+
+
+def require_twins(report, cases, twin_report):
+    """A public unit counts only if its fresh twin's is right too: ``report`` loses the
+    others, each with a message of the grader's own."""
+    task = TASKS[report.task]
+    unfinished = {int(where.split()[-1]) - 1 for where, msg in twin_report.failures if msg == compare.NO_RESULT}
+    for i, name in sorted(twin_report.lost - report.lost, key=lambda unit: (unit[0], task.outputs.index(unit[1]))):
+        report.passed -= 1
+        report.lost.add((i, name))
+        report.failures.append((task.describe(cases[i]),
+                                f"{name}: {NOT_CONFIRMED if i in unfinished else NOT_GENERAL}"))
+    return report

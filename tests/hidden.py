@@ -1,5 +1,7 @@
 """What the hidden tests of an assignment are, read from its source notebook: the one place that knows
-their format (``### BEGIN HIDDEN TESTS`` regions of test cells calling ``check(task, cases=[...])``).
+their format (``### BEGIN HIDDEN TESTS`` regions of test cells calling ``check(task, hidden=[...])``,
+specs such as ``{'N': 4, 'D': 7, 'H': 3}`` without seeds: the grader seeds them from the course's
+secret, autograder/secret.py).
 
 Every leak check of the suite asks this module what must never be shown. It fails loudly when an
 assignment yields nothing: a check looking for nothing can never fail.
@@ -30,22 +32,38 @@ def regions(assignment):
 
 @functools.lru_cache(maxsize=None)
 def hidden_cases(assignment):
-    """[(task, case dict)] of every hidden case: every ``check(task, cases=[...])`` in a hidden region."""
+    """[(task, spec dict)] of every hidden case: every ``check(task, hidden=[...])`` in a hidden region."""
     cases = []
     for region in regions(assignment):
         for node in ast.walk(ast.parse(region)):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "check":
                 task = ast.literal_eval(node.args[0])
-                listed = [kw.value for kw in node.keywords if kw.arg == "cases"] + list(node.args[1:2])
+                listed = [kw.value for kw in node.keywords if kw.arg == "hidden"]
                 cases += [(task, case) for value in listed for case in ast.literal_eval(value)]
-    assert cases and all("seed" in c for _, c in cases), \
-        f"{assignment}: no hidden case with a seed found in its hidden regions (format changed?)"
+    assert cases and not any("seed" in c for _, c in cases), \
+        f"{assignment}: no hidden case (check(task, hidden=[...]) without seeds) in its hidden regions (format changed?)"
     return tuple(cases)
 
 
-def hidden_seeds(assignment):
-    """The seeds of ``assignment``'s hidden cases, as strings (never empty)."""
-    return [str(case["seed"]) for _, case in hidden_cases(assignment)]
+def flat(text):
+    """``text`` without white space and quotes: how a spec is recognised however it was printed."""
+    return re.sub(r"[\s'\"]", "", text)
+
+
+def spec_text(spec):
+    """A hidden spec as :func:`flat` text: ``{N:4,D:7,H:3}``."""
+    return "{" + ",".join(f"{k}:{v}" for k, v in spec.items()) + "}"
+
+
+def hidden_specs(assignment):
+    """The :func:`spec_text` of ``assignment``'s hidden cases (never empty)."""
+    return sorted({spec_text(case) for _, case in hidden_cases(assignment)})
+
+
+def shown_specs(text, specs):
+    """Which of ``specs`` (:func:`spec_text` forms) ``text`` shows."""
+    flattened = flat(text)
+    return [spec for spec in specs if spec in flattened]
 
 
 def hidden_lines(assignment, shortest=9):

@@ -8,6 +8,7 @@ import re
 import zipfile
 import zlib
 
+import hidden
 import nbformat
 import numpy as np
 
@@ -73,23 +74,16 @@ def forbidden_lines():
     return lines
 
 
-def hidden_regions():
-    """The text between BEGIN and END HIDDEN TESTS of every test cell."""
-    return [region for a in ASSIGNMENTS for cell in source_cells(a)
-            for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", cell.source, flags=re.S)]
-
-
 def hidden_test_lines():
     """The lines of hidden tests long enough to be recognised (a case's dict, a check call)."""
     given = set(line.strip() for line in given_text().splitlines())
-    return {line.strip() for region in hidden_regions() for line in region.splitlines()
+    return {line.strip() for a in ASSIGNMENTS for region in hidden.regions(a) for line in region.splitlines()
             if len(line.strip()) > 12 and line.strip() not in given}
 
 
-def hidden_seeds():
-    seeds = {s for region in hidden_regions() for s in re.findall(r"""["']seed["']: (\d+)""", region)}
-    assert seeds and all(len(s) >= 3 for s in seeds)
-    return seeds
+def hidden_specs():
+    """Every assignment's hidden cases, as tests/hidden.py recognises them in any text."""
+    return sorted({spec for a in ASSIGNMENTS for spec in hidden.hidden_specs(a)})
 
 
 def readable_texts(name, data):
@@ -115,13 +109,10 @@ def readable_texts(name, data):
         yield name, data.decode("utf-8", errors="replace")
 
 
-def leaks(name, text, bad_lines, hidden_lines, seeds):
+def leaks(name, text, bad_lines, hidden_lines, specs):
     """What of the instructors' material ``text`` (the content of ``name``) holds: a list of findings."""
     found = [f"{name} holds {marker!r}" for marker in MARKERS if marker in text]
     found += [f"{name} holds a solution or reference line: {line!r}" for line in bad_lines if line in text]
     found += [f"{name} holds a hidden test line: {line!r}" for line in hidden_lines if line in text]
-    # A seed is given away next to its name (a case's dict, a message, JSON): a bare
-    # number in third-party text (PEP 3104 in Python's documentation) is not one.
-    found += [f"{name} holds hidden seed {s}" for s in seeds
-              if re.search(rf"seed\W{{0,4}}{s}\b", text, flags=re.I)]
+    found += [f"{name} holds hidden case {spec}" for spec in hidden.shown_specs(text, specs)]
     return found

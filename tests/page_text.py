@@ -1,14 +1,16 @@
 """Read an HTML page as a person does: its visible text (tags stripped, entities decoded, scripts and
 styles dropped), and what of an assignment's hidden tests that text shows.
 
-nbgrader's feedback highlights code token by token (``<span class="s1">&#39;seed&#39;</span>``), so a
-pattern run over the HTML source finds a leaked ``'seed': 1401`` nowhere; over the visible text it does.
+nbgrader's feedback highlights code token by token (``<span class="s1">&#39;N&#39;</span>``), so a
+pattern run over the HTML source finds a leaked ``{'N': 4, 'D': 7, 'H': 3}`` nowhere; over the visible
+text it does.
+
 Every leak check and every "the page says" check on HTML goes through here.
 """
 import re
 from html.parser import HTMLParser
 
-from hidden import hidden_lines, hidden_seeds
+from hidden import hidden_lines, hidden_specs, shown_specs
 
 #: Elements whose content is not shown as text.
 INVISIBLE = {"script", "style", "template", "head", "noscript"}
@@ -70,18 +72,13 @@ def leaks(text, assignment, own=""):
 
     ``own``: what the student wrote (their cells' source); what is in it is theirs to see again.
     """
-    def shown(pattern, where):
-        return re.search(pattern, where) is not None
-
     flat, own_flat = re.sub(r"\s+", " ", text), re.sub(r"\s+", " ", own)
     found = ["the HIDDEN TESTS marker"] * ("HIDDEN TESTS" in text and "HIDDEN TESTS" not in own)
-    for seed in hidden_seeds(assignment):
-        word = rf"(?<![\w.]){seed}(?![\w.])"
-        if shown(word, text) and not shown(word, own):
-            found.append(f"hidden seed {seed}")
+    mine = set(shown_specs(own, hidden_specs(assignment)))
+    found += [f"hidden case {spec}" for spec in shown_specs(text, hidden_specs(assignment)) if spec not in mine]
     found += [f"hidden line {line!r}" for line in hidden_lines(assignment)
               if re.sub(r"\s+", " ", line) in flat and re.sub(r"\s+", " ", line) not in own_flat]
-    found += ["a cases= argument"] * ("cases=" in text and "cases=" not in own)
+    found += [f"a {arg} argument" for arg in ("cases=", "hidden=") if arg in text and arg not in own]
     return found
 
 
@@ -92,9 +89,9 @@ def assert_no_leak(html, assignment, where="", own=""):
 
 
 def assert_offline_feedback(html, assignment, where=""):
-    """A feedback page: no hidden test visible, MathJax inlined, no script loaded from the web."""
+    """A feedback page: no hidden test visible, MathJax from the course's shared copy, no script from the web."""
     assert_no_leak(html, assignment, where)
-    found = scripts(html)
-    assert any("window.MathJax" in s["text"] or "MathJax" in s["text"] for s in found), f"{where}: no inline MathJax"
-    assert not [s["src"] for s in found if s["src"] and re.match(r"(https?:)?//", s["src"])], \
-        f"{where}: loads scripts from the web"
+    sources = [s["src"] for s in scripts(html) if s["src"]]
+    assert any(re.fullmatch(r"(\.\./)+_mathjax/tex-svg\.js", src) for src in sources), \
+        f"{where}: MathJax is not loaded from the course's shared copy: {sources}"
+    assert not [src for src in sources if re.match(r"(https?:)?//", src)], f"{where}: loads scripts from the web"

@@ -1,4 +1,5 @@
 """Build student submissions from the source notebooks: the solution with some cells rewritten."""
+import html
 import re
 from pathlib import Path
 

@@ -351,18 +351,9 @@ ATTACKS += [
            flags=("left out of the submission, not regular files: 01_rnn.ipynb (a symbolic link)",),
            what="the submitted notebook is a link to the instructor's source notebook"),
     Attack("input_history", 'print("\\n".join(In))\nprint(_ih[-3:], Out)', cell=LAST,
-           flags=("reads the kernel's input history", "left out of the feedback: printed after hidden tests ran"),
-           what="prints the kernel's input history (every hidden test cell) in a last cell"),
-    Attack("late_print_of_hidden_inputs", """
-        _seen = []
-        _honest_forward = rnn_step_forward
-        def rnn_step_forward(x, prev_h, Wx, Wh, b):
-            _seen.append((x.shape, float(x.sum())))
-            return _honest_forward(x, prev_h, Wx, Wh, b)
-    """, flags=("left out of the feedback: printed after hidden tests ran",),
-       what="records the inputs of every call, hidden ones included, and prints them in the next solution cell",
-       edit=lambda nb: grade_cell(nb, "rnn_step_backward").__setitem__(
-           "source", grade_cell(nb, "rnn_step_backward").source + "\n\nprint('seen', _seen)\n")),
+           flags=("reads the kernel's input history",),
+           # hidden cases run after the last cell (SealTests): In holds none (tests/test_hidden_cases.py)
+           what="prints the kernel's input history (every test cell) in a last cell"),
     Attack("import_torch", """
         try:
             import torch

@@ -2,7 +2,7 @@
 
 A feedback page is rendered by the course's own exporter and nbgrader's feedback template
 (code highlighted token by token, quotes as ``&#39;``): with the hidden tests left in, the
-helper names every hidden seed and line; with nbgrader's ClearHiddenTests applied, nothing.
+helper names every hidden case and line; with nbgrader's ClearHiddenTests applied, nothing.
 """
 import copy
 import os
@@ -15,7 +15,7 @@ from traitlets.config import Config
 from autograder import feedback
 from autograder.nbgrader_config import configure
 from ci import require
-from hidden import hidden_cases, hidden_seeds
+from hidden import hidden_cases, hidden_specs, spec_text
 from page_text import assert_no_leak, assert_offline_feedback, leaks, scripts, visible_text
 from submissions import student_notebook
 
@@ -41,23 +41,23 @@ def feedback_page(nb, tmp_path):
 
 def test_the_extractor_finds_every_hidden_case():
     cases = hidden_cases(A)
-    assert len(cases) >= 5 * 3 and len(set(hidden_seeds(A))) == len(cases)
+    assert len(cases) >= 5 * 3 and len(hidden_specs(A)) == len(cases)
     assert {task for task, _ in cases} == {"rnn_step_forward", "rnn_step_backward", "rnn_forward", "rnn_backward",
                                            "numerical_gradient"}
 
 
 def test_a_hidden_case_left_in_a_feedback_page_is_caught(tmp_path):
     page = feedback_page(student_notebook(A), tmp_path)   # the source notebook: hidden tests not cleared
-    seed = hidden_seeds(A)[0]
-    # What the old checks looked for is not in the HTML: the highlighter split it into tokens.
-    assert f"'seed': {seed}" not in page and f'"seed": {seed}' not in page
+    task, case = hidden_cases(A)[0]
+    # What a pattern over the HTML would look for is not there: the highlighter split it into tokens.
+    assert repr(case) not in page and str(case) not in page
     found = leaks(visible_text(page), A)
-    assert {f"hidden seed {s}" for s in hidden_seeds(A)} <= set(found), found
+    assert {f"hidden case {s}" for s in hidden_specs(A)} <= set(found), found
     assert "the HIDDEN TESTS marker" in found and any(f.startswith("hidden line") for f in found)
     try:
         assert_no_leak(page, A)
     except AssertionError as err:
-        assert f"hidden seed {seed}" in str(err)
+        assert f"hidden case {spec_text(case)}" in str(err)
     else:
         raise AssertionError("assert_no_leak let a planted hidden case through")
 
@@ -79,15 +79,19 @@ def test_a_hidden_case_printed_by_a_cell_is_caught(tmp_path):
     cell = next(c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution"))
     cell.outputs = [new_output("stream", name="stdout", text=f"saw {case!r} of {task}\n")]
     found = leaks(visible_text(feedback_page(nb, tmp_path)), A)
-    assert f"hidden seed {case['seed']}" in found, found
+    assert f"hidden case {spec_text(case)}" in found, found
 
 
 def test_visible_text_decodes_entities_and_drops_what_is_not_shown():
-    seed = hidden_seeds(A)[0]
-    html = (f"<html><head><title>t</title><style>.x{{width:{seed}px}}</style></head><body>"
-            f"<script>var n = {seed};</script><p><span class=\"s1\">&#39;seed&#39;</span>"
-            f"<span class=\"p\">:</span>&nbsp;<span class=\"mi\">{seed}</span></p></body></html>")
+    _, case = hidden_cases(A)[0]
+    (first, value), *rest = case.items()
+    tokens = "".join(f'<span class="p">,</span> <span class="s1">&#39;{k}&#39;</span><span class="p">:</span>'
+                     f'&nbsp;<span class="mi">{v}</span>' for k, v in rest)
+    shown = (f'<p><span class="p">{{</span><span class="s1">&#39;{first}&#39;</span><span class="p">:</span> '
+             f'<span class="mi">{value}</span>{tokens}<span class="p">}}</span></p>')
+    html = (f"<html><head><title>t</title><style>.x{{width:{value}px}}</style></head><body>"
+            f"<script>var n = {case!r};</script>{shown}</body></html>")
     text = visible_text(html)
-    assert text.strip() == f"'seed':\xa0{seed}"
-    assert leaks(text, A) == [f"hidden seed {seed}"]
-    assert leaks(visible_text(html.replace(f'<span class="mi">{seed}</span>', "")), A) == []
+    assert text.strip().startswith(f"{{'{first}': {value}") and "var n" not in text
+    assert leaks(text, A) == [f"hidden case {spec_text(case)}"]
+    assert leaks(visible_text(html.replace(shown, "")), A) == []

@@ -30,7 +30,7 @@ import yaml
 from autograder import publish
 from autograder.public_repo import INSTRUCTORS_REPOSITORY, public_repository
 from browser_support import parse_links_and_ids, toc_pages
-from leaks import INSTRUCTOR_FOLDERS, forbidden_lines, hidden_seeds, hidden_test_lines, leaks, readable_texts
+from leaks import INSTRUCTOR_FOLDERS, forbidden_lines, hidden_specs, hidden_test_lines, leaks, readable_texts
 from submissions import REPO
 
 PUBLIC = public_repository()
@@ -117,12 +117,12 @@ def test_nothing_of_the_instructors_is_published(request, which):
     for name in names:
         parts = set(Path(name).parts)
         assert not parts & set(INSTRUCTOR_FOLDERS), f"{name}: a folder of the instructors' repository"
-    bad_lines, hidden_lines, seeds = forbidden_lines(), hidden_test_lines(), hidden_seeds()
+    bad_lines, hidden_lines, specs = forbidden_lines(), hidden_test_lines(), hidden_specs()
     assert len(bad_lines) > 100 and len(hidden_lines) > 20
     scanned = 0
     for name, text in texts(root):
         scanned += 1
-        found = leaks(name, text, bad_lines, hidden_lines, seeds)
+        found = leaks(name, text, bad_lines, hidden_lines, specs)
         assert not found, found[:3]
         assert not INSTRUCTORS.search(text), f"{name} names the instructors' repository"
         assert "autograder/reference" not in text and "solutions/" not in text, name
@@ -138,7 +138,7 @@ def test_the_scan_finds_what_a_page_or_a_zip_gives_away(tmp_path):
     with zipfile.ZipFile(tmp_path / "kit.zip", "w") as z:
         z.writestr("inner/notes.txt", case)
     found = [f for name, text in texts(tmp_path)
-             for f in leaks(name, text, forbidden_lines(), hidden_test_lines(), hidden_seeds())]
+             for f in leaks(name, text, forbidden_lines(), hidden_test_lines(), hidden_specs())]
     assert any("page.html (text)" in f and "solution or reference line" in f for f in found), found
     assert any("kit.zip/inner/notes.txt" in f and "hidden" in f for f in found), found
 

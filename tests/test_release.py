@@ -1,4 +1,5 @@
 """exercises/ is exactly what nbgrader generates from solutions/, and leaks nothing."""
+import json
 import re
 
 import nbformat
@@ -9,7 +10,7 @@ from rnnkit.tasks import TASKS
 
 from autograder import batch
 from autograder.preprocessors import expected_checks
-from hidden import REGION, hidden_lines, hidden_seeds
+from hidden import REGION, hidden_lines, hidden_specs, shown_specs
 from submissions import REPO
 
 ASSIGNMENTS = batch.assignments_in()
@@ -58,14 +59,14 @@ def test_every_released_notebook_names_its_release():
 def test_exercise_contains_no_solution_and_no_hidden_test(a):
     source, released = load("solutions", a), load("exercises", a)
     text = "\n".join(c.source for c in released.cells)
-    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "cases=" not in text
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "cases=" not in text and "hidden=" not in text
     for cell in cells(source, solution=True):
         for region in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, flags=re.S):
             for line in region.splitlines():
                 if len(line.strip()) > 12:
                     assert line.strip() not in text, f"solution line leaked: {line.strip()!r}"
-    seeds = hidden_seeds(a)   # never empty: it fails when it finds no hidden case
-    assert not [seed for seed in seeds if re.search(rf"(?<![\w.]){seed}(?![\w.])", text)], seeds
+    specs = hidden_specs(a)   # never empty: it fails when it finds no hidden case
+    assert not shown_specs(text, specs), shown_specs(text, specs)
     assert not [line for line in hidden_lines(a) if line in text]
 
 
@@ -87,8 +88,10 @@ def test_hidden_cases_are_new_and_varied(a):
         (hidden,) = REGION.findall(cell.source)
         (task, public), (task2, cases) = expected_checks(cell.source)
         assert task == task2 and public == list(TASKS[task].public)
-        assert len(cases) >= 3 and not any(c in public for c in cases)
-        assert len({c["seed"] for c in cases} | {c["seed"] for c in public}) == len(cases) + len(public)
+        # hidden cases are specs: their seeds come from the course's secret (autograder.secret)
+        shapes = [{k: v for k, v in c.items() if k != "seed"} for c in public]
+        assert len(cases) >= 3 and not any(c in shapes for c in cases) and not any("seed" in c for c in cases)
+        assert len({json.dumps(c, sort_keys=True) for c in cases}) == len(cases)
         if "T" in cases[0]:
             assert any(c["T"] == 1 for c in cases), f"{task}: no hidden case with T=1"
         for c in cases:

@@ -30,7 +30,7 @@ from rnnkit.tasks import TASKS
 from autograder import batch, studentkit
 from autograder.preprocessors import SKIP_TAG, expected_checks
 from autograder.verify import grade_check
-from leaks import forbidden_lines, hidden_seeds, hidden_test_lines, leaks, readable_texts
+from leaks import forbidden_lines, hidden_specs, hidden_test_lines, leaks, readable_texts
 from mutants import MUTANTS, source
 from submissions import REPO, strip_solution_markers
 
@@ -340,9 +340,9 @@ def test_nothing_in_the_kit_or_the_installed_package_gives_an_answer_away(kit):
     members = list(readable_texts("student-kit.zip", kit["zip"].read_bytes()))
     members += [m for p in installed_files(kit["python"]) for m in readable_texts(str(p), p.read_bytes())]
     assert any(n.endswith("expected.npy") or "manifest" in n for n, _ in members)
-    bad_lines, hidden_lines, seeds = forbidden_lines(), hidden_test_lines(), hidden_seeds()
+    bad_lines, hidden_lines, specs = forbidden_lines(), hidden_test_lines(), hidden_specs()
     assert len(bad_lines) > 100 and len(hidden_lines) > 20
     for name, text in members:
         assert "import torch" not in text, name
-        found = leaks(name, text, bad_lines, hidden_lines, seeds)
+        found = leaks(name, text, bad_lines, hidden_lines, specs)
         assert not found, found[:3]

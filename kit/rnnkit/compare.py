@@ -6,6 +6,7 @@ function that returns ``{probe name: outputs}`` when a diagnosis needs them.
 On a student's machine they come from the data shipped with the kit
 (:mod:`rnnkit.expected`); in the grader's process from the references.
 """
+import builtins
 import json
 import re
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class CheckReport:
     total: int = 0
     failures: list = field(default_factory=list)   # (case description, message): cost units
     notes: list = field(default_factory=list)      # (case description, message): cost nothing
+    lost: set = field(default_factory=set)         # (case index, output name) of every lost unit
 
     def text(self):
         head = f"{self.task}: {self.passed}/{self.total} checks passed"
@@ -51,70 +53,120 @@ def error_ratio(got, expected):
     return float(np.max(np.abs(got - expected) / (ATOL + RTOL * np.abs(expected)), initial=0.0))
 
 
-def grade_check(task_name, cases, results, expected, hidden=False):
+#: Bounds of a kernel's own words (an exception's message and its lines) in a report.
+MAX_KERNEL_CHARS = 400
+MAX_KERNEL_LINES = 5
+
+
+def plain(text):
+    """A kernel's message made inert and bounded: printable characters only (no escape
+    sequences, no control or format characters), at most MAX_KERNEL_LINES lines and
+    MAX_KERNEL_CHARS characters."""
+    text = re.sub(r"\x1b\[[0-9;?]*[ -/]*[@-~]", "", str(text)[:4 * MAX_KERNEL_CHARS])
+    lines = ["".join(ch if ch.isprintable() else " " for ch in line).rstrip()
+             for line in text.splitlines()[:MAX_KERNEL_LINES]]
+    text = "\n".join(lines)
+    return text if len(text) <= MAX_KERNEL_CHARS else text[:MAX_KERNEL_CHARS - 3] + "..."
+
+
+def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=True):
     """Compare the results of one check() call with the expected outputs.
 
     ``results`` maps case keys (and ``key|probe``) to what the kernel returned:
     ``{"outputs": {name: wire payload}, "modified": [...]}`` or ``{"error": msg}``.
     One unit per output per case. A function that changed its inputs earns a note
     (:data:`MODIFIED`), not a lost unit: only its kernel knows, and the kernel is not
-    trusted with points. ``hidden`` cases are reported without their shapes or the text
-    of an exception (which could spell them out): "hidden case 2", "raised ValueError".
+    trusted with points. ``hidden`` cases are reported without their shapes, by number
+    ("hidden case 2"); a hint from the probes is the grader's own words. ``kernel_text``: whether the kernel's own words
+    (an exception's message, a type's name) may be quoted, bounded (:func:`plain`); when
+    not (hidden cases, cases run once hidden inputs were in the kernel), every word of
+    the report is the grader's (:func:`grader_error`).
     """
     task = TASKS[task_name]
+    kernel_text = kernel_text and not hidden
     report = CheckReport(task_name)
     for i, case in enumerate(cases):
         key, where = case_key(case), f"hidden case {i + 1}" if hidden else task.describe(case)
         units = len(task.outputs)
         report.total += units
         result = results.get(key)
-        if result is None:
+        if not isinstance(result, dict) or not ("error" in result or isinstance(result.get("outputs"), dict)):
             report.failures.append((where, NO_RESULT))
+            report.lost |= {(i, name) for name in task.outputs}
             continue
         if "error" in result:
-            report.failures.append((where, _hidden_error(result["error"]) if hidden else result["error"]))
+            report.failures.append((where, plain(result["error"]) if kernel_text
+                                    else grader_error(task, result["error"])))
+            report.lost |= {(i, name) for name in task.outputs}
             continue
         want, probes = expected(task, case)
         wrong = []
         for name, value in zip(task.outputs, want):
-            problem = compare(task, name, result["outputs"].get(name), value, hidden)
+            problem = compare(task, name, result["outputs"].get(name), value, not kernel_text)
             if problem:
                 wrong.append((name, problem))
         if wrong:
             hint = diagnose(task, case, results, key, probes, dict(wrong))
             for name, problem in wrong:
                 report.failures.append((where, f"{name}: {problem}{hint}"))
-        modified = [str(name) for name in result.get("modified") or []]
+        report.lost |= {(i, name) for name, _ in wrong}
+        modified = _input_names(task, case, result.get("modified"))
         if modified:
-            report.notes.append((where, f"{MODIFIED}: {', '.join(modified)} {NOT_SCORED}"))
+            report.notes.append((where, f"{MODIFIED}: {', '.join(modified)} {NOT_SCORED}"
+                                 if kernel_text else f"{MODIFIED} {NOT_SCORED}"))
         report.passed += units - len(wrong)
     return report
 
 
-#: The kernel's own error messages that say nothing of a case (see rnnkit.probe, rnnkit.tasks).
-SAFE_ERRORS = r"not implemented yet \(raises NotImplementedError\)|[\w, ]+ is not defined: run the cell that defines it" \
-              r"|\w+ returned \d+ values, expected \d+|[\w ]+ must return a tuple of \d+ values, got [\w ]+" \
-              r"|results were sent more than once"
+def _input_names(task, case, said):
+    """The inputs a kernel said its function changed, among the case's real input names."""
+    if not said or not isinstance(said, list):
+        return []
+    names = set(task.make_inputs(case)) if "seed" in case else set()
+    return sorted(name for name in said if isinstance(name, str) and name in names)
 
 
-def _hidden_error(message):
-    """What may be said of an error on a hidden case: our own fixed messages, or the exception's type."""
-    if re.fullmatch(SAFE_ERRORS, message):
-        return message
+#: What may be said of an error the kernel reported, in the grader's words: the kernel's
+#: fixed messages (see rnnkit.probe, rnnkit.tasks), recognised, then said again by the grader.
+KNOWN_ERRORS = (
+    (r"not implemented yet \(raises NotImplementedError\)", "not implemented yet (raises NotImplementedError)"),
+    (r"[\w, ]+ is not defined: run the cell that defines it",
+     "a function it needs is not defined: run the cell that defines it"),
+    (r"\w+ returned \d+ values, expected \d+", "returned the wrong number of values"),
+    (r"[\w ]+ must return a tuple of \d+ values, got [\w ]+", "does not return the documented tuple"),
+    (r"results were sent more than once", "results were sent more than once"),
+)
+
+#: Exceptions whose names the grader may repeat: Python's own and numpy's.
+KNOWN_EXCEPTIONS = frozenset(name for name, obj in vars(builtins).items()
+                             if isinstance(obj, type) and issubclass(obj, BaseException)) \
+    | {"LinAlgError", "AxisError", "ComplexWarning", "CheckFailed", "StudentError", "WireError"}
+
+
+def grader_error(task, message):
+    """What the grader says of an error on a case whose report may not quote the kernel:
+    a known message in its own words, or the exception's name if Python or numpy defines it."""
+    message = str(message)
+    for pattern, said in KNOWN_ERRORS:
+        if re.fullmatch(pattern, message):
+            return said
     raised = re.match(r"raised (\w{1,40})", message)
-    if raised:
+    if raised and raised.group(1) in KNOWN_EXCEPTIONS:
         return f"raised {raised.group(1)} (the public cases show its message)"
+    if raised:
+        return "raised an exception (the public cases show its message)"
     return "failed (the public cases show the details)"
 
 
 def compare(task, name, payload, want, hidden=False):
-    """None if ``payload`` matches ``want``; otherwise what is wrong, in words (no shapes for hidden cases)."""
+    """None if ``payload`` matches ``want``; otherwise what is wrong, in words: for ``hidden``
+    cases (or any whose report may not quote the kernel) no shapes and no kernel text."""
     if payload is None:
         return "missing"
     try:
         got = wire.decode(payload)
     except wire.WireError as exc:
-        return "has an impossible shape" if hidden and "shape" in str(exc) else str(exc)
+        return "is not a float array of a possible shape" if hidden else plain(exc)
     if got.shape != want.shape:
         return "has the wrong shape" if hidden else f"has shape {got.shape}, expected {want.shape}"
     if not np.all(np.isfinite(got)):

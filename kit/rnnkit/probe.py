@@ -13,6 +13,7 @@ return. What happens next depends on where the kernel runs:
   inputs, computes the references and decides the points. Nothing computed in
   the kernel decides a grade.
 """
+import json
 import os
 import sys
 import traceback
@@ -41,7 +42,7 @@ class CheckFailed(AssertionError):
 
 
 class Check:
-    """``check(task_name, cases=None)``; ``check.release(assignment, stamp)`` in the setup cell."""
+    """``check(task_name, cases=None, hidden=None)``; ``check.release(assignment, stamp)`` in the setup cell."""
 
     def __init__(self):
         self._release = None
@@ -51,17 +52,31 @@ class Check:
         """Declare the release this notebook belongs to; checks refuse a kit of another one."""
         self._release = (assignment, stamp)
 
-    def __call__(self, task_name, cases=None):
+    def __call__(self, task_name, cases=None, hidden=None, sealed=None):
         """Run the tests of ``task_name`` (e.g. ``"rnn_step_forward"``) on ``cases``.
 
-        ``cases`` defaults to the public cases every student can see.
+        ``cases`` defaults to the public cases every student can see. ``hidden``: specs
+        without seeds (``[{"N": 4, "D": 7, "H": 3}]``) of the instructor's hidden cases,
+        whose inputs only an instructor's installation makes (:data:`PROVIDER_GROUP`).
+        ``sealed``: what the grader writes in place of those (inputs, no spec), run only
+        under the grader.
         """
         if task_name not in TASKS:
             raise CheckFailed(f"unknown test {task_name!r}; known: {', '.join(TASKS)}")
         task = TASKS[task_name]
-        cases = list(task.public if cases is None else cases)
         namespace = sys._getframe(1).f_globals
-        if os.environ.get(GRADING_ENV) == "1":
+        grading = os.environ.get(GRADING_ENV) == "1"
+        if sealed is not None:
+            if not grading:
+                raise CheckFailed("sealed cases are run by the grader only")
+            _emit(task_name, run_sealed(task, sealed, namespace))
+            return None
+        if hidden is not None:
+            if grading:   # the grader seals hidden cases before the kernel sees them
+                raise CheckFailed("hidden cases are run by the grader only")
+            return self._check_hidden(task, list(hidden), namespace)
+        cases = list(task.public if cases is None else cases)
+        if grading:
             _emit(task_name, collect(task, cases, namespace, task.make_inputs))
             return None
         data = self._shipped()
@@ -69,11 +84,19 @@ class Check:
         inputs = lambda case: data.inputs(task_name, case) if case in shipped else task.make_inputs(case)
         results = collect(task, cases, namespace, inputs)
         expected = _expected_for(data, shipped)
-        report = grade_check(task_name, cases, results, expected)
-        if report.passed < report.total:
-            raise CheckFailed(report.text())
-        print(report.text())
-        return None
+        return _report(grade_check(task_name, cases, results, expected))
+
+    def _check_hidden(self, task, specs, namespace):
+        """An instructor's check of hidden cases: inputs and expected outputs from the provider."""
+        provider = _provider()
+        if provider is None:
+            raise CheckFailed(f"{task.name}: only the grader checks hidden cases")
+        made = [provider(task, spec) for spec in specs]
+        inputs = {case_key(spec): made[i][0] for i, spec in enumerate(specs)}
+        expected = {case_key(spec): made[i][1] for i, spec in enumerate(specs)}
+        results = collect(task, specs, namespace, lambda spec: inputs[case_key(spec)])
+        return _report(grade_check(task.name, specs, results, lambda t, spec: expected[case_key(spec)],
+                                   hidden=True))
 
     def _shipped(self):
         if self._data is None:
@@ -86,6 +109,12 @@ class Check:
         return self._data
 
 
+def _report(report):
+    if report.passed < report.total:
+        raise CheckFailed(report.text())
+    print(report.text())
+
+
 check = Check()
 
 
@@ -96,6 +125,12 @@ def _version():
         return "(not installed)"
 
 
+def _provider():
+    """The instructor's ``(task, case) -> (inputs, (outputs, probes))``, or None (a student's kit)."""
+    found = [ep for ep in metadata.entry_points(group=PROVIDER_GROUP)]
+    return found[0].load() if found else None
+
+
 def _expected_for(data, shipped):
     """Expected outputs: shipped data for the kit's cases, an instructor's references for others."""
     providers = {}
@@ -104,29 +139,47 @@ def _expected_for(data, shipped):
         if case in shipped:
             return data.expected(task, case)
         if "references" not in providers:
-            found = [ep for ep in metadata.entry_points(group=PROVIDER_GROUP)]
-            providers["references"] = found[0].load() if found else None
+            providers["references"] = _provider()
         if providers["references"] is None:
             raise CheckFailed(f"{task.name}: the kit has no expected outputs for the case "
                               f"{task.describe(case)}: only the grader checks cases beyond the public ones")
-        return providers["references"](task, case)
+        return providers["references"](task, case)[1]
     return expected
 
 
-def collect(task, cases, namespace, make_inputs):
-    """Run ``task`` with the functions found in ``namespace`` on every case and probe."""
-    missing = [name for name in task.needs if not callable(namespace.get(name))]
+def collect(task, cases, namespace, make_inputs, probes=True):
+    """Run ``task`` with the functions found in ``namespace`` on every case (and its probes)."""
+    missing = _missing(task, namespace)
     results = {}
     for case in cases:
         key = case_key(case)
         if missing:
-            results[key] = {"error": f"{', '.join(missing)} is not defined: run the cell that defines it"}
+            results[key] = {"error": missing}
             continue
         inputs = make_inputs(case)
         results[key] = _run_one(task, namespace, inputs)
-        for probe, probe_inputs in task.probes(case, inputs).items():
+        for probe, probe_inputs in (task.probes(case, inputs) if probes else {}).items():
             results[f"{key}|{probe}"] = _run_one(task, namespace, probe_inputs)
     return results
+
+
+def _missing(task, namespace):
+    missing = [name for name in task.needs if not callable(namespace.get(name))]
+    return f"{', '.join(missing)} is not defined: run the cell that defines it" if missing else None
+
+
+def run_sealed(task, sealed, namespace):
+    """Run ``task`` on the inputs the grader sealed into a cell: ``{key: inputs}`` as JSON
+    (:func:`rnnkit.wire.seal_inputs`). No probes: these cases are scored, not diagnosed."""
+    try:
+        if not isinstance(sealed, str) or len(sealed) > wire.MAX_SEALED_CHARS:
+            raise wire.WireError("malformed inputs")
+        cases = {str(key): wire.unseal_inputs(value) for key, value in json.loads(sealed).items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+    missing = _missing(task, namespace)
+    return {key: {"error": missing} if missing else _run_one(task, namespace, inputs)
+            for key, inputs in cases.items()}
 
 
 def _run_one(task, namespace, inputs):
@@ -152,7 +205,7 @@ def _describe(exc):
     here = os.path.dirname(__file__)
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(here)]
     where = "".join(f"\n    line {f.lineno} in {f.name}: {f.line}" for f in frames[-3:])
-    return f"raised {type(exc).__name__}: {exc}{where}"
+    return f"raised {type(exc).__name__}: {str(exc)[:200]}{where}"
 
 
 def _emit(task_name, results):

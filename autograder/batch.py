@@ -535,6 +535,7 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
         if progress:
             progress(outcome)
     todo = [(grading, s, a) for s, a in pairs if (s, a) not in earlier]
+    _create_students(grading, {s for _, s, _ in todo})
     session.SharedGradebook.release()   # forked workers open connections of their own
     if not scheduler and workers > 1 and len(todo) > 1:   # one zygote for all the workers
         sandbox.zygote_for(sandbox.Sandbox(config=api.config), api.log)
@@ -548,6 +549,17 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
         forkserver.close_all()              # nor running: the kernels' zygote ends with the batch
     by_pair = {**earlier, **{(o.student, o.assignment): o for o in fresh}}
     return [by_pair[p] for p in pairs]
+
+
+def _create_students(grading, students):
+    """Every student in the gradebook before any worker starts: two workers grading one student's
+    assignments would otherwise both create the student, and one would fail (UNIQUE constraint)."""
+    with grading.gradebook() as gb:
+        for student in sorted(students):
+            try:
+                gb.find_student(student)
+            except MissingEntry:
+                gb.add_student(student)
 
 
 _GRADING = threading.Lock()   # nbgrader's autograde sets process-wide environment variables

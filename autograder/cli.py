@@ -5,7 +5,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import batch, scheduling, stats
+from . import batch, courselock, scheduling, stats
 from .inert import pad, terminal, width
 
 
@@ -52,8 +52,8 @@ def main(argv=None):
             grade_command(args.submissions, args.course, args.csv or args.course / "grades.csv",
                           timeout=args.timeout, workers=args.workers, scheduler=args.scheduler,
                           force=args.force, db_url=args.db, student_timeout=args.student_timeout)
-    except batch.GradingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (batch.GradingError, courselock.Busy) as exc:
+        print(terminal(f"error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
@@ -66,7 +66,13 @@ def main(argv=None):
 
 def grade_command(submissions, course, csv_path, timeout=None, workers=1, scheduler=None, force=False,
                   db_url="", student_timeout=None):
+    """Grade ``submissions`` into ``course``; one grade at a time per course (:mod:`autograder.courselock`)."""
     timeout = batch.resolve_cell_timeout(timeout)   # a bad value is an error before any work
+    with courselock.holding(course):
+        _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout)
+
+
+def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout):
     skipped = []
     pairs = batch.prepare_course(course, submissions, problems=skipped)
     for problem in skipped:

@@ -1,9 +1,15 @@
 """A semester without surprises (#20): the kit's data is stable across releases, ..."""
+import os
+import socket
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 from rnnkit import expected
 
-from autograder import kitdata
-from submissions import REPO
+from autograder import batch, kitdata
+from submissions import REPO, student_notebook, write_submissions
 
 
 def test_release_leaves_unchanged_kit_data_byte_identical(tmp_path):
@@ -38,3 +44,75 @@ def test_last_bit_noise_keeps_the_file_and_a_real_change_rewrites_it(tmp_path):
     before = path.read_bytes()
     expected.save(path, added, tasks)
     assert path.read_bytes() != before and expected.ShippedData(path).outputs("t", "d")[0].shape == (2,)
+
+
+def grade(course, submissions, *args):
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    return subprocess.run([sys.executable, "-m", "autograder", "grade", str(submissions), "--course", str(course),
+                           *args], capture_output=True, text=True, env=env, timeout=900)
+
+
+def blank_class(root, students, assignments):
+    for a in assignments:
+        write_submissions(root, a, {s: student_notebook(a, released=True) for s in students})
+    return root
+
+
+@pytest.mark.xdist_group("grading")
+def test_fresh_course_graded_by_many_workers_has_no_race(tmp_path):
+    students, assignments = ["ana", "bo", "cy"], ["01_rnn", "02_long_term"]
+    submissions = blank_class(tmp_path / "submissions", students, assignments)
+    run = grade(tmp_path / "course", submissions, "--workers", "4")
+    assert run.returncode == 0, run.stderr
+    assert "UNIQUE" not in run.stdout + run.stderr and "grader failed" not in run.stderr
+    rows = batch.grade_rows(tmp_path / "course")
+    assert sorted((r["student"], r["assignment"]) for r in rows) == [(s, a) for s in students for a in assignments]
+
+
+HOLDER = """
+import sys, time
+from autograder import courselock
+with courselock.holding(sys.argv[1]):
+    print("holding", flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.xdist_group("grading")
+def test_second_grade_on_a_course_refuses_while_the_first_runs_and_a_dead_holder_blocks_nothing(tmp_path):
+    course = tmp_path / "course"
+    submissions = blank_class(tmp_path / "submissions", ["ana"], ["01_rnn"])
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(course)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        run = grade(course, submissions)
+        assert run.returncode == 2
+        (said,) = run.stderr.strip().splitlines()
+        assert said.startswith("error: ") and f"pid {holder.pid} on {socket.gethostname()}" in said
+        assert "wait for it" in said
+        assert not (course / "submitted").exists() and not (course / "gradebook.db").exists()
+    finally:
+        holder.kill()   # SIGKILL: the lock file stays, its lock goes with the process
+        holder.wait()
+    assert (course / ".rnn-course" / "grade.lock").exists()
+    run = grade(course, submissions)
+    assert run.returncode == 0, run.stderr
+    assert [r["student"] for r in batch.grade_rows(course)] == ["ana"]
+
+
+class _Seen(Exception):
+    pass
+
+
+def test_every_student_is_in_the_gradebook_before_any_worker_starts(tmp_path, monkeypatch):
+    """The race of the test above is narrow; its cause is checked here without timing."""
+    course = tmp_path / "course"
+    pairs = batch.prepare_course(course, blank_class(tmp_path / "submissions", ["ana", "bo"], ["01_rnn"]))
+
+    def run(task, todo, **kwargs):
+        with todo[0][0].gradebook() as gb:
+            raise _Seen(sorted(s.id for s in gb.students))
+    monkeypatch.setattr(batch.scheduling, "run", run)
+    with pytest.raises(_Seen) as seen:
+        batch.autograde(course, pairs, workers=2)
+    assert seen.value.args[0] == ["ana", "bo"]

@@ -45,6 +45,7 @@ from . import kitdata
 from . import sandbox
 from . import scheduling
 from . import session
+from . import timestamps
 from . import trees
 from . import nbgrader_config
 from .nbgrader_config import COURSE_CONFIG, configure
@@ -192,7 +193,8 @@ def prepare_course(course, submissions, solutions=REPO / "solutions", problems=N
                 if os.path.lexists(dest) and not trees.remove(dest):
                     raise OSError(f"cannot remove the earlier copy {dest}")
                 left_out = _copy_regular(submissions / folder / assignment, dest)
-            _write_layout_flags(course, student, assignment, left_out, _python_code(dest))
+            _write_layout_flags(course, student, assignment, left_out, _python_code(dest),
+                                [flag] if (flag := timestamps.normalise(dest)) else [])
     except OSError as exc:
         raise GradingError(f"cannot lay out the course directory {course}: {exc}") from None
     if problems is not None:
@@ -277,9 +279,9 @@ def _python_code(folder):
 NAMED = 10
 
 
-def _write_layout_flags(course, student, assignment, left_out, code=()):
+def _write_layout_flags(course, student, assignment, left_out, code=(), more_flags=()):
     path = _layout_file(course, student, assignment)
-    flags = []
+    flags = list(more_flags)
     special = [(name, why) for name, why in left_out if why in trees.SPECIAL]
     over = [(name, why) for name, why in left_out if (name, why) not in special]
     for items, words in ((special, "not regular files"), (over, "over the grader's limits")):
@@ -299,7 +301,8 @@ def _write_layout_flags(course, student, assignment, left_out, code=()):
 
 
 def layout_flags(course, student, assignment):
-    """What laying out the course left out of a submission (links, pipes, devices) and the Python code it ships."""
+    """What laying out the course left out of a submission (links, pipes, devices), the Python
+    code it ships, and a submission time it could not read (:mod:`autograder.timestamps`)."""
     try:
         return list(json.loads(_layout_file(course, student, assignment).read_text()))
     except (OSError, ValueError):

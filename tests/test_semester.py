@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -116,3 +117,73 @@ def test_every_student_is_in_the_gradebook_before_any_worker_starts(tmp_path, mo
     with pytest.raises(_Seen) as seen:
         batch.autograde(course, pairs, workers=2)
     assert seen.value.args[0] == ["ana", "bo"]
+
+
+STAMPS = {   # what a timestamp.txt says -> the UTC time the gradebook must hold (None: flagged)
+    "exchange_utc": ("2024-03-01 12:00:00.000000 UTC", datetime(2024, 3, 1, 12)),
+    "exchange_pst": ("2024-03-01 04:00:00.250000 PST", datetime(2024, 3, 1, 12, 0, 0, 250000)),
+    "cet": ("2024-03-01 13:00:00.000000 CET", datetime(2024, 3, 1, 12)),
+    "plus14": ("2024-03-02 02:00:00 +14:00", datetime(2024, 3, 1, 12)),
+    "iso": ("2024-03-01T07:00:00-05:00", datetime(2024, 3, 1, 12)),
+    "zulu": ("2024-03-01T12:00:00Z", datetime(2024, 3, 1, 12)),
+    "junk": ("next tuesday, noon", None),
+    "future": ("2099-01-01 00:00:00.000000 UTC", None),
+}
+
+
+@pytest.mark.xdist_group("grading")
+def test_timestamps_are_read_in_their_zone_and_unreadable_ones_graded_and_flagged(tmp_path):
+    from nbgrader.api import Gradebook
+
+    submissions = blank_class(tmp_path / "submissions", list(STAMPS), ["01_rnn"])
+    for student, (text, _) in STAMPS.items():
+        (submissions / student / "01_rnn" / "timestamp.txt").write_text(text + "\n")
+    course = tmp_path / "course"
+    for run_number in range(2):   # a rerun reads the same times and repeats the same flags
+        run = grade(course, submissions, "--workers", "2")
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stderr
+        table = {line.split()[0]: line for line in run.stdout.splitlines()[2:] if line.split()}
+        assert set(STAMPS) <= set(table)
+        with Gradebook(batch.default_db_url(course), batch.nbgrader_config.COURSE_ID) as gb:
+            recorded = {s: gb.find_submission("01_rnn", s).timestamp for s in STAMPS}
+        assert recorded == {s: utc for s, (_, utc) in STAMPS.items()}
+        for student, (text, utc) in STAMPS.items():
+            problems = " ".join(batch.review_flags(course, student, "01_rnn"))
+            assert ("timestamp unreadable" in problems) == (utc is None), (student, problems)
+            assert utc or ascii(text[:40]) in problems
+    copy = course / "submitted"
+    assert (copy / "junk" / "01_rnn" / "timestamp.original.txt").read_text() == "next tuesday, noon\n"
+    assert not (copy / "junk" / "01_rnn" / "timestamp.txt").exists()
+    assert (copy / "exchange_pst" / "01_rnn" / "timestamp.txt").read_text() == "2024-03-01 12:00:00.250000 UTC\n"
+    assert (copy / "exchange_pst" / "01_rnn" / "timestamp.original.txt").read_text().startswith("2024-03-01 04:00")
+    assert not (copy / "exchange_utc" / "01_rnn" / "timestamp.original.txt").exists()
+    out = subprocess.run([sys.executable, "-m", "autograder", "stats", str(course)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    report = (course / "stats.html").read_text()
+    assert report.count("timestamp unreadable") >= 2
+
+
+@pytest.mark.parametrize("text, utc", [
+    ("2024-07-01 05:00:00.000000 PDT", "2024-07-01 12:00:00"),
+    ("2024-03-01 12:00:00 UTC", "2024-03-01 12:00:00"),          # the exchange's older format
+    ("2024-03-01 21:00:00 +0900", "2024-03-01 12:00:00"),
+    ("2024-03-01 07:00:00 EST", "2024-03-01 12:00:00"),
+    ("2024-03-01 04:00:00 America/Los_Angeles", "2024-03-01 12:00:00"),
+    ("2024-03-01 17:30:00+05:30", "2024-03-01 12:00:00"),
+    ("2024-03-01 12:00:00", "2024-03-01 12:00:00"),              # no zone: UTC, as nbgrader reads it
+    ("2024-03-01 12:00:00 Mars/Olympus", None),
+    ("2024-03-01 12:00:00 +25:00", None),
+    ("2024-13-01 12:00:00 UTC", None),
+    ("1999-12-31 23:00:00 UTC", None),
+    ("", None),
+])
+def test_timestamp_formats(text, utc):
+    from autograder import timestamps
+    now = datetime(2025, 1, 1, tzinfo=timestamps.timezone.utc)
+    if utc is None:
+        with pytest.raises(timestamps.Unreadable):
+            timestamps.parse(text, now)
+    else:
+        assert timestamps.parse(text, now).strftime("%Y-%m-%d %H:%M:%S") == utc

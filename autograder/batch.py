@@ -586,14 +586,14 @@ def grade_submission(grading, student, assignment):
             if scheduling.stop_requested():
                 raise scheduling.Stopped() from None
             restore(grading, student, assignment)
-            return Outcome(student, assignment, False, retry=True,
-                           notes=(f"not graded, the grader failed ({type(exc).__name__}: {exc}); "
-                                  f"a rerun grades it again",))
+            return _not_recorded(grading, Outcome(student, assignment, False, retry=True, notes=(
+                f"not graded, the grader failed ({type(exc).__name__}: {exc}); a rerun grades it again",)))
         if scheduling.stop_requested():   # interrupted: the grade may be the interruption's
             raise scheduling.Stopped()
         if outcome.retry and not outcome.ok:
             restore(grading, student, assignment)
-            return outcome
+            return _not_recorded(grading, outcome)
+        _ungraded_file(grading.course, student, assignment).unlink(missing_ok=True)
         marker = _marker(grading.course, student, assignment)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps({**printed, "ok": outcome.ok, "retry": outcome.retry,
@@ -606,12 +606,44 @@ def lost_submission(grading, student, assignment, why):
     """The Outcome of a submission whose grading process died under it (``why``: how); what
     it held before is put back (:func:`restore`), and a rerun grades it."""
     restore(grading, student, assignment)
-    return Outcome(student, assignment, False, retry=True,
-                   notes=(f"not graded: the grading process died ({why}); a rerun grades it again",))
+    return _not_recorded(grading, Outcome(student, assignment, False, retry=True, notes=(
+        f"not graded: the grading process died ({why}); a rerun grades it again",)))
 
 
 def _marker(course, student, assignment):
     return Path(course) / ".rnn-course" / "done" / student / f"{assignment}.json"
+
+
+def _ungraded_file(course, student, assignment):
+    return Path(course) / ".rnn-course" / "ungraded" / student / f"{assignment}.txt"
+
+
+def _not_recorded(grading, outcome):
+    """Keep why ``outcome``'s submission has no new grade, for :func:`ungraded_reason`; returns it."""
+    path = _ungraded_file(grading.course, outcome.student, outcome.assignment)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(outcome.message[:1000])
+    except OSError:
+        pass   # the reason is lost, not the batch: stats then says the submission is not graded yet
+    return outcome
+
+
+def ungraded_reason(course, student, assignment):
+    """Why a submission in ``submitted/`` has no grade in the gradebook, in one line."""
+    try:
+        return _ungraded_file(course, student, assignment).read_text()
+    except OSError:
+        return "not graded yet: run the grade command"
+
+
+def submitted_pairs(course):
+    """Every (student, assignment) folder in the course's ``submitted/``."""
+    root = Path(course) / "submitted"
+    if not root.is_dir():
+        return []
+    return sorted((s.name, a.name) for s in root.iterdir() if _plain_dir(s) and _visible(s)
+                  for a in s.iterdir() if _plain_dir(a) and _visible(a))
 
 
 def _stop_file(course):

@@ -77,6 +77,8 @@ def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db
     pairs = batch.prepare_course(course, submissions, problems=skipped)
     for problem in skipped:
         print(terminal(f"skipped {problem}"), file=sys.stderr)
+    for warning in same_person_warnings(pairs):
+        print(terminal(warning), file=sys.stderr)
     interrupted = None
     with tqdm(total=len(pairs), desc="autograding", unit="notebook", file=sys.stderr) as bar:
         try:
@@ -126,7 +128,8 @@ def format_table(rows, course, outcomes=()):
     listed = {(r["student"], r["assignment"]) for r in rows}
     lines = []
     for r in rows:
-        problems = said.get((r["student"], r["assignment"]), []) + batch.failures(course, r["student"], r["assignment"])
+        problems = first_problems(said.get((r["student"], r["assignment"]), []),
+                                  batch.failures(course, r["student"], r["assignment"]))
         first = problems[0] if problems else ""
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         hand = sum(r.get("awaiting", {}).values())
@@ -140,6 +143,27 @@ def format_table(rows, course, outcomes=()):
                for i, least in enumerate((20, 16))] + [12, 12]
     header = line(["student", "assignment", "score", ""], "first problem", columns)
     return "\n".join([header, "-" * max(92, width(header)), *(line(f, last, columns) for f, last in lines)])
+
+
+#: How rnnkit.probe says a function still raises NotImplementedError.
+NOT_IMPLEMENTED = "not implemented yet"
+
+
+def first_problems(notes, failures):
+    """The grader's notes and flags, then the failures; a function not implemented yet before
+    either: it is what the student has to do first (a flag on an optional cell is not)."""
+    todo = [f for f in failures if NOT_IMPLEMENTED in f]
+    return todo + list(notes) + [f for f in failures if NOT_IMPLEMENTED not in f]
+
+
+def same_person_warnings(pairs):
+    """One line per group of graded student ids that differ only in case or Unicode form."""
+    groups = {}
+    for student in dict.fromkeys(s for s, _ in pairs):
+        groups.setdefault(stats.same_person(student), []).append(student)
+    return [f"warning: {' and '.join(ids)} differ only in case or Unicode form: graded as "
+            f"{len(ids)} students; if they are one, merge their folders and grade again"
+            for ids in groups.values() if len(ids) > 1]
 
 
 def line(fields, last, columns):

@@ -187,3 +187,71 @@ def test_timestamp_formats(text, utc):
             timestamps.parse(text, now)
     else:
         assert timestamps.parse(text, now).strftime("%Y-%m-%d %H:%M:%S") == utc
+
+
+def test_most_blamed_gate_names_every_side_of_a_tie():
+    from autograder import stats
+    s = stats.AssignmentStats("03_gates", 10)
+    assert stats.most_blamed(s) == ""
+    for student, gates in {"a": ["forget gate (f)"], "b": ["input gate (i)", "forget gate (f)"],
+                           "c": ["input gate (i)"], "d": ["output gate (o)"]}.items():
+        for gate in gates:
+            s.gates.add(gate, student)
+    assert stats.most_blamed(s) == (" Most blamed gates, tied at 2 submission(s) each: "
+                                    "forget gate (f), input gate (i).")
+    s.gates.add("forget gate (f)", "d")
+    assert stats.most_blamed(s) == " Most blamed gate: forget gate (f)."
+
+
+def test_not_implemented_comes_before_flags_in_the_table():
+    from autograder import cli
+    flags = ["suspicious: the optional LSTM paste imports a module"]
+    failures = ["rnn_forward: [N=2] wrong h", "lstm_forward: [N=2] not implemented yet (raises NotImplementedError)"]
+    assert cli.first_problems(flags, failures) == [failures[1], flags[0], failures[0]]
+    assert cli.first_problems(flags, failures[:1]) == [flags[0], failures[0]]
+
+
+def test_ids_differing_in_case_or_unicode_form_are_warned_about():
+    from autograder import cli
+    pairs = [("Ana", "01_rnn"), ("Ana", "02_long_term"), ("ana", "01_rnn"), ("Jos\u00e9", "01_rnn"),
+             ("bo", "01_rnn")]
+    (warning,) = cli.same_person_warnings(pairs)
+    assert warning.startswith("warning: Ana and ana differ only in case") and "2 students" in warning
+    assert cli.same_person_warnings([("Jos\u00e9", "01_rnn"), ("JOSE\u0301", "01_rnn")])
+
+
+def test_roster_matches_ids_in_any_case_and_unicode_form(tmp_path):
+    from autograder import stats
+    roster = {"Ana.Silva": {"Student": "Silva, Ana", "ID": "1", "SIS Login ID": "Ana.Silva"},
+              "jos\u00e9": {"Student": "Jos\u00e9", "ID": "2", "SIS Login ID": "jos\u00e9"}}
+    rows = [{"student": "ana.silva", "assignment": "01_rnn", "score": 5.0, "max_score": 10.0},
+            {"student": "Jose\u0301", "assignment": "01_rnn", "score": 10.0, "max_score": 10.0}]
+    problems = []
+    path = stats.canvas_csv(rows, tmp_path / "canvas.csv", {"01_rnn": 100}, roster=roster, problems=problems)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert problems == [] and len(lines) == 4
+    assert lines[2].startswith("\"Silva, Ana\",1,,Ana.Silva,,50")
+    assert lines[3].startswith("Jos\u00e9,2,,jos\u00e9,,100")
+
+
+@pytest.mark.xdist_group("grading")
+def test_stats_lists_a_submission_without_a_grade_with_the_reason(tmp_path):
+    course = tmp_path / "course"
+    run = grade(course, blank_class(tmp_path / "submissions", ["ana"], ["01_rnn"]))
+    assert run.returncode == 0, run.stderr
+    late = course / "submitted" / "bo" / "01_rnn"    # collected after the batch, not graded yet
+    late.mkdir(parents=True)
+    (late / "01_rnn.ipynb").write_text((course / "submitted" / "ana" / "01_rnn" / "01_rnn.ipynb").read_text())
+    out = subprocess.run([sys.executable, "-m", "autograder", "stats", str(course)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "1 submission(s) have no grade" in out.stdout
+    report = (course / "stats.html").read_text()
+    assert "<td>bo</td><td>no grade: not graded yet: run the grade command</td>" in report
+
+
+def test_why_a_submission_has_no_grade_is_kept(tmp_path):
+    grading = batch.Grading(str(tmp_path))
+    outcome = batch.lost_submission(grading, "ana", "01_rnn", "killed by SIGKILL")
+    assert batch.ungraded_reason(tmp_path, "ana", "01_rnn") == outcome.message
+    assert "killed by SIGKILL" in outcome.message

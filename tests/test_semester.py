@@ -1,16 +1,19 @@
 """A semester without surprises (#20): the kit's data is stable across releases, ..."""
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
 from rnnkit import expected
 
 from autograder import batch, kitdata
-from submissions import REPO, student_notebook, write_submissions
+from submissions import REPO, solution_cells, student_notebook, write_submissions
 
 
 def test_release_leaves_unchanged_kit_data_byte_identical(tmp_path):
@@ -255,3 +258,55 @@ def test_why_a_submission_has_no_grade_is_kept(tmp_path):
     outcome = batch.lost_submission(grading, "ana", "01_rnn", "killed by SIGKILL")
     assert batch.ungraded_reason(tmp_path, "ana", "01_rnn") == outcome.message
     assert "killed by SIGKILL" in outcome.message
+
+
+def children(pid):
+    """Live processes whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid):
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.xdist_group("grading")
+def test_kill_9_of_the_grade_command_takes_its_workers_with_it(tmp_path):
+    slow = solution_cells("01_rnn")["rnn_forward"]
+    submissions = write_submissions(tmp_path / "submissions", "01_rnn", {
+        f"s{k}": student_notebook("01_rnn", {"rnn_forward": "import time; time.sleep(6)\n" + slow})
+        for k in range(3)})
+    course = tmp_path / "course"
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    command = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(submissions), "--course",
+                                str(course), "--workers", "2"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not list((course / ".rnn-course" / "inflight").glob("*/01_rnn")):
+        assert command.poll() is None and time.monotonic() < deadline, "no submission ever in flight"
+        time.sleep(0.2)
+    workers = children(command.pid)
+    assert workers
+    command.kill()
+    command.wait()
+    deadline = time.monotonic() + 60
+    while any(alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    outlived = [p for p in workers if alive(p)]
+    for pid in outlived:   # never left hanging, even when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not outlived, "a worker outlived the grade command"
+    run = grade(course, submissions, "--workers", "2")   # the lock is free, the journals restored
+    assert run.returncode == 0, run.stderr
+    assert sorted(r["student"] for r in batch.grade_rows(course)) == ["s0", "s1", "s2"]
+    assert not list((course / ".rnn-course" / "inflight").glob("*/*"))

@@ -17,6 +17,7 @@ A done marker (``.rnn-course/done/``) records a final grade with what it depends
 changed, or may have been the machine's fault.
 """
 import csv
+import errno
 import functools
 import json
 import os
@@ -575,8 +576,8 @@ def grade_submission(grading, student, assignment):
     journal until the grade is complete; :func:`restore` puts it back if it never is.
     """
     with _GRADING, session.sharing():
-        before = begin(grading, student, assignment)
         try:
+            before = begin(grading, student, assignment)
             notebooks = {}   # the submission's notebooks, read once: hashed, then checked
             printed = fingerprint(grading.course, student, assignment, notebooks)
             with warnings.catch_warnings():   # nbgrader re-adds cells without an id: nbformat warns
@@ -585,21 +586,42 @@ def grade_submission(grading, student, assignment):
         except Exception as exc:   # the grader's own failure: keep what was there, retry next run
             if scheduling.stop_requested():
                 raise scheduling.Stopped() from None
-            restore(grading, student, assignment)
-            return _not_recorded(grading, Outcome(student, assignment, False, retry=True, notes=(
-                f"not graded, the grader failed ({type(exc).__name__}: {exc}); a rerun grades it again",)))
+            return _undone(grading, student, assignment, exc)
         if scheduling.stop_requested():   # interrupted: the grade may be the interruption's
             raise scheduling.Stopped()
         if outcome.retry and not outcome.ok:
-            restore(grading, student, assignment)
-            return _not_recorded(grading, outcome)
-        _ungraded_file(grading.course, student, assignment).unlink(missing_ok=True)
-        marker = _marker(grading.course, student, assignment)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({**printed, "ok": outcome.ok, "retry": outcome.retry,
-                                      "notes": list(outcome.notes)}))
+            return _undone(grading, student, assignment, outcome=outcome)
+        try:
+            _ungraded_file(grading.course, student, assignment).unlink(missing_ok=True)
+            marker = _marker(grading.course, student, assignment)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({**printed, "ok": outcome.ok, "retry": outcome.retry,
+                                          "notes": list(outcome.notes)}))
+        except OSError as exc:   # no room for the marker: the grade is not final
+            return _undone(grading, student, assignment, exc)
         commit(grading, student, assignment)
         return outcome
+
+
+#: How an Outcome names a full disk; the grade command looks for these words.
+NO_SPACE = "no space left on device"
+
+
+def _undone(grading, student, assignment, exc=None, outcome=None):
+    """Put back what the submission had (:func:`restore`) and return why it has no new grade:
+    ``outcome``, or one made from the grader's own error ``exc``. A restore that fails (a
+    full disk) leaves the journal for the next run, which restores it first."""
+    if outcome is None:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            why = f"{NO_SPACE} ({exc.filename or grading.course}); free space, then grade again"
+        else:
+            why = f"not graded, the grader failed ({type(exc).__name__}: {exc}); a rerun grades it again"
+        outcome = Outcome(student, assignment, False, retry=True, notes=(why,))
+    try:
+        restore(grading, student, assignment)
+    except OSError:
+        pass
+    return _not_recorded(grading, outcome)
 
 
 def lost_submission(grading, student, assignment, why):

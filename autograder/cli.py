@@ -1,5 +1,6 @@
 """Command line: ``python -m autograder release | init | grade | stats``."""
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -49,9 +50,9 @@ def main(argv=None):
             batch.release(args.assignments or batch.assignments_in())
             print("exercises/ regenerated")
         else:
-            grade_command(args.submissions, args.course, args.csv or args.course / "grades.csv",
-                          timeout=args.timeout, workers=args.workers, scheduler=args.scheduler,
-                          force=args.force, db_url=args.db, student_timeout=args.student_timeout)
+            return grade_command(args.submissions, args.course, args.csv or args.course / "grades.csv",
+                                 timeout=args.timeout, workers=args.workers, scheduler=args.scheduler,
+                                 force=args.force, db_url=args.db, student_timeout=args.student_timeout)
     except (batch.GradingError, courselock.Busy) as exc:
         print(terminal(f"error: {exc}"), file=sys.stderr)
         return 2
@@ -66,10 +67,14 @@ def main(argv=None):
 
 def grade_command(submissions, course, csv_path, timeout=None, workers=1, scheduler=None, force=False,
                   db_url="", student_timeout=None):
-    """Grade ``submissions`` into ``course``; one grade at a time per course (:mod:`autograder.courselock`)."""
+    """Grade ``submissions`` into ``course``; one grade at a time per course (:mod:`autograder.courselock`).
+
+    Returns the exit status: 0, or 1 if a submission was left without a new grade (the
+    grader's own failure, a lost worker, a full disk), which a rerun grades.
+    """
     timeout = batch.resolve_cell_timeout(timeout)   # a bad value is an error before any work
     with courselock.holding(course):
-        _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout)
+        return _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout)
 
 
 def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout):
@@ -88,7 +93,11 @@ def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db
         except batch.Interrupted as exc:
             interrupted, outcomes = exc, exc.outcomes
     rows = batch.grade_rows(course, db_url)   # after an interruption: what finished, and earlier grades
-    batch.export_csv(rows, csv_path)
+    try:
+        batch.export_csv(rows, csv_path)
+        unwritten = None
+    except OSError as exc:   # the table below still shows every grade, which the gradebook holds
+        unwritten = f"error: cannot write {csv_path}: {exc.strerror or exc}"
     print(format_table(rows, course, outcomes))
     for o in outcomes:
         if not o.ok:
@@ -97,10 +106,12 @@ def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db
     unchanged = sum(o.skipped for o in outcomes)
     if unchanged:
         print(f"{unchanged} submission(s) graded before and unchanged were not regraded (--force regrades)")
+    full = disk_full(course, outcomes)
     retried = [o for o in outcomes if o.retry and o.ok]
-    if retried:
+    if retried and not full:
         print(f"{len(retried)} submission(s) timed out or lost their kernel: the next run grades them again, "
               f"in case the machine was the cause")
+    missing = [o for o in outcomes if o.retry and not o.ok]
     awaiting = [r for r in rows if r.get("awaiting")]
     if awaiting:
         points = sum(sum(r["awaiting"].values()) for r in awaiting)
@@ -110,7 +121,33 @@ def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db
         print(f"\ninterrupted: {len(pairs) - len(outcomes)} of {len(pairs)} submissions not graded, nothing "
               f"recorded for them; run the same command again to grade what is missing", file=sys.stderr)
         raise KeyboardInterrupt
+    if full:
+        print(terminal(f"error: no space left on device for {course}: {len(missing) + len(retried)} submission(s) "
+                       f"not graded or graded on a full disk; free space, then run the same command again"),
+              file=sys.stderr)
+    elif missing:
+        print(f"error: {len(missing)} submission(s) not graded (see above); run the same command again",
+              file=sys.stderr)
+    if unwritten:
+        print(terminal(unwritten), file=sys.stderr)
+        return 1
     print(f"\ngrades written to {csv_path}; feedback in {course / 'feedback'}")
+    return 1 if missing or (full and retried) else 0
+
+
+#: Free bytes under which the course's file system counts as full.
+LOW_SPACE = 1 << 20
+
+
+def disk_full(course, outcomes):
+    """True if the course's file system is (nearly) full, or a submission failed for want of space."""
+    if any(batch.NO_SPACE in o.message.lower() for o in outcomes):
+        return True
+    try:
+        st = os.statvfs(course)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < LOW_SPACE
 
 
 WIDEST = 40   # columns of the student and assignment columns at most (longer ones overflow)

@@ -310,3 +310,46 @@ def test_kill_9_of_the_grade_command_takes_its_workers_with_it(tmp_path):
     assert run.returncode == 0, run.stderr
     assert sorted(r["student"] for r in batch.grade_rows(course)) == ["s0", "s1", "s2"]
     assert not list((course / ".rnn-course" / "inflight").glob("*/*"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 24 MB tmpfs of our own (root only): a disk that can be filled."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk):
+    with open(disk / "filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+        except OSError:
+            pass
+
+
+@pytest.mark.xdist_group("grading")
+def test_a_full_disk_is_named_exits_non_zero_and_keeps_what_was_graded(small_disk, tmp_path):
+    course = small_disk / "course"
+    run = grade(course, blank_class(tmp_path / "submissions", ["ana", "bo"], ["01_rnn"]), "--workers", "2")
+    assert run.returncode == 0, run.stderr
+    before = sorted((r["student"], r["score"]) for r in batch.grade_rows(course))
+    fill(small_disk)
+    run = grade(course, course / "submitted", "--workers", "2", "--force")
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr and "lost their kernel" not in run.stdout
+    assert "error: no space left on device for" in run.stderr
+    assert "ana/01_rnn: not graded: no space left on device" in run.stderr
+    assert sorted((r["student"], r["score"]) for r in batch.grade_rows(course)) == before   # kept
+    (small_disk / "filler").unlink()
+    run = grade(course, course / "submitted", "--workers", "2")   # a plain rerun grades what is missing
+    assert run.returncode == 0, run.stderr
+    assert "not graded" not in run.stderr
+    assert not list((course / ".rnn-course" / "inflight").glob("*/*"))

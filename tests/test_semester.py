@@ -1,4 +1,11 @@
-"""A semester without surprises (#20): the kit's data is stable across releases, ..."""
+"""A semester without surprises (#20), through the grade and stats commands where an instructor meets it.
+
+A release that changes nothing leaves the kit's data byte for byte; a fresh course graded
+by many workers has no race, and a second grade on a course refuses while the first runs;
+timestamp.txt is read in every form and zone, or graded and flagged; stats lists every
+submission, ties, first problems, id collisions and roster matching; the workers die with
+the command (kill -9); a full disk is named and exits non-zero.
+"""
 import os
 import signal
 import socket

@@ -76,8 +76,8 @@ def _worker_signals(parent=None):
 
     However the batch dies, ``kill -9`` included, the kernel kills its workers with it: none
     goes on grading, holding the gradebook, after the command is gone (what they had in
-    flight stays in its journal, which the next run restores). A Dask grading process ends
-    instead when its worker's pipe closes (:data:`_SERVER`).
+    flight stays in its journal, which the next run restores). A Dask grading process
+    instead ends when its worker's pipe closes, after the task in hand (:data:`_SERVER`).
     """
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, _on_sigterm)

@@ -17,6 +17,7 @@ A done marker (``.rnn-course/done/``) records a final grade with what it depends
 changed, or may have been the machine's fault.
 """
 import csv
+import errno
 import functools
 import json
 import os
@@ -45,6 +46,7 @@ from . import kitdata
 from . import sandbox
 from . import scheduling
 from . import session
+from . import timestamps
 from . import trees
 from . import nbgrader_config
 from .nbgrader_config import COURSE_CONFIG, configure
@@ -192,7 +194,8 @@ def prepare_course(course, submissions, solutions=REPO / "solutions", problems=N
                 if os.path.lexists(dest) and not trees.remove(dest):
                     raise OSError(f"cannot remove the earlier copy {dest}")
                 left_out = _copy_regular(submissions / folder / assignment, dest)
-            _write_layout_flags(course, student, assignment, left_out, _python_code(dest))
+            _write_layout_flags(course, student, assignment, left_out, _python_code(dest),
+                                [flag] if (flag := timestamps.normalise(dest)) else [])
     except OSError as exc:
         raise GradingError(f"cannot lay out the course directory {course}: {exc}") from None
     if problems is not None:
@@ -277,9 +280,9 @@ def _python_code(folder):
 NAMED = 10
 
 
-def _write_layout_flags(course, student, assignment, left_out, code=()):
+def _write_layout_flags(course, student, assignment, left_out, code=(), more_flags=()):
     path = _layout_file(course, student, assignment)
-    flags = []
+    flags = list(more_flags)
     special = [(name, why) for name, why in left_out if why in trees.SPECIAL]
     over = [(name, why) for name, why in left_out if (name, why) not in special]
     for items, words in ((special, "not regular files"), (over, "over the grader's limits")):
@@ -299,7 +302,8 @@ def _write_layout_flags(course, student, assignment, left_out, code=()):
 
 
 def layout_flags(course, student, assignment):
-    """What laying out the course left out of a submission (links, pipes, devices) and the Python code it ships."""
+    """What laying out the course left out of a submission (links, pipes, devices), the Python
+    code it ships, and a submission time it could not read (:mod:`autograder.timestamps`)."""
     try:
         return list(json.loads(_layout_file(course, student, assignment).read_text()))
     except (OSError, ValueError):
@@ -535,6 +539,7 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
         if progress:
             progress(outcome)
     todo = [(grading, s, a) for s, a in pairs if (s, a) not in earlier]
+    _create_students(grading, {s for _, s, _ in todo})
     session.SharedGradebook.release()   # forked workers open connections of their own
     if not scheduler and workers > 1 and len(todo) > 1:   # one zygote for all the workers
         sandbox.zygote_for(sandbox.Sandbox(config=api.config), api.log)
@@ -550,6 +555,17 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
     return [by_pair[p] for p in pairs]
 
 
+def _create_students(grading, students):
+    """Every student in the gradebook before any worker starts: two workers grading one student's
+    assignments would otherwise both create the student, and one would fail (UNIQUE constraint)."""
+    with grading.gradebook() as gb:
+        for student in sorted(students):
+            try:
+                gb.find_student(student)
+            except MissingEntry:
+                gb.add_student(student)
+
+
 _GRADING = threading.Lock()   # nbgrader's autograde sets process-wide environment variables
 
 
@@ -560,8 +576,8 @@ def grade_submission(grading, student, assignment):
     journal until the grade is complete; :func:`restore` puts it back if it never is.
     """
     with _GRADING, session.sharing():
-        before = begin(grading, student, assignment)
         try:
+            before = begin(grading, student, assignment)
             notebooks = {}   # the submission's notebooks, read once: hashed, then checked
             printed = fingerprint(grading.course, student, assignment, notebooks)
             with warnings.catch_warnings():   # nbgrader re-adds cells without an id: nbformat warns
@@ -570,33 +586,86 @@ def grade_submission(grading, student, assignment):
         except Exception as exc:   # the grader's own failure: keep what was there, retry next run
             if scheduling.stop_requested():
                 raise scheduling.Stopped() from None
-            restore(grading, student, assignment)
-            return Outcome(student, assignment, False, retry=True,
-                           notes=(f"not graded, the grader failed ({type(exc).__name__}: {exc}); "
-                                  f"a rerun grades it again",))
+            return _undone(grading, student, assignment, exc)
         if scheduling.stop_requested():   # interrupted: the grade may be the interruption's
             raise scheduling.Stopped()
         if outcome.retry and not outcome.ok:
-            restore(grading, student, assignment)
-            return outcome
-        marker = _marker(grading.course, student, assignment)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(json.dumps({**printed, "ok": outcome.ok, "retry": outcome.retry,
-                                      "notes": list(outcome.notes)}))
+            return _undone(grading, student, assignment, outcome=outcome)
+        try:
+            _ungraded_file(grading.course, student, assignment).unlink(missing_ok=True)
+            marker = _marker(grading.course, student, assignment)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({**printed, "ok": outcome.ok, "retry": outcome.retry,
+                                          "notes": list(outcome.notes)}))
+        except OSError as exc:   # no room for the marker: the grade is not final
+            return _undone(grading, student, assignment, exc)
         commit(grading, student, assignment)
         return outcome
+
+
+#: How an Outcome names a full disk; the grade command looks for these words.
+NO_SPACE = "no space left on device"
+
+
+def _undone(grading, student, assignment, exc=None, outcome=None):
+    """Put back what the submission had (:func:`restore`) and return why it has no new grade:
+    ``outcome``, or one made from the grader's own error ``exc``. A restore that fails (a
+    full disk) leaves the journal for the next run, which restores it first."""
+    if outcome is None:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            why = f"{NO_SPACE} ({exc.filename or grading.course}); free space, then grade again"
+        else:
+            why = f"not graded, the grader failed ({type(exc).__name__}: {exc}); a rerun grades it again"
+        outcome = Outcome(student, assignment, False, retry=True, notes=(why,))
+    try:
+        restore(grading, student, assignment)
+    except OSError:
+        pass
+    return _not_recorded(grading, outcome)
 
 
 def lost_submission(grading, student, assignment, why):
     """The Outcome of a submission whose grading process died under it (``why``: how); what
     it held before is put back (:func:`restore`), and a rerun grades it."""
     restore(grading, student, assignment)
-    return Outcome(student, assignment, False, retry=True,
-                   notes=(f"not graded: the grading process died ({why}); a rerun grades it again",))
+    return _not_recorded(grading, Outcome(student, assignment, False, retry=True, notes=(
+        f"not graded: the grading process died ({why}); a rerun grades it again",)))
 
 
 def _marker(course, student, assignment):
     return Path(course) / ".rnn-course" / "done" / student / f"{assignment}.json"
+
+
+def _ungraded_file(course, student, assignment):
+    return Path(course) / ".rnn-course" / "ungraded" / student / f"{assignment}.txt"
+
+
+def _not_recorded(grading, outcome):
+    """Keep why ``outcome``'s submission has no new grade, for :func:`ungraded_reason`; returns it."""
+    path = _ungraded_file(grading.course, outcome.student, outcome.assignment)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(outcome.message[:1000])
+    except OSError:
+        pass   # the reason is lost, not the batch: stats then says the submission is not graded yet
+    return outcome
+
+
+def ungraded_reason(course, student, assignment):
+    """Why a submission in ``submitted/`` has no grade in the gradebook, in one line."""
+    try:
+        return _ungraded_file(course, student, assignment).read_text()
+    except OSError:
+        return "not graded yet: run the grade command"
+
+
+def submitted_pairs(course):
+    """Every (student, assignment) folder in the course's ``submitted/``."""
+    root = Path(course) / "submitted"
+    if not root.is_dir():
+        return []
+    return sorted((s.name, a.name) for s in root.iterdir() if _plain_dir(s) and _visible(s)
+                  for a in s.iterdir() if _plain_dir(a) and _visible(a))
 
 
 def _stop_file(course):

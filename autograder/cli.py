@@ -1,11 +1,12 @@
 """Command line: ``python -m autograder release | init | grade | stats``."""
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from . import batch, scheduling, stats
+from . import batch, courselock, scheduling, stats
 from .inert import pad, terminal, width
 
 
@@ -49,11 +50,11 @@ def main(argv=None):
             batch.release(args.assignments or batch.assignments_in())
             print("exercises/ regenerated")
         else:
-            grade_command(args.submissions, args.course, args.csv or args.course / "grades.csv",
-                          timeout=args.timeout, workers=args.workers, scheduler=args.scheduler,
-                          force=args.force, db_url=args.db, student_timeout=args.student_timeout)
-    except batch.GradingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+            return grade_command(args.submissions, args.course, args.csv or args.course / "grades.csv",
+                                 timeout=args.timeout, workers=args.workers, scheduler=args.scheduler,
+                                 force=args.force, db_url=args.db, student_timeout=args.student_timeout)
+    except (batch.GradingError, courselock.Busy) as exc:
+        print(terminal(f"error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr)
@@ -66,11 +67,23 @@ def main(argv=None):
 
 def grade_command(submissions, course, csv_path, timeout=None, workers=1, scheduler=None, force=False,
                   db_url="", student_timeout=None):
+    """Grade ``submissions`` into ``course``; one grade at a time per course (:mod:`autograder.courselock`).
+
+    Returns the exit status: 0, or 1 if a submission was left without a new grade (the
+    grader's own failure, a lost worker, a full disk), which a rerun grades.
+    """
     timeout = batch.resolve_cell_timeout(timeout)   # a bad value is an error before any work
+    with courselock.holding(course):
+        return _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout)
+
+
+def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout):
     skipped = []
     pairs = batch.prepare_course(course, submissions, problems=skipped)
     for problem in skipped:
         print(terminal(f"skipped {problem}"), file=sys.stderr)
+    for warning in same_person_warnings(pairs):
+        print(terminal(warning), file=sys.stderr)
     interrupted = None
     with tqdm(total=len(pairs), desc="autograding", unit="notebook", file=sys.stderr) as bar:
         try:
@@ -80,7 +93,11 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
         except batch.Interrupted as exc:
             interrupted, outcomes = exc, exc.outcomes
     rows = batch.grade_rows(course, db_url)   # after an interruption: what finished, and earlier grades
-    batch.export_csv(rows, csv_path)
+    try:
+        batch.export_csv(rows, csv_path)
+        unwritten = None
+    except OSError as exc:   # the table below still shows every grade, which the gradebook holds
+        unwritten = f"error: cannot write {csv_path}: {exc.strerror or exc}"
     print(format_table(rows, course, outcomes))
     for o in outcomes:
         if not o.ok:
@@ -89,10 +106,12 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
     unchanged = sum(o.skipped for o in outcomes)
     if unchanged:
         print(f"{unchanged} submission(s) graded before and unchanged were not regraded (--force regrades)")
+    full = disk_full(course, outcomes)
     retried = [o for o in outcomes if o.retry and o.ok]
-    if retried:
+    if retried and not full:
         print(f"{len(retried)} submission(s) timed out or lost their kernel: the next run grades them again, "
               f"in case the machine was the cause")
+    missing = [o for o in outcomes if o.retry and not o.ok]
     awaiting = [r for r in rows if r.get("awaiting")]
     if awaiting:
         points = sum(sum(r["awaiting"].values()) for r in awaiting)
@@ -102,7 +121,33 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
         print(f"\ninterrupted: {len(pairs) - len(outcomes)} of {len(pairs)} submissions not graded, nothing "
               f"recorded for them; run the same command again to grade what is missing", file=sys.stderr)
         raise KeyboardInterrupt
+    if full:
+        print(terminal(f"error: no space left on device for {course}: {len(missing) + len(retried)} submission(s) "
+                       f"not graded or graded on a full disk; free space, then run the same command again"),
+              file=sys.stderr)
+    elif missing:
+        print(f"error: {len(missing)} submission(s) not graded (see above); run the same command again",
+              file=sys.stderr)
+    if unwritten:
+        print(terminal(unwritten), file=sys.stderr)
+        return 1
     print(f"\ngrades written to {csv_path}; feedback in {course / 'feedback'}")
+    return 1 if missing or (full and retried) else 0
+
+
+#: Free bytes under which the course's file system counts as full.
+LOW_SPACE = 1 << 20
+
+
+def disk_full(course, outcomes):
+    """True if the course's file system is (nearly) full, or a submission failed for want of space."""
+    if any(batch.NO_SPACE in o.message.lower() for o in outcomes):
+        return True
+    try:
+        st = os.statvfs(course)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < LOW_SPACE
 
 
 WIDEST = 40   # columns of the student and assignment columns at most (longer ones overflow)
@@ -120,7 +165,8 @@ def format_table(rows, course, outcomes=()):
     listed = {(r["student"], r["assignment"]) for r in rows}
     lines = []
     for r in rows:
-        problems = said.get((r["student"], r["assignment"]), []) + batch.failures(course, r["student"], r["assignment"])
+        problems = first_problems(said.get((r["student"], r["assignment"]), []),
+                                  batch.failures(course, r["student"], r["assignment"]))
         first = problems[0] if problems else ""
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         hand = sum(r.get("awaiting", {}).values())
@@ -134,6 +180,27 @@ def format_table(rows, course, outcomes=()):
                for i, least in enumerate((20, 16))] + [12, 12]
     header = line(["student", "assignment", "score", ""], "first problem", columns)
     return "\n".join([header, "-" * max(92, width(header)), *(line(f, last, columns) for f, last in lines)])
+
+
+#: How rnnkit.probe says a function still raises NotImplementedError.
+NOT_IMPLEMENTED = "not implemented yet"
+
+
+def first_problems(notes, failures):
+    """The grader's notes and flags, then the failures; a function not implemented yet before
+    either: it is what the student has to do first (a flag on an optional cell is not)."""
+    todo = [f for f in failures if NOT_IMPLEMENTED in f]
+    return todo + list(notes) + [f for f in failures if NOT_IMPLEMENTED not in f]
+
+
+def same_person_warnings(pairs):
+    """One line per group of graded student ids that differ only in case or Unicode form."""
+    groups = {}
+    for student in dict.fromkeys(s for s, _ in pairs):
+        groups.setdefault(stats.same_person(student), []).append(student)
+    return [f"warning: {' and '.join(ids)} differ only in case or Unicode form: graded as "
+            f"{len(ids)} students; if they are one, merge their folders and grade again"
+            for ids in groups.values() if len(ids) > 1]
 
 
 def line(fields, last, columns):

@@ -15,6 +15,7 @@ correctly (nbgrader's autograde changes the process's environment, which threads
 share), and a task can be stopped: it watches ``stop_file``, which must be on a file
 system the workers see.
 """
+import ctypes
 import functools
 import gc
 import multiprocessing
@@ -66,9 +67,26 @@ def _on_sigint(signum, frame):   # Ctrl-C reaches the whole process group: the p
     _stop.set()
 
 
-def _worker_signals():
+PR_SET_PDEATHSIG = 1   # prctl(2)
+
+
+def _worker_signals(parent=None):
+    """A worker's set-up: stop signals, and, in a pool worker, death with ``parent`` (the
+    batch's process, which forked it from the thread that waits for its results).
+
+    However the batch dies, ``kill -9`` included, the kernel kills its workers with it: none
+    goes on grading, holding the gradebook, after the command is gone (what they had in
+    flight stays in its journal, which the next run restores). A Dask grading process
+    instead ends when its worker's pipe closes, after the task in hand (:data:`_SERVER`).
+    """
     signal.signal(signal.SIGINT, _on_sigint)
     signal.signal(signal.SIGTERM, _on_sigterm)
+    if parent is None:
+        return
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:   # the parent died before the line above
+        os._exit(1)
 
 
 def default_workers():
@@ -207,7 +225,7 @@ def _pool(fn, arglist, workers, abort, stopping):
     gc.freeze()
     try:
         pool = ProcessPoolExecutor(max_workers=min(workers, len(arglist)), mp_context=context,
-                                   initializer=_worker_signals)
+                                   initializer=_worker_signals, initargs=(os.getpid(),))
         futures = {pool.submit(_in_worker, fn, i, *args): (i, args) for i, args in enumerate(arglist)}
         processes = list((pool._processes or {}).values())
     finally:

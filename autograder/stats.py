@@ -17,6 +17,7 @@ import io
 import re
 import statistics
 import sys
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,7 @@ class AssignmentStats:
     messages: Tally = field(default_factory=Tally)  # key "task: normalised message"
     flags: dict = field(default_factory=dict)       # student -> review flags, flagged students only
     ungraded: dict = field(default_factory=dict)    # student -> why it could not be graded (scored 0)
+    missing: dict = field(default_factory=dict)     # student -> why a submission has no grade at all
     awaiting: dict = field(default_factory=dict)    # student -> points still to be graded by hand
 
     def passed(self, cell):
@@ -128,10 +130,13 @@ def class_stats(course, db_url=""):
     if not db_url and not (course / "gradebook.db").is_file():
         raise batch.GradingError(f"no gradebook in {course}: grade the course first (python -m autograder grade)")
     found = []
+    submitted = batch.submitted_pairs(course)
     with Gradebook(db_url or batch.default_db_url(course)) as gb:
         for assignment in gb.assignments:
             stats = _from_gradebook(assignment)
-            if stats.scores:
+            stats.missing = {s: batch.ungraded_reason(course, s, a) for s, a in submitted
+                             if a == stats.name and s not in stats.scores}
+            if stats.scores or stats.missing:
                 _add_verdicts(course, stats)
                 found.append(stats)
     return found
@@ -259,9 +264,24 @@ def _image(png, alt):
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{png}">'
 
 
+def most_blamed(stats):
+    """`` Most blamed gate: G.``, every gate of a tie named as one, or "" if no message blames a gate."""
+    ranked = stats.gates.ranked()
+    if not ranked:
+        return ""
+    top = [gate for gate, n, _ in ranked if n == ranked[0][1]]
+    if len(top) == 1:
+        return f" Most blamed gate: {top[0]}."
+    return f" Most blamed gates, tied at {ranked[0][1]} submission(s) each: {', '.join(top)}."
+
+
 def summary(stats):
     """One sentence on the score distribution."""
     scores = list(stats.scores.values())
+    missing = (f" {len(stats.missing)} submission(s) have no grade: listed under flagged for review."
+               if stats.missing else "")
+    if not scores:
+        return "No graded submission." + missing
     full = sum(s >= stats.max_score - 1e-9 for s in scores)
     zero = sum(score == 0 and student not in stats.awaiting for student, score in stats.scores.items())
     text = (f"{len(scores)} submissions; mean {statistics.mean(scores):.2f}, median {statistics.median(scores):.2f}, "
@@ -271,7 +291,7 @@ def summary(stats):
         points = sum(stats.awaiting.values())
         text += (f" {len(stats.awaiting)} have answers awaiting hand grading ({points:g} points in all), "
                  f"not counted in these scores yet.")
-    return text
+    return text + missing
 
 
 def _muted(text):
@@ -312,6 +332,7 @@ def _flags_html(stats):
     """Review flags and their counts, the submissions that could not be graded, and those awaiting hand grading."""
     flagged = [(s, "; ".join(f)) for s, f in stats.flags.items()]
     flagged += [(s, f"not graded, scored 0: {why}") for s, why in stats.ungraded.items()]
+    flagged += [(s, f"no grade: {why}") for s, why in stats.missing.items()]
     flagged += [(s, f"{points:g} points awaiting hand grading (in the formgrader)")
                 for s, points in stats.awaiting.items() if s not in stats.flags]
     flagged.sort()
@@ -323,9 +344,10 @@ def _flags_html(stats):
 
 def assignment_section(stats):
     """The HTML of one assignment."""
-    parts = [f"<h2>{html.escape(stats.name)}</h2>", f"<p>{html.escape(summary(stats))}</p>",
-             _image(score_histogram(stats), "histogram of total scores")]
-    if stats.cells:
+    parts = [f"<h2>{html.escape(stats.name)}</h2>", f"<p>{html.escape(summary(stats))}</p>"]
+    if stats.scores:
+        parts.append(_image(score_histogram(stats), "histogram of total scores"))
+    if stats.cells and stats.scores:
         parts += ["<h3>Test cells</h3>", *_cells_html(stats)]
     parts += ["<h3>Gates</h3>", *_gates_html(stats)]
     parts += ["<h3>Failures per task and output</h3>", *_failures_html(stats)]
@@ -387,9 +409,16 @@ def canvas_csv(rows, path, assignment_points, canvas_ids=None, roster=None, prob
     problems = [] if problems is None else problems
     assignments = list(assignment_points)
     earned = {student: {} for student in roster}
+    in_roster = {same_person(k): k for k in roster}   # matched in any case and Unicode form
+    seen = {}
     for r in rows:
         if r["assignment"] in assignment_points and r["max_score"]:
-            cells = earned.setdefault(r["student"], {})
+            student = in_roster.get(same_person(r["student"]), r["student"])
+            if seen.setdefault((student, r["assignment"]), r["student"]) != r["student"]:
+                problems.append(f"{r['student']}/{r['assignment']}: the same roster student as "
+                                f"{seen[student, r['assignment']]}: only the first is written")
+                continue
+            cells = earned.setdefault(student, {})
             if r.get("awaiting"):
                 problems.append(f"{r['student']}/{r['assignment']}: {sum(r['awaiting'].values()):g} points await "
                                 f"hand grading: its Canvas cell is left empty until they are graded")
@@ -409,6 +438,11 @@ def canvas_csv(rows, path, assignment_points, canvas_ids=None, roster=None, prob
             writer.writerow(csv_row([person.get(f, "") for f in CANVAS_FIELDS]
                                     + [earned[student].get(a, "") for a in assignments]))
     return Path(path)
+
+
+def same_person(student_id):
+    """What two ids of one person have in common: Unicode NFC, case folded (``Ana``, ``ana``)."""
+    return unicodedata.normalize("NFC", student_id).casefold()
 
 
 def read_canvas_roster(path):
@@ -469,9 +503,7 @@ def command(args):
     """Write the report (and the Canvas CSV if asked); print a summary per assignment."""
     all_stats = class_stats(args.course, args.db)
     for s in all_stats:
-        top = s.gates.ranked()
-        print(terminal(f"{s.name}: {summary(s)}" + (f" Most blamed gate: {top[0][0]}." if top else ""),
-                       limit=10_000))
+        print(terminal(f"{s.name}: {summary(s)}{most_blamed(s)}", limit=10_000))
     if args.out or not args.canvas:
         out = _write(args.out or args.course / "stats.html", render(args.course, all_stats))
         print(f"report written to {out}")

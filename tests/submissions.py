@@ -1,5 +1,4 @@
 """Build student submissions from the source notebooks: the solution with some cells rewritten."""
-import html
 import re
 from pathlib import Path
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ci import unavailable
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
 PAGES = sorted(BOOK.glob("*.md"))
@@ -136,7 +137,7 @@ def test_no_warning_printed_on_the_page(page):
 
     executed = EXECUTED / f"{page.stem}.ipynb"
     if not executed.is_file():
-        pytest.skip(f"{executed} missing: run `make book` first")
+        unavailable(f"{executed} missing", "make book")
     cells = json.loads(executed.read_text("utf8"))["cells"]
     stderr = [out.get("text", "")[:200] if isinstance(out.get("text"), str)
               else "".join(out.get("text", []))[:200]

@@ -21,6 +21,7 @@ import textwrap
 import nbformat
 import numpy as np
 import pytest
+from ci import unavailable
 from rnnkit.expected import ShippedData
 from rnnkit.tasks import TASKS
 
@@ -228,7 +229,7 @@ def graded(tmp_path_factory):
     if missing:
         if os.environ.get("CI") == "true":
             pytest.fail(f"the grading sandbox is incomplete and CI=true: {'; '.join(missing)}")
-        pytest.skip(f"the grading sandbox is incomplete on this machine: {'; '.join(missing)}")
+        unavailable(f"the grading sandbox is incomplete on this machine ({'; '.join(missing)})", "run as root with bubblewrap: bash scripts/system-deps.sh")
     root = tmp_path_factory.mktemp("generalise")
     course = root / "course"
     pairs = batch.prepare_course(course, write_submissions(root / "submissions", A, STUDENTS))

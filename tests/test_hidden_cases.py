@@ -204,7 +204,7 @@ KERNEL_WORDS = [
     f"has dtype [('{TOKEN}', '<f8')], expected a float array",  # a structured dtype
     f"not convertible to an array ({TOKEN.replace('-', '_')})",
     f"rnn_step_forward must return a tuple of 2 values, got {TOKEN.replace('-', '_')}",
-    f"rnn_step_forward returned 7 values, expected 1",
+    "rnn_step_forward returned 7 values, expected 1",
     f"{TOKEN.replace('-', '_')} is not defined: run the cell that defines it",
 ]
 

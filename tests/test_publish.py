@@ -32,6 +32,7 @@ from autograder.public_repo import INSTRUCTORS_REPOSITORY, public_repository
 from browser_support import parse_links_and_ids, toc_pages
 from leaks import INSTRUCTOR_FOLDERS, forbidden_lines, hidden_specs, hidden_test_lines, leaks, readable_texts
 from submissions import REPO
+from ci import unavailable
 
 PUBLIC = public_repository()
 #: The instructors' repository named anywhere (not as the prefix of a longer name).
@@ -51,7 +52,7 @@ def built():
     if not (publish.DEFAULT_DEST / "site" / "index.html").is_file():
         if os.environ.get("CI") == "true":
             pytest.fail("dist/public/site is missing: `make test` runs `make publish` first")
-        pytest.skip("dist/public is not built: run `make publish`")
+        unavailable("dist/public is not built", "make publish")
     return publish.DEFAULT_DEST
 
 

@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from ci import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = Path(os.environ.get("BOOK_TEST_HTML", ROOT / "_build" / "html")) / "book"
@@ -91,7 +92,7 @@ class _Boxes(HTMLParser):
 def _boxes(chapter):
     page = HTML / f"{chapter}.html"
     if not page.is_file():
-        pytest.skip(f"the book is not built ({page} missing): run `make book` first")
+        unavailable(f"the book is not built ({page} missing)", "make book")
     parser = _Boxes()
     parser.feed(page.read_text(encoding="utf8"))
     return [_flat(box) for box in parser.boxes]
@@ -111,7 +112,7 @@ def test_the_claim_has_its_box(seed, chapter, quote):
 def test_the_quote_is_in_its_seed(seed, chapter, quote):
     found = sorted(SEEDS.glob(f"{seed}_*.txt"))
     if not found:
-        pytest.skip(f"seed articles not here ({SEEDS})")
+        unavailable(f"seed articles not here ({SEEDS})", "the course leads' shared/ folder beside the repository")
     assert _flat(quote) in _flat(found[0].read_text(encoding="utf8")), \
         f"seed {seed} does not say {quote!r}"
 

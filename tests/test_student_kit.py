@@ -23,6 +23,7 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 from nbgrader import utils
+from ci import unavailable
 from rnnkit.expected import ShippedData
 from rnnkit.probe import collect
 from rnnkit.tasks import TASKS
@@ -48,7 +49,7 @@ def hiding_system_corpora():
     if not shutil.which("bwrap"):
         if os.environ.get("CI") == "true":
             pytest.fail("bubblewrap is missing (scripts/system-deps.sh installs it)")
-        pytest.skip("bubblewrap is missing: cannot hide /usr/share/games from the kit")
+        unavailable("bubblewrap is missing: cannot hide /usr/share/games from the kit", "apt-get install bubblewrap")
     return ["bwrap", "--dev-bind", "/", "/"] + (["--tmpfs", str(SYSTEM_GAMES)] if SYSTEM_GAMES.is_dir() else [])
 
 
@@ -247,14 +248,14 @@ def test_the_kit_installs_in_a_venv_of_each_python_the_readme_names(kit, tmp_pat
     """The README's steps on the other Pythons it names (3.11 is the kit fixture's), where installed."""
     python = python_of_version(version)
     if not python:
-        pytest.skip(f"no Python {version} on this machine")
+        unavailable(f"no Python {version} on this machine", f"a python{version} on PATH (pyenv install {version})")
     (wheel,) = kit["dir"].glob("rnnkit-*.whl")
     venv = tmp_path / ".venv"
     subprocess.run([python, "-m", "venv", str(venv)], check=True)
     install = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
                               str(wheel)], capture_output=True, text=True)
     if install.returncode and "Could not fetch URL" in install.stderr and os.environ.get("CI") != "true":
-        pytest.skip("no package index reachable")
+        unavailable("no package index reachable", "network access to PyPI")
     assert install.returncode == 0, install.stderr[-2000:]
     run = run_in_kit({"python": venv / "bin" / "python"},
                      "from rnnkit import charlm, check, corpus\n"

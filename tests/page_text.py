@@ -78,7 +78,9 @@ def leaks(text, assignment, own=""):
     found += [f"hidden case {spec}" for spec in shown_specs(text, hidden_specs(assignment)) if spec not in mine]
     found += [f"hidden line {line!r}" for line in hidden_lines(assignment)
               if re.sub(r"\s+", " ", line) in flat and re.sub(r"\s+", " ", line) not in own_flat]
-    found += [f"a {arg} argument" for arg in ("cases=", "hidden=") if arg in text and arg not in own]
+    arguments = {"cases=": r"\bcases\s*=", "hidden=[": r"\bhidden\s*=\s*\["}   # `hidden=16` is a layer size
+    found += [f"a {arg} argument" for arg, pattern in arguments.items()
+              if re.search(pattern, text) and not re.search(pattern, own)]
     return found
 
 

@@ -10,7 +10,8 @@ import os
 import nbgrader.converters.generate_feedback as generate_feedback
 from nbformat.v4 import new_output
 from nbgrader.preprocessors import ClearHiddenTests
-from traitlets.config import Config
+from nbgrader.coursedir import CourseDirectory
+from traitlets.config import Config, Configurable
 
 from autograder import feedback
 from autograder.nbgrader_config import configure
@@ -35,7 +36,9 @@ def feedback_page(nb, tmp_path):
     config.HTMLExporter.extra_template_paths = [BOOTSTRAP]
     resources = {"nbgrader": {"score": 0, "max_score": 10, "late_penalty": 0, "student": "s", "assignment": A,
                               "notebook": A}}
-    page, _ = feedback.FeedbackExporter(config=config).from_notebook_node(nb, resources=resources)
+    course = Configurable(config=config)
+    course.coursedir = CourseDirectory(root=str(tmp_path), parent=course)   # what GenerateFeedback gives it
+    page, _ = feedback.FeedbackExporter(config=config, parent=course).from_notebook_node(nb, resources=resources)
     return page
 
 

@@ -59,7 +59,8 @@ def test_every_released_notebook_names_its_release():
 def test_exercise_contains_no_solution_and_no_hidden_test(a):
     source, released = load("solutions", a), load("exercises", a)
     text = "\n".join(c.source for c in released.cells)
-    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "cases=" not in text and "hidden=" not in text
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "cases=" not in text
+    assert not re.search(r"\bhidden\s*=\s*\[", text)   # check(task, hidden=[...]); `hidden=16` is a layer size
     for cell in cells(source, solution=True):
         for region in re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", cell.source, flags=re.S):
             for line in region.splitlines():

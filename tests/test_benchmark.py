@@ -13,6 +13,8 @@ import pytest
 from autograder import benchmark, forkserver
 from autograder.benchmark import KernelSide
 
+pytestmark = pytest.mark.xdist_group("grading")   # process trees and CPU: not beside another batch
+
 BURN = 0.3   # CPU seconds each fake process burns
 TICK = 2 / os.sysconf("SC_CLK_TCK")   # /proc counts in clock ticks
 

@@ -9,9 +9,6 @@ import nbformat
 from autograder import batch
 from page_text import assert_no_leak, visible_text
 
-LATE_NOTE = "[output not shown in the feedback: this cell ran after hidden tests]"
-
-
 def feedback_page(course, student, assignment):
     page = Path(course) / "feedback" / student / assignment / f"{assignment}.html"
     assert page.is_file(), f"no feedback page for {student}/{assignment}"
@@ -28,14 +25,18 @@ def assert_feedback_hides_hidden_tests(course, students, assignment):
         assert_no_leak(feedback_page(course, student, assignment), assignment, f"{student}'s feedback")
 
 
-def assert_late_output_hidden(course, student, assignment, marker):
-    """A cell run after the hidden tests printed ``marker`` (its autograded notebook has it); the student's
-    feedback page shows the note in its place, never the output."""
-    outputs = [o for c in autograded(course, student, assignment).cells for o in c.get("outputs", [])]
-    assert any(marker in o.get("text", "") for o in outputs), f"the late cell of {student} did not run"
+def assert_later_cells_saw_no_hidden_case(course, student, assignment, marker):
+    """A cell after the test cells printed what the kernel saw of its own history (the cell's output
+    starts with ``marker``); since hidden cases are sealed by the grader and run after the last cell
+    (autograder.preprocessors.SealTests), that output shows no hidden case, in the autograded
+    notebook or on the feedback page."""
+    outputs = [o.get("text", "") for c in autograded(course, student, assignment).cells
+               for o in c.get("outputs", []) if marker in o.get("text", "")]
+    assert outputs, f"the later cell of {student} did not run"
+    assert_no_leak("<pre>" + "\n".join(outputs) + "</pre>", assignment, f"what {student}'s kernel saw")
     text = visible_text(feedback_page(course, student, assignment))
-    assert marker not in text, f"{student}'s feedback shows the output of a cell run after hidden tests"
-    assert LATE_NOTE in text
+    assert marker in text, f"{student}'s feedback lost the output of its own cell"
+    assert_no_leak(feedback_page(course, student, assignment), assignment, f"{student}'s feedback")
 
 
 def assert_stopped_at_time_limit(course, student, assignment, seconds, later_cells):

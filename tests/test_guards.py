@@ -1,17 +1,18 @@
 """The suite's guards bite: each defect class they exist for, planted in the grader, makes its guard fail.
 
-The class of tests/test_grader_paths.py (a notebook over its time limit, a cell that prints after
-the hidden tests what the kernel saw of them) is graded by the real command, once on clean code
+The class of tests/test_grader_paths.py (a notebook over its time limit, a cell after the test
+cells that prints what the kernel saw of them) is graded by the real command, once on clean code
 and once per planted defect (the grader monkeypatched in this process, which grades with
-``--workers 1``): a hidden case left in the feedback, a late output kept, a notebook over its time
-limit not stopped, one student's grading skipped. On clean code every guard passes; with a defect
+``--workers 1``): a hidden case left in the feedback, hidden cases run in place (not sealed, so
+the kernel sees them as text), a notebook over its time limit not stopped, one student's grading
+skipped. On clean code every guard passes; with a defect
 planted, the guard for it fails.
 """
 import pytest
 from nbgrader.preprocessors import ClearHiddenTests
 
 from autograder import batch
-from autograder.preprocessors import GradingExecute, HideLateOutputs
+from autograder.preprocessors import GradingExecute, SealTests
 from test_grader_paths import check_class, grade_class
 
 pytestmark = pytest.mark.xdist_group("paths")
@@ -32,8 +33,8 @@ def skip_first_student(monkeypatch):
 PLANTS = {   # defect -> (how it is planted, the guard that must catch it, what its failure says)
     "hidden case in feedback": (lambda mp: mp.setattr(ClearHiddenTests, "preprocess", lambda self, nb, r: (nb, r)),
                                 "no hidden test in feedback", "shows hidden tests of 01_rnn"),
-    "late output kept": (lambda mp: mp.setattr(HideLateOutputs, "preprocess", lambda self, nb, r: (nb, r)),
-                         "late output hidden", "shows the output of a cell run after hidden tests"),
+    "hidden cases run in place": (lambda mp: mp.setattr(SealTests, "preprocess", lambda self, nb, r: (nb, r)),
+                                  "later cells see no hidden case", "what late's kernel saw shows hidden tests"),
     "notebook over its time limit not stopped": (lambda mp: mp.setattr(GradingExecute, "_time_is_up",
                                                                        lambda self: None),
                                                  "the time limit stops a notebook", "not stopped by its time limit"),

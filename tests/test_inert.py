@@ -101,7 +101,7 @@ def test_table_and_csvs_are_inert(graded, capsys):
     assert len(starts) == 1, table
     assert any(line.startswith("张伟") for line in rows)
     evil = next(line for line in rows if line.startswith("=1+2"))
-    assert "raised ValueError: \\x1b[2J\\x1b[1;31m=cmd|' /C calc'!A0\\u202e" in evil
+    assert "raised ValueError" in evil and "\\x1b[2J" in evil and "\\u202e" in evil   # shown, not obeyed
 
     with open(course / "grades.csv", newline="", encoding="utf-8") as fh:
         lines = list(csv.reader(fh))

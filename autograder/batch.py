@@ -629,7 +629,7 @@ def lost_submission(grading, student, assignment, why):
     it held before is put back (:func:`restore`), and a rerun grades it."""
     restore(grading, student, assignment)
     return _not_recorded(grading, Outcome(student, assignment, False, retry=True, notes=(
-        f"not graded: the grading process died ({why}); a rerun grades it again",)))
+        f"the grading process died ({why}); a rerun grades it again",)))
 
 
 def _marker(course, student, assignment):

@@ -1,7 +1,7 @@
 """The course's grading secret: what makes hidden and fresh inputs unknowable to a kernel.
 
 A hidden case is written in a source notebook as a spec without a seed
-(``{"N": 4, "D": 7, "H": 3}``); its inputs come from a 128-bit seed that only the
+(``{"N": 3, "D": 5, "H": 2}``); its inputs come from a 128-bit seed that only the
 grader's process computes, ``HMAC-SHA256(secret, purpose|task|spec)``, so no kernel can
 search for it from the inputs it is given, and the same secret gives the same inputs at
 every regrade. ``purpose`` is ``hidden`` for the instructor's hidden cases (the same

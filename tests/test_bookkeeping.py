@@ -30,7 +30,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.converters import Autograde, GenerateFeedback
 from nbgrader.preprocessors import SaveAutoGrades
 
-from autograder import batch, preprocessors, session
+from autograder import batch, preprocessors, secret, session
 from autograder.preprocessors import SaveAutoGradesAtOnce
 from points import total_points
 from submissions import db_mean_notebook, student_notebook, write_submissions
@@ -71,6 +71,15 @@ def graded(course, submissions):
     pages = {s: re.sub(rb'id="cell-id=[^"]*"', b"", p.read_bytes())
              for s, _ in pairs for p in (course / "feedback" / s / A).glob("*.html")}
     return [(o.student, o.ok, o.notes, o.retry) for o in outcomes], batch.grade_rows(course), pages
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_secret(tmp_path_factory):
+    """Both ways grade with one secret (as two courses they would draw two): the same fresh and
+    hidden inputs, so the same messages."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(secret.SECRET_ENV, str(tmp_path_factory.mktemp("secret") / "secret"))
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -339,8 +339,9 @@ def test_a_worker_killed_mid_batch_costs_only_its_student(tmp_path):
     victim = workers_of(run.pid)[0]
     os.kill(victim, signal.SIGKILL)
     out, err = run.communicate(timeout=600)
-    assert run.returncode == 0, err
-    died = [line for line in err.splitlines() if "the grading process died (killed by SIGKILL" in line]
+    assert run.returncode == 1, err   # a grade is missing: the command says so, and its exit status too
+    assert "error: 1 submission(s) not graded (see above); run the same command again" in err, err
+    died = [line for line in err.splitlines() if ": not graded: the grading process died (killed by SIGKILL" in line]
     assert len(died) == 1 and died[0].split("/")[0] in SLOW, err
     lost = died[0].split("/")[0]
     rows = {r["student"]: r["score"] for r in batch.grade_rows(course_dir)}

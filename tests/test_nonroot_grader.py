@@ -128,7 +128,7 @@ def test_a_grader_that_is_not_root_grades_the_class_right(graded_as_user):
     uid = course.stat().st_uid
     assert uid != 0 and {p.stat().st_uid for p in course.rglob("*")} == {uid}
     # The sandbox, asked as that user, names what such a grader cannot enforce.
-    assert limits and "needs a root grader" in " ".join(limits), limits
+    assert limits and "need a root grader" in " ".join(limits), limits
 
 
 @pytest.mark.xfail(strict=True, reason="HOLE: the grade command drops the sandbox's warnings (they go to "

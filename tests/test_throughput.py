@@ -98,8 +98,9 @@ class Watch:
         or after this process or a worker (a zygote's)."""
         names = {c.name for c in self.cgroups}
         pids = {str(pid) for pid in self.workers | {os.getpid()}}
-        return [p for p in self.shm.glob("rnn-*")
-                if p.name in names or any(f"-{pid}-" in p.name for pid in pids)]
+        mine = f"rnn-views-{os.getpid()}-"   # this process's read-only views: kept until it exits
+        return [p for p in self.shm.glob("rnn-*") if not p.name.startswith(mine)
+                and (p.name in names or any(f"-{pid}-" in p.name for pid in pids))]
 
     def __call__(self, outcome):
         self.done += 1

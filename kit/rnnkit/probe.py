@@ -56,7 +56,7 @@ class Check:
         """Run the tests of ``task_name`` (e.g. ``"rnn_step_forward"``) on ``cases``.
 
         ``cases`` defaults to the public cases every student can see. ``hidden``: specs
-        without seeds (``[{"N": 4, "D": 7, "H": 3}]``) of the instructor's hidden cases,
+        without seeds (``[{"N": 3, "D": 5, "H": 2}]``) of the instructor's hidden cases,
         whose inputs only an instructor's installation makes (:data:`PROVIDER_GROUP`).
         ``sealed``: what the grader writes in place of those (inputs, no spec), run only
         under the grader.

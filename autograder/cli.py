@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import batch, courselock, scheduling, stats
+from . import batch, courselock, sandbox, scheduling, stats
 from .inert import pad, terminal, width
 
 
@@ -84,6 +84,9 @@ def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db
         print(terminal(f"skipped {problem}"), file=sys.stderr)
     for warning in same_person_warnings(pairs):
         print(terminal(warning), file=sys.stderr)
+    jail = sandbox.Sandbox()   # what this machine and user cannot enforce, said before the batch
+    for limit in jail.problems() + jail.notes():
+        print(terminal(f"warning: the grading sandbox is weaker here: {limit}"), file=sys.stderr)
     interrupted = None
     with tqdm(total=len(pairs), desc="autograding", unit="notebook", file=sys.stderr) as bar:
         try:

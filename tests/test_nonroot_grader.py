@@ -131,9 +131,6 @@ def test_a_grader_that_is_not_root_grades_the_class_right(graded_as_user):
     assert limits and "need a root grader" in " ".join(limits), limits
 
 
-@pytest.mark.xfail(strict=True, reason="HOLE: the grade command drops the sandbox's warnings (they go to "
-                                       "nbgrader's captured log): an instructor grading as another user "
-                                       "is not told what is not enforced")
 def test_the_grade_command_says_what_a_grader_that_is_not_root_cannot_enforce(graded_as_user):
     course, done, limits = graded_as_user
     assert done.returncode == 0

@@ -42,7 +42,6 @@ from nbgrader.utils import capture_log, temp_attrs
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import scoped_session, sessionmaker
-from traitlets.config import Config
 
 from .feedback import FeedbackExporter
 
@@ -208,11 +207,8 @@ class CourseAPI(NbGraderAPI):
         if student_id is None:
             return super().generate_feedback(assignment_id, force=force)
         if self._feedback_app is None:
-            app = ExporterKept(coursedir=self.coursedir, parent=self)
-            config = Config()
-            config.HTMLExporter.template_name = "feedback"   # as NbGraderAPI.generate_feedback does
-            app.update_config(config)
-            self._feedback_app = app
+            # the course's exporter and template come from the configuration (c.FeedbackExporter)
+            self._feedback_app = ExporterKept(coursedir=self.coursedir, parent=self)
         app = self._feedback_app
         with temp_attrs(self.coursedir, assignment_id=assignment_id, student_id=exact(student_id)):
             app.force = force

@@ -333,12 +333,6 @@ def without_hidden_tests(source):
 SEALED_MARK = "# grader's sealed cases "
 
 
-def is_sealed_hidden(cell):
-    """True for a cell of the grader's that runs hidden cases (or a cell that says it is)."""
-    head = cell.source.split("\n", 1)[0].split() if cell is not None and cell.cell_type == "code" else []
-    return " ".join(head[:4]) + " " == SEALED_MARK and head[5:6] == ["hidden"]
-
-
 def _sealed_cell(nonce, kind, gid, calls):
     return nbformat.v4.new_code_cell("\n".join([f"{SEALED_MARK}{nonce} {kind} {gid}", *calls]))
 

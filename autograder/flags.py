@@ -144,10 +144,13 @@ def without_hidden_tests(source):
                   flags=re.S | re.M).strip()
 
 
-def tampering(nb, source_cells):
+def tampering(nb, source_cells, optional=()):
     """Compare a submission with the instructor's cells.
 
     source_cells: grade_id -> (source, nbgrader metadata) of every locked or grade cell.
+    optional: grade ids of cells never run under the grader (tagged ``skip-in-grading``:
+    demos, exercise 5's optional LSTM paste): deleting or editing one changes nothing
+    graded, so neither is flagged (changed nbgrader metadata still is).
     """
     flags, seen = [], set()
     for cell in nb.cells:
@@ -159,14 +162,14 @@ def tampering(nb, source_cells):
             flags.append(f"two cells claim grade id {gid}")
         seen.add(gid)
         source, want = source_cells[gid]
-        if (meta.get("locked") and not meta.get("solution")
+        if (meta.get("locked") and not meta.get("solution") and gid not in optional
                 and cell.source.strip() not in (source.strip(), without_hidden_tests(source))):
             flags.append(f"edited locked cell {gid}")
         for key in ("points", "grade", "solution", "locked"):
             if key in want and meta.get(key) != want[key]:
                 flags.append(f"changed nbgrader metadata of {gid}: {key} {want[key]!r} -> {meta.get(key)!r}")
     for gid in source_cells:
-        if gid not in seen:
+        if gid not in seen and gid not in optional:
             flags.append(f"deleted cell {gid} (or stripped its nbgrader metadata)")
     return flags
 

@@ -70,7 +70,7 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
         ClearOutput, ReviewSubmission, DeduplicateIds, OverwriteKernelspec, RestoreMetadata, OverwriteCells,
         SchemaKept,
     ]
-    c.RestoreMetadata.release_root = str(Path(root) / release)
+    c.RestoreMetadata.release_root = c.ReviewSubmission.release_root = str(Path(root) / release)
     # SealTests: hidden cases reach the kernel as inputs only, after the notebook's last cell
     c.SealTests.secret_file = c.VerifyResults.secret_file = str(course_secret_path(root))
     c.Autograde.autograde_preprocessors = [

@@ -46,10 +46,17 @@ NOTE = "rnn-course note: "
 
 
 class ReviewSubmission(NbGraderPreprocessor):
-    """Flag deleted or edited instructor cells and suspicious student code (sanitize stage)."""
+    """Flag deleted or edited instructor cells and suspicious student code (sanitize stage).
+
+    Cells the release tags ``SKIP_TAG`` are optional: never run under the grader, so
+    deleting or editing them is not flagged (:func:`autograder.flags.tampering`).
+    """
+
+    release_root = Unicode("", help="the course's release directory").tag(config=True)
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
+        optional = skipped_cells(Path(self.release_root) / info["assignment"] / f"{info['notebook']}.ipynb")
         found = {}
         with Gradebook(info["db_url"]) as gb:
             try:
@@ -64,7 +71,7 @@ class ReviewSubmission(NbGraderPreprocessor):
                     meta.update(points=grade.max_score, grade=True)
                 found[cell.name] = (cell.source, meta)
         sources = flags.instructor_sources(found)
-        flags.add(nb, flags.tampering(nb, found) + flags.suspicious_source(nb, sources)
+        flags.add(nb, flags.tampering(nb, found, optional) + flags.suspicious_source(nb, sources)
                   + flags.numerical_backward(nb, sources))
         return nb, resources
 
@@ -72,8 +79,18 @@ class ReviewSubmission(NbGraderPreprocessor):
 #: Seconds a whole notebook (one student's assignment) may run under the grader.
 NOTEBOOK_TIMEOUT = 300
 
-#: Tag of locked instructor cells that only demonstrate (plots, training runs).
+#: Tag of instructor cells that only demonstrate (plots, training runs) or are optional
+#: (exercise 5's LSTM paste): never run under the grader, never flagged when deleted.
 SKIP_TAG = "skip-in-grading"
+
+
+def skipped_cells(release_path):
+    """Grade ids of the cells the released notebook at ``release_path`` tags ``SKIP_TAG``."""
+    try:
+        cells = nbformat.read(release_path, as_version=4).cells
+    except (OSError, ValueError):
+        return set()
+    return {_grade_id(c) for c in cells if _grade_id(c) and SKIP_TAG in c.metadata.get("tags", [])}
 
 
 #: What a part of a kernel's message that is not a JSON object is read as: a header, parent

@@ -24,12 +24,13 @@ class Mutant:
     task: str           # the check() task that must lose points
     expect: tuple       # words that must appear in the failure messages
     bug: str            # what the student got wrong, in words
+    public_expect: tuple = ()   # words check() says on the public cases (tests/test_public_catch.py)
 
 
-def M(name, assignment, cell, edits, task, expect, bug):
+def M(name, assignment, cell, edits, task, expect, bug, public=()):
     if isinstance(edits[0], str):
         edits = (edits,)
-    return Mutant(name, assignment, cell, tuple(edits), task, tuple(expect), bug)
+    return Mutant(name, assignment, cell, tuple(edits), task, tuple(expect), bug, tuple(public))
 
 
 MUTANTS = [
@@ -40,6 +41,9 @@ MUTANTS = [
     M("rnn_no_recurrent_term", "01_rnn", "rnn_step_forward",
       ("np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + b)"),
       "rnn_step_forward", ["next_h: wrong"], "h_t from x_t only (no h_{t-1} @ Wh)"),
+    M("rnn_no_bias", "01_rnn", "rnn_step_forward",
+      ("np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + prev_h @ Wh)"),
+      "rnn_step_forward", ["next_h: wrong", "with b = 0 it is right"], "the bias b forgotten"),
     M("rnn_db_first_row", "01_rnn", "rnn_step_backward",
       ("db = da.sum(axis=0)", "db = da[0]"),
       "rnn_step_backward", ["db: wrong"], "bias gradient of the first example only"),
@@ -49,6 +53,10 @@ MUTANTS = [
     M("rnn_forward_range_T_minus_1", "01_rnn", "rnn_forward",
       ("for t in range(T):", "for t in range(T - 1):"),
       "rnn_forward", ["h: wrong at t=5, right at t=0..4"], "skips the last time step"),
+    M("rnn_forward_stores_prev_h", "01_rnn", "rnn_forward",
+      ("        prev_h, step_cache = rnn_step_forward(x[:, t, :], prev_h, Wx, Wh, b)\n        h[:, t, :] = prev_h\n",
+       "        h[:, t, :] = prev_h\n        prev_h, step_cache = rnn_step_forward(x[:, t, :], prev_h, Wx, Wh, b)\n"),
+      "rnn_forward", ["h: wrong at every time step", "one step late"], "stores h_{t-1} at index t (before the step)"),
     M("rnn_backward_no_dWh_accumulation", "01_rnn", "rnn_backward",
       ("dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t", "dWx, dWh, db = dWx + dWx_t, dWh_t, db + db_t"),
       "rnn_backward", ["dWh: wrong", "once step t=1 is included"], "dWh overwritten at every step instead of summed"),
@@ -95,6 +103,9 @@ MUTANTS = [
     M("lstm_no_recurrent_term", "03_gates", "lstm_step_forward",
       ("a = x @ Wx + prev_h @ Wh + b", "a = x @ Wx + b"),
       "lstm_step_forward", ["next_h: wrong", "next_c: wrong"], "gates from x_t only (no h_{t-1} @ Wh)"),
+    M("lstm_no_bias", "03_gates", "lstm_step_forward",
+      ("a = x @ Wx + prev_h @ Wh + b", "a = x @ Wx + prev_h @ Wh"),
+      "lstm_step_forward", ["next_c: wrong", "with b = 0 it is right"], "the bias b forgotten"),
     M("lstm_forget_on_prev_h", "03_gates", "lstm_step_forward",
       ("next_c = f * prev_c + i * g", "next_c = f * prev_h + i * g"),
       "lstm_step_forward", ["next_c: wrong"], "forget gate applied to h_{t-1} instead of c_{t-1}"),
@@ -240,10 +251,19 @@ MUTANTS += [
     M("loss_no_max_shift", "05_language_model", "temporal_softmax_loss",
       ("shifted = flat - flat.max(axis=1, keepdims=True)", "shifted = flat"),
       "temporal_softmax_loss", ["contains NaN or inf"], "softmax without the max shift overflows"),
+    M("loss_no_all_masked_guard", "05_language_model", "temporal_softmax_loss",
+      ("count = max(weights.sum(), 1.0)", "count = weights.sum()"),
+      "temporal_softmax_loss", ["masked_rows=2", "NaN"], "divides by the count of unmasked steps, 0 when all are padding"),
     M("sample_temperature_after_softmax", "05_language_model", "sample_next",
       (("z = scores / temperature", "z = scores"),
        ("p /= p.sum(axis=1, keepdims=True)", "p /= p.sum(axis=1, keepdims=True) * temperature")),
       "sample_next", ["ids: wrong"], "probabilities divided by the temperature after the softmax"),
+    M("sample_temperature_multiplies", "05_language_model", "sample_next",
+      ("z = scores / temperature", "z = scores * temperature"),
+      "sample_next", ["ids: got", "temperature=0.4"], "scores multiplied by the temperature instead of divided"),
+    M("sample_no_max_shift", "05_language_model", "sample_next",
+      ("p = np.exp(z - z.max(axis=1, keepdims=True))", "p = np.exp(z)"),
+      "sample_next", ["ids: got", "scale=2000"], "softmax without the max shift: inf / inf for large scores"),
     M("sample_greedy_is_argmin", "05_language_model", "sample_next",
       ("return scores.argmax(axis=1)", "return scores.argmin(axis=1)"),
       "sample_next", ["ids: wrong"], "greedy picks the least likely character"),

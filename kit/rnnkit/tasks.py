@@ -284,6 +284,9 @@ SEQ = ("x", "h0")
 RNN_P, LSTM_P, GRU_P = ("Wx", "Wh", "b"), ("Wx", "Wh", "b"), ("Wx", "Wh", "bx", "bh")
 _STEP = ({"N": 2, "D": 3, "H": 4, "seed": 0}, {"N": 1, "D": 5, "H": 2, "seed": 1})
 _SEQ = ({"N": 2, "T": 3, "D": 4, "H": 5, "seed": 0}, {"N": 3, "T": 1, "D": 2, "H": 3, "seed": 1})
+#: A step far out where ``exp`` overflows (pre-activations in the hundreds): only a stable
+#: sigmoid survives it. Public, so a student meets the overflow before the grader does.
+_STEP_LARGE = _STEP + ({"N": 2, "D": 2, "H": 3, "scale": 500, "seed": 2},)
 
 # --- 01 RNN
 _task(name="rnn_step_forward", kind="rnn", outputs=("next_h",), public=_STEP, needs=("rnn_step_forward",),
@@ -312,14 +315,14 @@ _task(name="clip_by_global_norm", kind="rnn", outputs=("clipped_0", "clipped_1",
       needs=("clip_by_global_norm",), make_inputs=clipping_inputs, run=clipping)
 
 # --- 03 gates
-_task(name="lstm_step_forward", kind="lstm", outputs=("next_h", "next_c"), public=_STEP,
+_task(name="lstm_step_forward", kind="lstm", outputs=("next_h", "next_c"), public=_STEP_LARGE,
       needs=("lstm_step_forward",), make_inputs=step_inputs("lstm"), probes=lstm_gate_probes,
       probe_outputs=LSTM_PROBE_OUTPUTS, hint=lstm_hint,
       run=forward("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3))
 _task(name="lstm_forward", kind="lstm", outputs=("h", "c"), public=_SEQ, timed=("h", "c"),
       needs=("lstm_forward",), make_inputs=sequence_inputs("lstm"),
       run=forward("lstm_forward", SEQ + ("c0",) + LSTM_P, 3))
-_task(name="gru_step_forward", kind="gru", outputs=("next_h",), public=_STEP, needs=("gru_step_forward",),
+_task(name="gru_step_forward", kind="gru", outputs=("next_h",), public=_STEP_LARGE, needs=("gru_step_forward",),
       make_inputs=step_inputs("gru"), run=forward("gru_step_forward", STEP + GRU_P, 2))
 
 # --- 04 backpropagation through time
@@ -348,7 +351,16 @@ _task(name="lstm_truncated_backward", kind="lstm", outputs=("dx", "dh0", "dc0", 
                    extra=("k",)))
 
 # --- 05 language model
-_LM = ({"N": 2, "T": 3, "V": 5, "D": 4, "H": 3, "seed": 0}, {"N": 1, "T": 4, "V": 3, "D": 2, "H": 2, "seed": 1})
+_LM = ({"N": 2, "T": 3, "V": 5, "D": 4, "H": 3, "seed": 0}, {"N": 1, "T": 4, "V": 3, "D": 2, "H": 2, "seed": 1},
+       {"N": 3, "T": 1, "V": 4, "D": 3, "H": 2, "seed": 2})
+#: The loss also on padding throughout (every step of a batch masked: loss 0, gradient 0)
+#: and on logits in the hundreds (exp overflows unless each row's maximum is subtracted).
+_LOSS = _LM + ({"N": 2, "T": 3, "V": 4, "masked_rows": 2, "seed": 3},
+               {"N": 2, "T": 2, "V": 5, "scale": 800, "seed": 4})
+#: Sampling at temperatures below and above 1, greedy, and far out where exp overflows.
+_SAMPLE = ({"N": 3, "V": 5, "temperature": 1.0, "seed": 0}, {"N": 2, "V": 4, "temperature": 0.0, "seed": 1},
+           {"N": 8, "V": 5, "temperature": 0.4, "seed": 2}, {"N": 1, "V": 6, "temperature": 3.0, "seed": 3},
+           {"N": 4, "V": 6, "temperature": 0.8, "scale": 2000, "seed": 4})
 _task(name="embedding_forward", kind="rnn", outputs=("out",), public=_LM, timed=("out",),
       needs=("embedding_forward",), make_inputs=embedding_inputs, run=forward("embedding_forward", ("x", "W"), 2))
 _task(name="embedding_backward", kind="rnn", outputs=("dW",), public=_LM,
@@ -360,10 +372,9 @@ _task(name="temporal_affine_forward", kind="rnn", outputs=("scores",), public=_L
 _task(name="temporal_affine_backward", kind="rnn", outputs=("dh", "dW", "db"), public=_LM, timed=("dh",),
       needs=("temporal_affine_forward", "temporal_affine_backward"), make_inputs=affine_inputs,
       run=backward("temporal_affine_forward", ("h", "W", "b"), 2, "temporal_affine_backward", ("dscores",), 3))
-_task(name="temporal_softmax_loss", kind="rnn", outputs=("loss", "dscores"), public=_LM, timed=("dscores",),
+_task(name="temporal_softmax_loss", kind="rnn", outputs=("loss", "dscores"), public=_LOSS, timed=("dscores",),
       needs=("temporal_softmax_loss",), make_inputs=loss_inputs,
       run=plain("temporal_softmax_loss", ("scores", "y", "mask"), ("loss", "dscores")))
 _task(name="sample_next", kind="rnn", outputs=("ids",),
-      public=({"N": 3, "V": 5, "temperature": 1.0, "seed": 0}, {"N": 2, "V": 4, "temperature": 0.0, "seed": 1}),
-      needs=("sample_next",), make_inputs=sampling_inputs,
+      public=_SAMPLE, needs=("sample_next",), make_inputs=sampling_inputs,
       run=plain("sample_next", ("scores", "temperature", "u"), ("ids",)))

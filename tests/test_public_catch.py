@@ -17,7 +17,8 @@ import mutants_language
 from autograder.verify import REFERENCES
 from mutants import IN_PLACE, MUTANTS, source
 from public_check import namespace, public_check
-from rnnkit.compare import MODIFIED
+from rnnkit import wire
+from rnnkit.compare import IN_PLACE_FIX, MODIFIED, case_key
 from rnnkit.probe import check
 from rnnkit.tasks import TASKS
 
@@ -72,7 +73,7 @@ def test_public_message_says_what_the_catalogue_expects(catalogue, mutant):
     """The words the grader's messages must hold, when they concern a public case."""
     _, text = catalogue[mutant.name]
     for words in mutant.public_expect:
-        assert words in text, (words, text)
+        assert words in " ".join(text.split()), (words, text)   # lines are wrapped at 79 columns
 
 
 @pytest.mark.parametrize("assignment", sorted({m.assignment for m in MUTANTS}))
@@ -86,6 +87,37 @@ def test_solutions_pass_every_public_check(assignment):
 @pytest.mark.parametrize("mutant", IN_PLACE, ids=lambda m: m.name)
 def test_in_place_changes_pass_with_a_note(mutant):
     passed, text = public_check(mutant.task, namespace(mutant.assignment, {mutant.cell: source(mutant)}))
-    assert passed and MODIFIED in text, text
+    text = " ".join(text.split())
+    assert passed and MODIFIED in text and IN_PLACE_FIX in text, text
     for words in mutant.expect:
         assert words in text, text
+
+
+def test_report_lines_fit_an_80_column_notebook(catalogue):
+    """Every line of every report, wrapped at word boundaries (no word is cut)."""
+    for name, (_, text) in catalogue.items():
+        for line in text.splitlines():
+            assert len(line) <= 79 or " " not in line.strip(), (name, line)
+
+
+def test_a_function_using_a_wrong_one_points_at_it():
+    """A right backward (and a right layer) whose forward step is wrong: the message names the step."""
+    bias = next(m for m in MUTANTS if m.name == "rnn_no_bias")
+    names = namespace(bias.assignment, {bias.cell: source(bias)})
+    for task in ("rnn_step_backward", "rnn_forward"):
+        passed, text = public_check(task, names)
+        assert "fix rnn_step_forward first" in " ".join(text.split()), text
+    passed, text = public_check("rnn_step_forward", names)
+    assert not passed and "first" not in text
+
+
+def test_hidden_cases_get_no_hint_and_no_ids():
+    """Hidden cases run no probes and no dependencies: their report says what is wrong, not where,
+    and never quotes an id."""
+    from autograder import verify
+    task = TASKS["sample_next"]
+    case = {"N": 5, "V": 4, "temperature": 0.7, "seed": 11}
+    want = verify.reference_expected(task, case)[0]
+    wrong = {"outputs": {"ids": wire.encode((want[0] + 1) % 4)}}
+    report = verify.grade_check("sample_next", [case], {case_key(case): wrong}, hidden=True)
+    assert report.failures == [("hidden case 1", "ids: 5 of 5 ids wrong")]

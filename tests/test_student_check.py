@@ -79,4 +79,4 @@ def test_validate_check_and_grade_agree(graded, name):
             assert failed, "the bug must be visible to the student before submitting"
             graded_messages = batch.failures(course, name, a)
             first_words = graded_messages[0].split("] ", 1)[1].split(" (error")[0]
-            assert any(first_words in f["raw_error"] for f in results["failed"]), (first_words, results)
+            assert any(first_words in " ".join(f["raw_error"].split()) for f in results["failed"]), (first_words, results)

@@ -9,6 +9,7 @@ On a student's machine they come from the data shipped with the kit
 import builtins
 import json
 import re
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,11 @@ def case_key(case):
 #: known only inside the student's kernel, and nothing the kernel says decides a point.
 MODIFIED = "modified its inputs in place"
 NOT_SCORED = "(not scored, but your instructor sees it)"
+#: How to stop changing inputs in place, said after the names of the changed inputs.
+IN_PLACE_FIX = "compute new arrays (a = a * s, not a *= s) or work on a copy (a = a.copy())"
+
+#: Width of a report's lines: an 80-column notebook shows each without a break mid-word.
+WIDTH = 79
 
 
 @dataclass
@@ -44,8 +50,19 @@ class CheckReport:
 
     def text(self):
         head = f"{self.task}: {self.passed}/{self.total} checks passed"
-        return "\n".join([head] + [f"  [{case}] {msg}" for case, msg in self.failures]
-                         + [f"  [{case}] note: {msg}" for case, msg in self.notes])
+        return "\n".join([head] + [wrap(f"  [{case}] {msg}") for case, msg in self.failures]
+                         + [wrap(f"  [{case}] note: {msg}") for case, msg in self.notes])
+
+
+def wrap(text):
+    """Each line of ``text`` folded at word boundaries to :data:`WIDTH` columns, the
+    continuation indented under the message; a word longer than a line stays whole."""
+    lines = []
+    for line in text.splitlines() or [""]:
+        indent = " " * (len(line) - len(line.lstrip()) + 4)
+        lines.append(textwrap.fill(line, WIDTH, subsequent_indent=indent, break_long_words=False,
+                                   break_on_hyphens=False, drop_whitespace=True) or line)
+    return "\n".join(lines)
 
 
 def error_ratio(got, expected):
@@ -85,6 +102,7 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
     task = TASKS[task_name]
     kernel_text = kernel_text and not hidden
     report = CheckReport(task_name)
+    broken = [] if hidden else broken_dependencies(task, results, expected)
     for i, case in enumerate(cases):
         key, where = case_key(case), f"hidden case {i + 1}" if hidden else task.describe(case)
         units = len(task.outputs)
@@ -106,16 +124,50 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
             if problem:
                 wrong.append((name, problem))
         if wrong:
-            hint = diagnose(task, case, results, key, probes, dict(wrong))
+            hint = (depends_hint(task, broken) if broken
+                    else diagnose(task, case, results, key, probes, dict(wrong)))
             for name, problem in wrong:
                 report.failures.append((where, f"{name}: {problem}{hint}"))
         report.lost |= {(i, name) for name, _ in wrong}
         modified = _input_names(task, case, result.get("modified"))
         if modified:
-            report.notes.append((where, f"{MODIFIED}: {', '.join(modified)} {NOT_SCORED}"
-                                 if kernel_text else f"{MODIFIED} {NOT_SCORED}"))
+            report.notes.append((where, f"{MODIFIED}: {', '.join(modified)} {NOT_SCORED}: {IN_PLACE_FIX}"
+                                 if kernel_text else f"{MODIFIED} {NOT_SCORED}: {IN_PLACE_FIX}"))
         report.passed += units - len(wrong)
+    if broken and cases and report.passed == report.total:
+        report.notes.append((task.describe(cases[0]), f"your {task.name} is right; {' and '.join(broken)} "
+                             f"{'fail' if len(broken) > 1 else 'fails'} {'their' if len(broken) > 1 else 'its'} "
+                             f"own check: fix {'them' if len(broken) > 1 else 'it'} first"))
     return report
+
+
+def depends_key(name):
+    """Result key of the run of a task's dependency ``name`` (on that task's first public case)."""
+    return f"depends|{name}"
+
+
+def broken_dependencies(task, results, expected):
+    """The functions of :attr:`Task.depends` that fail their first public case: reported so that
+    one mistake is fixed where it is (the kernel ran them; its word decides no point)."""
+    broken = []
+    for name in task.depends:
+        result = results.get(depends_key(name))
+        if not isinstance(result, dict):
+            continue
+        dep = TASKS[name]
+        if not isinstance(result.get("outputs"), dict):
+            broken.append(name)
+            continue
+        want = expected(dep, dep.public[0])[0]
+        if any(compare(dep, n, result["outputs"].get(n), w, True) for n, w in zip(dep.outputs, want)):
+            broken.append(name)
+    return broken
+
+
+def depends_hint(task, broken):
+    listed = " and ".join(broken)
+    return (f"; it uses {listed}, which {'fail' if len(broken) > 1 else 'fails'} "
+            f"{'their' if len(broken) > 1 else 'its'} own check: fix {listed} first")
 
 
 def _input_names(task, case, said):
@@ -168,23 +220,68 @@ def compare(task, name, payload, want, hidden=False):
     except wire.WireError as exc:
         return "is not a float array of a possible shape" if hidden else plain(exc)
     if got.shape != want.shape:
-        return "has the wrong shape" if hidden else f"has shape {got.shape}, expected {want.shape}"
+        if hidden:
+            return "has the wrong shape"
+        transposed = got.ndim == 2 and got.shape == want.shape[::-1] and error_ratio(got.T, want) <= 1
+        return f"has shape {got.shape}, expected {want.shape}" + (
+            f": it is the transpose of the right {name}" if transposed else "")
     if not np.all(np.isfinite(got)):
         return "contains NaN or inf"
     ratio = error_ratio(got, want)
     if ratio <= 1.0:
         return None
+    if name in task.ids:
+        return _ids(got, want, hidden)
     where = []
+    if got.ndim == 2 and got.shape[0] == got.shape[1] > 1 and error_ratio(got.T, want) <= 1:
+        where.append(f"it is the transpose of the right {name}")
     gates = GATES[task.kind]
     if name in task.gated and len(gates) > 1:
-        bad = [g for g, a, b in zip(gates, np.split(got, len(gates), -1), np.split(want, len(gates), -1))
-               if error_ratio(a, b) > 1]
-        where.append("wrong in the " + ", ".join(f"{GATE_NAMES[g]} ({g})" for g in bad) + " block")
+        where.append(_blocks(gates, np.split(got, len(gates), -1), np.split(want, len(gates), -1)))
     if name in task.timed and want.shape[1] > 1:
         bad = [t for t in range(want.shape[1]) if error_ratio(got[:, t], want[:, t]) > 1]
         good = [t for t in range(want.shape[1]) if t not in bad]
         where.append(f"wrong at {_steps(bad)}, right at {_steps(good)}" if good else "wrong at every time step")
+        where.extend(_shift(name, got, want))
     return (", ".join(where) if where else "wrong") + f" (error {ratio:.2g}x the tolerance)"
+
+
+def _blocks(gates, got, want):
+    """Which gate blocks are wrong, and whether two of them are each other's."""
+    bad = [k for k in range(len(gates)) if error_ratio(got[k], want[k]) > 1]
+    said = "wrong in the " + ", ".join(f"{GATE_NAMES[gates[k]]} ({gates[k]})" for k in bad) + " block"
+    swapped = [(a, b) for a in bad for b in bad if a < b
+               and error_ratio(got[a], want[b]) <= 1 and error_ratio(got[b], want[a]) <= 1]
+    for a, b in swapped:
+        said += (f": the {gates[a]} and {gates[b]} blocks are swapped (the order of the blocks "
+                 f"is {', '.join(gates)})")
+    return said
+
+
+def _shift(name, got, want):
+    """Index t of a time axis holding the expected value of step t - 1 (late) or t + 1 (early)."""
+    if error_ratio(got[:, 1:], want[:, :-1]) <= 1:
+        return [f"{name}[:, t] holds the right {name}[:, t-1], one step late: store each step's "
+                f"result after computing it"]
+    if error_ratio(got[:, :-1], want[:, 1:]) <= 1:
+        return [f"{name}[:, t] holds the right {name}[:, t+1], one step early: step t's result "
+                f"goes to index t"]
+    return []
+
+
+#: At most this many ids of a case are quoted in a report.
+MAX_IDS = 10
+
+
+def _ids(got, want, hidden):
+    """Wrong integer ids, as got against expected (public cases) or as a count (hidden ones)."""
+    got, want = np.rint(got).astype(np.int64).ravel(), np.rint(want).astype(np.int64).ravel()
+    wrong = int(np.sum(got != want))
+    if hidden:
+        return f"{wrong} of {want.size} ids wrong"
+    more = " ..." if want.size > MAX_IDS else ""
+    return (f"got ids {got[:MAX_IDS].tolist()}{more}, expected {want[:MAX_IDS].tolist()}{more} "
+            f"({wrong} of {want.size} wrong)")
 
 
 def _steps(steps):
@@ -205,16 +302,17 @@ def diagnose(task, case, results, key, probes, wrong):
     (:attr:`Task.hint`) separate gates, or the input and the recurrent term.
     """
     expected = probes()
-    if not expected:
+    ran = {probe: results.get(f"{key}|{probe}") for probe in expected}
+    ran = {probe: r for probe, r in ran.items() if isinstance(r, dict) and ("outputs" in r or "error" in r)}
+    if not ran:   # hidden cases run no probes: nothing is known of where the bug is
         return ""
     bad = []
     for probe, outputs in expected.items():
-        result = results.get(f"{key}|{probe}") or {}
-        if "outputs" not in result:
-            continue
+        result = ran.get(probe, {})
         want = dict(zip(task.outputs, outputs))
         compared = task.probe_outputs.get(probe, task.outputs)
-        if any(compare(task, n, result["outputs"].get(n), want[n]) for n in compared):
+        if not isinstance(result.get("outputs"), dict) or any(
+                compare(task, n, result["outputs"].get(n), want[n]) for n in compared):
             bad.append(probe)
     if next(iter(expected)).startswith("prefix"):
         return _prefix_hint(case["T"], bad)

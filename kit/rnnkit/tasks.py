@@ -28,6 +28,9 @@ class Task:
     timed: tuple = ()              # outputs whose axis 1 is time
     probe_outputs: dict = field(default_factory=dict)  # probe -> outputs it isolates (default: all)
     hint: Callable = None          # (wrong probes, wrong outputs) -> "; where the bug is", or ""
+    ids: tuple = ()                # outputs that are integer ids: reported as got vs expected
+    depends: tuple = ()            # tasks of the student functions this one uses (a forward's cache,
+                                   # a step a layer calls): blamed first when they fail
 
     def describe(self, case):
         return ", ".join(f"{k}={v}" for k, v in case.items() if k != "seed")
@@ -108,15 +111,42 @@ def prefixes(case, inputs):
             for t in range(1, case["T"])}
 
 
+def bias_probes(case, inputs):
+    """The same inputs with every bias (b; bx and bh) set to 0."""
+    return {"no_bias": {k: np.zeros_like(v) if k in BIASES else v for k, v in copy_inputs(inputs).items()}}
+
+
+BIASES = ("b", "bx", "bh")
+
+
+def bias_hint(bad, wrong):
+    """Said when the outputs are wrong but right with every bias 0: the bug is in the bias."""
+    if "no_bias" in bad:
+        return ""
+    return "; with b=0 it is right, so the bias b is missing or misplaced"
+
+
+def gru_bias_hint(bad, wrong):
+    if "no_bias" in bad:
+        return ""
+    return "; with bx=bh=0 it is right, so a bias (bx or bh) is missing or misplaced"
+
+
 def term_probes(case, inputs):
-    """Inputs that keep one term of the pre-activation: x = 0 (recurrent) or prev_h = 0 (input)."""
+    """Inputs that keep one term of the pre-activation: x = 0 (recurrent) or prev_h = 0
+    (input); and every bias 0 (:func:`bias_probes`)."""
     return {"recurrent": {**copy_inputs(inputs), "x": np.zeros_like(inputs["x"])},
-            "input": {**copy_inputs(inputs), "prev_h": np.zeros_like(inputs["prev_h"])}}
+            "input": {**copy_inputs(inputs), "prev_h": np.zeros_like(inputs["prev_h"])},
+            **bias_probes(case, inputs)}
 
 
 def term_hint(bad, wrong):
     """Which term of ``x_t @ Wx + h_{t-1} @ Wh + b`` the probes blame, if exactly one."""
     bad = set(bad)
+    said = bias_hint(bad, wrong)
+    if said:
+        return said
+    bad.discard("no_bias")
     if bad == {"recurrent"}:
         return "; with h_{t-1} = 0 it is right, with x_t = 0 it is not: the recurrent term h_{t-1} @ Wh looks wrong"
     if bad == {"input"}:
@@ -151,6 +181,21 @@ def lstm_gate_probes(case, inputs):
     return probes
 
 
+def derivative_probes(case, inputs):
+    """The step with Wx = Wh = b = 0, so that h_t = tanh(0) = 0 where tanh' = 1: a backward
+    right there and wrong elsewhere mistakes the derivative of tanh (x and h_{t-1} stay)."""
+    return {"tanh_slope_1": {k: np.zeros_like(v) if k in ("Wx", "Wh", "b") else v
+                             for k, v in copy_inputs(inputs).items()}}
+
+
+def derivative_hint(bad, wrong):
+    """Blame tanh' only when every output is wrong (each goes through it) and the probe is right."""
+    if bad or len(wrong) < 5:
+        return ""
+    return ("; where h_t=0 (so tanh'=1) it is right: the derivative of tanh looks wrong, "
+            "it is 1-h_t**2 with h_t the step's output")
+
+
 #: The output each LSTM gate probe isolates (other probes compare every output).
 LSTM_PROBE_OUTPUTS = {"gate_i": ("next_c",), "gate_g": ("next_c",), "gate_f": ("next_c",), "gate_o": ("next_h",)}
 
@@ -163,10 +208,14 @@ def lstm_hint(bad, wrong):
     gates = [g for g in GATES["lstm"] if f"gate_{g}" in bad]
     if "g" in gates and "f" in gates:
         gates.remove("f")  # the forget-gate probe assumes a right candidate (tanh(0) = 0)
+    said = bias_hint(bad, wrong)
+    if said:
+        return said
     if gates:
         names = [f"the {GATE_NAMES[g]}" for g in gates]
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-        return f"; {listed} {'look' if len(gates) > 1 else 'looks'} wrong"
+        order = " (the blocks of Wx, Wh and b are, in order, i, f, g, o)" if len(gates) > 1 else ""
+        return f"; {listed} {'look' if len(gates) > 1 else 'looks'} wrong{order}"
     return term_hint([p for p in bad if not p.startswith("gate_")], wrong)
 
 
@@ -292,13 +341,13 @@ _STEP_LARGE = _STEP + ({"N": 2, "D": 2, "H": 3, "scale": 500, "seed": 2},)
 _task(name="rnn_step_forward", kind="rnn", outputs=("next_h",), public=_STEP, needs=("rnn_step_forward",),
       make_inputs=step_inputs("rnn"), probes=term_probes, hint=term_hint,
       run=forward("rnn_step_forward", STEP + RNN_P, 2))
-_task(name="rnn_step_backward", kind="rnn", outputs=("dx", "dprev_h", "dWx", "dWh", "db"), public=_STEP,
+_task(name="rnn_step_backward", depends=("rnn_step_forward",), kind="rnn", outputs=("dx", "dprev_h", "dWx", "dWh", "db"), public=_STEP,
       needs=("rnn_step_forward", "rnn_step_backward"), make_inputs=step_inputs("rnn", ("dnext_h",)),
-      gated=("dWx", "dWh", "db"),
+      gated=("dWx", "dWh", "db"), probes=derivative_probes, hint=derivative_hint,
       run=backward("rnn_step_forward", STEP + RNN_P, 2, "rnn_step_backward", ("dnext_h",), 5))
-_task(name="rnn_forward", kind="rnn", outputs=("h",), public=_SEQ, timed=("h",), needs=("rnn_forward",),
+_task(name="rnn_forward", depends=("rnn_step_forward",), kind="rnn", outputs=("h",), public=_SEQ, timed=("h",), needs=("rnn_forward",),
       make_inputs=sequence_inputs("rnn"), run=forward("rnn_forward", SEQ + RNN_P, 2))
-_task(name="rnn_backward", kind="rnn", outputs=("dx", "dh0", "dWx", "dWh", "db"), public=_SEQ,
+_task(name="rnn_backward", depends=("rnn_forward", "rnn_step_backward"), kind="rnn", outputs=("dx", "dh0", "dWx", "dWh", "db"), public=_SEQ,
       needs=("rnn_forward", "rnn_backward"), make_inputs=sequence_inputs("rnn", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
       run=backward("rnn_forward", SEQ + RNN_P, 2, "rnn_backward", ("dh",), 5))
@@ -319,31 +368,31 @@ _task(name="lstm_step_forward", kind="lstm", outputs=("next_h", "next_c"), publi
       needs=("lstm_step_forward",), make_inputs=step_inputs("lstm"), probes=lstm_gate_probes,
       probe_outputs=LSTM_PROBE_OUTPUTS, hint=lstm_hint,
       run=forward("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3))
-_task(name="lstm_forward", kind="lstm", outputs=("h", "c"), public=_SEQ, timed=("h", "c"),
+_task(name="lstm_forward", depends=("lstm_step_forward",), kind="lstm", outputs=("h", "c"), public=_SEQ, timed=("h", "c"),
       needs=("lstm_forward",), make_inputs=sequence_inputs("lstm"),
       run=forward("lstm_forward", SEQ + ("c0",) + LSTM_P, 3))
 _task(name="gru_step_forward", kind="gru", outputs=("next_h",), public=_STEP_LARGE, needs=("gru_step_forward",),
-      make_inputs=step_inputs("gru"), run=forward("gru_step_forward", STEP + GRU_P, 2))
+      make_inputs=step_inputs("gru"), probes=bias_probes, hint=gru_bias_hint, run=forward("gru_step_forward", STEP + GRU_P, 2))
 
 # --- 04 backpropagation through time
-_task(name="lstm_step_backward", kind="lstm", outputs=("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"),
+_task(name="lstm_step_backward", depends=("lstm_step_forward",), kind="lstm", outputs=("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"),
       public=_STEP, needs=("lstm_step_forward", "lstm_step_backward"),
       make_inputs=step_inputs("lstm", ("dnext_h", "dnext_c")), gated=("dWx", "dWh", "db"),
       run=backward("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3, "lstm_step_backward",
                    ("dnext_h", "dnext_c"), 6))
-_task(name="lstm_backward", kind="lstm", outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"), public=_SEQ,
+_task(name="lstm_backward", depends=("lstm_forward", "lstm_step_backward"), kind="lstm", outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"), public=_SEQ,
       needs=("lstm_forward", "lstm_backward"), make_inputs=sequence_inputs("lstm", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
       run=backward("lstm_forward", SEQ + ("c0",) + LSTM_P, 3, "lstm_backward", ("dh",), 6))
-_task(name="gru_step_backward", kind="gru", outputs=("dx", "dprev_h", "dWx", "dWh", "dbx", "dbh"), public=_STEP,
+_task(name="gru_step_backward", depends=("gru_step_forward",), kind="gru", outputs=("dx", "dprev_h", "dWx", "dWh", "dbx", "dbh"), public=_STEP,
       needs=("gru_step_forward", "gru_step_backward"), make_inputs=step_inputs("gru", ("dnext_h",)),
       gated=("dWx", "dWh", "dbx", "dbh"),
       run=backward("gru_step_forward", STEP + GRU_P, 2, "gru_step_backward", ("dnext_h",), 6))
-_task(name="gru_backward", kind="gru", outputs=("dx", "dh0", "dWx", "dWh", "dbx", "dbh"), public=_SEQ,
+_task(name="gru_backward", depends=("gru_step_forward", "gru_step_backward"), kind="gru", outputs=("dx", "dh0", "dWx", "dWh", "dbx", "dbh"), public=_SEQ,
       needs=("gru_forward", "gru_backward"), make_inputs=sequence_inputs("gru", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "dbx", "dbh"), timed=("dx",),
       run=backward("gru_forward", SEQ + GRU_P, 2, "gru_backward", ("dh",), 6))
-_task(name="lstm_truncated_backward", kind="lstm", outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"),
+_task(name="lstm_truncated_backward", depends=("lstm_forward", "lstm_step_backward"), kind="lstm", outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"),
       public=({"N": 2, "T": 5, "D": 3, "H": 4, "k": 2, "seed": 0}, {"N": 1, "T": 3, "D": 2, "H": 2, "k": 3, "seed": 1}),
       needs=("lstm_forward", "lstm_truncated_backward"), make_inputs=truncated_inputs,
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
@@ -363,18 +412,18 @@ _SAMPLE = ({"N": 3, "V": 5, "temperature": 1.0, "seed": 0}, {"N": 2, "V": 4, "te
            {"N": 4, "V": 6, "temperature": 0.8, "scale": 2000, "seed": 4})
 _task(name="embedding_forward", kind="rnn", outputs=("out",), public=_LM, timed=("out",),
       needs=("embedding_forward",), make_inputs=embedding_inputs, run=forward("embedding_forward", ("x", "W"), 2))
-_task(name="embedding_backward", kind="rnn", outputs=("dW",), public=_LM,
+_task(name="embedding_backward", depends=("embedding_forward",), kind="rnn", outputs=("dW",), public=_LM,
       needs=("embedding_forward", "embedding_backward"), make_inputs=embedding_inputs,
       run=backward_single("embedding_forward", ("x", "W"), 2, "embedding_backward", ("dout",)))
 _task(name="temporal_affine_forward", kind="rnn", outputs=("scores",), public=_LM, timed=("scores",),
-      needs=("temporal_affine_forward",), make_inputs=affine_inputs,
+      needs=("temporal_affine_forward",), make_inputs=affine_inputs, probes=bias_probes, hint=bias_hint,
       run=forward("temporal_affine_forward", ("h", "W", "b"), 2))
-_task(name="temporal_affine_backward", kind="rnn", outputs=("dh", "dW", "db"), public=_LM, timed=("dh",),
+_task(name="temporal_affine_backward", depends=("temporal_affine_forward",), kind="rnn", outputs=("dh", "dW", "db"), public=_LM, timed=("dh",),
       needs=("temporal_affine_forward", "temporal_affine_backward"), make_inputs=affine_inputs,
       run=backward("temporal_affine_forward", ("h", "W", "b"), 2, "temporal_affine_backward", ("dscores",), 3))
 _task(name="temporal_softmax_loss", kind="rnn", outputs=("loss", "dscores"), public=_LOSS, timed=("dscores",),
       needs=("temporal_softmax_loss",), make_inputs=loss_inputs,
       run=plain("temporal_softmax_loss", ("scores", "y", "mask"), ("loss", "dscores")))
 _task(name="sample_next", kind="rnn", outputs=("ids",),
-      public=_SAMPLE, needs=("sample_next",), make_inputs=sampling_inputs,
+      public=_SAMPLE, needs=("sample_next",), ids=("ids",), make_inputs=sampling_inputs,
       run=plain("sample_next", ("scores", "temperature", "u"), ("ids",)))

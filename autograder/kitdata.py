@@ -17,7 +17,7 @@ from rnnkit.tasks import TASKS
 from traitlets import Unicode
 
 from .preprocessors import expected_checks
-from .verify import reference_outputs, reference_probes
+from .verify import reference_inputs, reference_outputs, reference_probes
 
 #: grade_id of the locked setup cell that imports check() in every exercise.
 SETUP_CELL = "setup"
@@ -39,7 +39,7 @@ def build():
     records = {}
     for name, task in TASKS.items():
         for case in task.public:
-            inputs = task.make_inputs(case)
+            inputs = reference_inputs(task, case)
             records[expected.entry_key(name, case)] = {"inputs": inputs,
                                                        "outputs": reference_outputs(task, inputs)}
             for probe, outputs in reference_probes(task, case, inputs).items():

@@ -24,6 +24,15 @@ REFERENCES = {name: obj for module in (rnn, lstm, gru, long_term, language, grad
               for name, obj in vars(module).items() if callable(obj)}
 
 
+def reference_inputs(task, case):
+    """The inputs of ``case``: made from its spec and seed, plus what the references derive
+    from them (:attr:`rnnkit.tasks.Task.derive`: the cache a backward receives)."""
+    inputs = task.make_inputs(case)
+    if task.derive is not None:
+        inputs.update(task.derive(REFERENCES, copy_inputs(inputs)))
+    return inputs
+
+
 def reference_outputs(task, inputs):
     """The task's outputs computed by the references, as float64 arrays."""
     return [np.asarray(out, dtype=np.float64) for out in task.run(REFERENCES, copy_inputs(inputs))]
@@ -54,7 +63,7 @@ def _reference_case(task, case):
     if kept is None or kept[0] is not task:
         if len(_KEPT) >= KEPT_CASES:
             _KEPT.clear()
-        inputs = task.make_inputs(case)
+        inputs = reference_inputs(task, case)
         outputs = reference_outputs(task, inputs)
         for array in [*inputs.values(), *outputs]:
             if isinstance(array, np.ndarray):

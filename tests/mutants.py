@@ -285,7 +285,7 @@ MUTANTS += [
 #: point, so these cost no points: the grader reports them in the feedback and flags them.
 IN_PLACE = [
     M("rnn_modifies_x_in_place", "01_rnn", "rnn_step_forward",
-      ("    cache = (x, prev_h, Wx, Wh, next_h)\n",
+      ("    cache = (x, prev_h, Wx, Wh, next_h)   # this layout: see the text above\n",
        "    cache = (x, prev_h, Wx, Wh, next_h)\n    x[...] = x * 1.0001\n"),
       "rnn_step_forward", ["modified its inputs in place: x"],
       "scales x in place after computing the right next_h"),

@@ -30,7 +30,7 @@ from rnnkit.tasks import TASKS
 
 from autograder import batch, studentkit
 from autograder.preprocessors import SKIP_TAG, expected_checks
-from autograder.verify import grade_check
+from autograder.verify import grade_check, reference_inputs
 from leaks import forbidden_lines, hidden_specs, hidden_test_lines, leaks, readable_texts
 from mutants import MUTANTS, source
 from submissions import REPO, strip_solution_markers
@@ -126,7 +126,8 @@ def grader_report(a, replacements, task):
     for cell in solved_source(a, replacements):
         exec(cell, namespace)
     cases = list(TASKS[task].public)
-    return grade_check(task, cases, collect(TASKS[task], cases, namespace, TASKS[task].make_inputs)).text()
+    return grade_check(task, cases, collect(TASKS[task], cases, namespace,
+                                            lambda case: reference_inputs(TASKS[task], case))).text()
 
 
 def solved_source(a, replacements):

@@ -12,7 +12,7 @@ from rnnkit.tasks import TASKS
 from autograder.preprocessors import BadTestCell, emitted_results, expected_checks, score, verdict, verified_outputs
 from autograder.reference import lstm, rnn
 from autograder import verify
-from autograder.verify import REFERENCES, grade_check
+from autograder.verify import REFERENCES, grade_check, reference_inputs
 
 TASK_NAMES = sorted(TASKS)
 
@@ -20,7 +20,7 @@ TASK_NAMES = sorted(TASKS)
 def run(task_name, functions, cases=None):
     task = TASKS[task_name]
     cases = list(task.public) if cases is None else cases
-    return grade_check(task_name, cases, collect(task, cases, functions, task.make_inputs))
+    return grade_check(task_name, cases, collect(task, cases, functions, lambda case: reference_inputs(task, case)))
 
 
 # ------------------------------------------------------------------ wire

@@ -174,7 +174,7 @@ def _input_names(task, case, said):
     """The inputs a kernel said its function changed, among the case's real input names."""
     if not said or not isinstance(said, list):
         return []
-    names = set(task.make_inputs(case)) if "seed" in case else set()
+    names = set(task.make_inputs(case)) | set(getattr(task.derive, "names", ())) if "seed" in case else set()
     return sorted(name for name in said if isinstance(name, str) and name in names)
 
 

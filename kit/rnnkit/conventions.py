@@ -54,6 +54,19 @@ SHAPES = {
 RTOL = 1e-4
 ATOL = 1e-5
 
+#: The cache each forward returns, element by element, where the course fixes it: its
+#: backward receives exactly this. The grader builds it from a case's inputs and the
+#: reference forward's outputs, so a backward is graded on its own: a wrong forward costs
+#: its own points only (rnnkit.tasks: backward_given). A sequence forward's cache is the
+#: list of its steps' caches, in time order (SEQUENCE_CACHES: sequence -> step).
+#: The exercises state these layouts in code outside the part a student writes.
+CACHES = {
+    "rnn_step_forward": ("x", "prev_h", "Wx", "Wh", "next_h"),
+    "embedding_forward": ("x", "V"),
+    "temporal_affine_forward": ("h", "W"),
+}
+SEQUENCE_CACHES = {"rnn_forward": "rnn_step_forward"}
+
 #: Reference implementations compute in this dtype.
 DTYPE = np.float64
 

@@ -13,6 +13,7 @@ return. What happens next depends on where the kernel runs:
   inputs, computes the references and decides the points. Nothing computed in
   the kernel decides a grade.
 """
+import functools
 import json
 import os
 import sys
@@ -76,8 +77,8 @@ class Check:
                 raise CheckFailed("hidden cases are run by the grader only")
             return self._check_hidden(task, list(hidden), namespace)
         cases = list(task.public if cases is None else cases)
-        if grading:
-            _emit(task_name, collect(task, cases, namespace, task.make_inputs))
+        if grading:   # the kit's inputs of public cases hold what the grader derives (a given cache)
+            _emit(task_name, collect(task, cases, namespace, lambda case: _kit_inputs(task, case)))
             return None
         data = self._shipped()
         shipped = [c for c in cases if data.has(task_name, c)]
@@ -161,10 +162,21 @@ def collect(task, cases, namespace, make_inputs, probes=True):
         for probe, probe_inputs in (task.probes(case, inputs) if probes else {}).items():
             results[f"{key}|{probe}"] = _run_one(task, namespace, probe_inputs)
     for name in task.depends if probes and not missing else ():
-        dep = TASKS[name]   # on its first public case: seeded, the same inputs as the kit's
+        dep = TASKS[name]   # on its first public case, with the kit's inputs (a given cache included)
         if _missing(dep, namespace) is None:
-            results[depends_key(name)] = _run_one(dep, namespace, dep.make_inputs(dep.public[0]))
+            results[depends_key(name)] = _run_one(dep, namespace, _kit_inputs(dep, dep.public[0]))
     return results
+
+
+@functools.lru_cache(maxsize=1)
+def _kit_data():
+    return ShippedData()
+
+
+def _kit_inputs(task, case):
+    """The inputs of a public case as the kit ships them (what the grader derives included)."""
+    data = _kit_data()
+    return data.inputs(task.name, case) if data.has(task.name, case) else task.make_inputs(case)
 
 
 def _missing(task, namespace):

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .conventions import GATE_NAMES, GATES
+from .conventions import CACHES, GATE_NAMES, GATES, SEQUENCE_CACHES
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Task:
     probe_outputs: dict = field(default_factory=dict)  # probe -> outputs it isolates (default: all)
     hint: Callable = None          # (wrong probes, wrong outputs) -> "; where the bug is", or ""
     ids: tuple = ()                # outputs that are integer ids: reported as got vs expected
+    derive: Callable = None        # (reference functions, inputs) -> more inputs: the grader's only
     depends: tuple = ()            # tasks of the student functions this one uses (a forward's cache,
                                    # a step a layer calls): blamed first when they fail
 
@@ -106,9 +107,11 @@ def sequence_inputs(kind, upstream=False):
 
 
 def prefixes(case, inputs):
-    """The same sequence cut after 1 .. T-1 steps: locates the first wrong time step."""
-    return {f"prefix{t}": {k: (v[:, :t] if k in ("x", "dh") else v) for k, v in inputs.items()}
-            for t in range(1, case["T"])}
+    """The same sequence cut after 1 .. T-1 steps: locates the first wrong time step.
+    (A given cache's elements are stacked over time on their first axis.)"""
+    def cut(k, v, t):
+        return v[:, :t] if k in ("x", "dh") else v[:t] if k.startswith(CACHE) else v
+    return {f"prefix{t}": {k: cut(k, v, t) for k, v in inputs.items()} for t in range(1, case["T"])}
 
 
 def bias_probes(case, inputs):
@@ -182,10 +185,11 @@ def lstm_gate_probes(case, inputs):
 
 
 def derivative_probes(case, inputs):
-    """The step with Wx = Wh = b = 0, so that h_t = tanh(0) = 0 where tanh' = 1: a backward
-    right there and wrong elsewhere mistakes the derivative of tanh (x and h_{t-1} stay)."""
-    return {"tanh_slope_1": {k: np.zeros_like(v) if k in ("Wx", "Wh", "b") else v
-                             for k, v in copy_inputs(inputs).items()}}
+    """The given cache with next_h = 0, where tanh' = 1 (x, h_{t-1}, Wx, Wh stay): next_h
+    enters the backward through tanh' alone, so a backward right there and wrong elsewhere
+    mistakes the derivative of tanh."""
+    name = CACHE + "next_h"
+    return {"tanh_slope_1": {**copy_inputs(inputs), name: np.zeros_like(inputs[name])}}
 
 
 def derivative_hint(bad, wrong):
@@ -228,8 +232,50 @@ def forward(name, args, returns):
     return run
 
 
+#: Prefix of the inputs that hold a given cache's elements: ``cache.next_h``.
+CACHE = "cache."
+
+
+def cache_inputs(fwd, args, returns):
+    """``derive`` of a backward: the cache of forward ``fwd`` (run by the grader with the
+    references) as inputs named by :data:`rnnkit.conventions.CACHES`; a sequence's step
+    caches stacked over time on a first axis."""
+    step = SEQUENCE_CACHES.get(fwd)
+    layout = CACHES[step or fwd]
+
+    def derive(functions, inputs):
+        cache = unpack(functions[fwd](*(inputs[k] for k in args)), returns, fwd)[-1]
+        if step:
+            return {CACHE + n: np.stack([c[k] for c in cache]) for k, n in enumerate(layout)}
+        return {CACHE + n: value for n, value in zip(layout, cache)}
+    derive.names = tuple(CACHE + n for n in layout)
+    return derive
+
+
+def given_cache(fwd, inputs):
+    """The cache of ``fwd`` in the conventions' layout, from a case's inputs (:func:`cache_inputs`)."""
+    step = SEQUENCE_CACHES.get(fwd)
+    elements = [inputs[CACHE + n] for n in CACHES[step or fwd]]
+    if step:
+        return [tuple(e[t] for e in elements) for t in range(len(elements[0]))]
+    return tuple(elements)
+
+
+def backward_given(fwd, name, upstream, returns, extra=()):
+    """Backward function ``name(*upstream, cache, *extra)`` on the cache the conventions fix,
+    built from the inputs (:func:`given_cache`): never from the student's forward. ``returns``:
+    how many arrays it returns (1: a single array, not a tuple)."""
+    def run(functions, inputs):
+        args = [inputs[k] for k in upstream] + [given_cache(fwd, inputs)] + [inputs[k] for k in extra]
+        result = functions[name](*args)
+        return (result,) if returns == 1 else unpack(result, returns, name)
+    return run
+
+
 def backward(fwd, fwd_args, fwd_returns, name, upstream, returns, extra=()):
-    """Run ``fwd`` for its cache, then backward function ``name(*upstream, cache, *extra)``."""
+    """Run the student's ``fwd`` for its cache, then backward function ``name(*upstream, cache, *extra)``:
+    for the cells whose cache layout is the student's own (exercise 4's LSTM and GRU), where
+    a wrong forward also costs the backward's points (the message says to fix it first)."""
     def run(functions, inputs):
         cache = unpack(functions[fwd](*(inputs[k] for k in fwd_args)), fwd_returns, fwd)[-1]
         args = [inputs[k] for k in upstream] + [cache] + [inputs[k] for k in extra]
@@ -309,14 +355,6 @@ def sampling_inputs(case):
             "temperature": float(case["temperature"]), "u": rng.random(N)}
 
 
-def backward_single(fwd, fwd_args, fwd_returns, name, upstream):
-    """Like :func:`backward`, for a backward function that returns one array (not a tuple)."""
-    def run(functions, inputs):
-        cache = unpack(functions[fwd](*(inputs[k] for k in fwd_args)), fwd_returns, fwd)[-1]
-        return (functions[name](*[inputs[k] for k in upstream], cache),)
-    return run
-
-
 def truncated_inputs(case):
     return {**sequence_inputs("lstm", upstream=True)(case), "k": case["k"]}
 
@@ -342,15 +380,17 @@ _task(name="rnn_step_forward", kind="rnn", outputs=("next_h",), public=_STEP, ne
       make_inputs=step_inputs("rnn"), probes=term_probes, hint=term_hint,
       run=forward("rnn_step_forward", STEP + RNN_P, 2))
 _task(name="rnn_step_backward", depends=("rnn_step_forward",), kind="rnn", outputs=("dx", "dprev_h", "dWx", "dWh", "db"), public=_STEP,
-      needs=("rnn_step_forward", "rnn_step_backward"), make_inputs=step_inputs("rnn", ("dnext_h",)),
+      needs=("rnn_step_backward",), make_inputs=step_inputs("rnn", ("dnext_h",)),
       gated=("dWx", "dWh", "db"), probes=derivative_probes, hint=derivative_hint,
-      run=backward("rnn_step_forward", STEP + RNN_P, 2, "rnn_step_backward", ("dnext_h",), 5))
+      derive=cache_inputs("rnn_step_forward", STEP + RNN_P, 2),
+      run=backward_given("rnn_step_forward", "rnn_step_backward", ("dnext_h",), 5))
 _task(name="rnn_forward", depends=("rnn_step_forward",), kind="rnn", outputs=("h",), public=_SEQ, timed=("h",), needs=("rnn_forward",),
       make_inputs=sequence_inputs("rnn"), run=forward("rnn_forward", SEQ + RNN_P, 2))
 _task(name="rnn_backward", depends=("rnn_forward", "rnn_step_backward"), kind="rnn", outputs=("dx", "dh0", "dWx", "dWh", "db"), public=_SEQ,
-      needs=("rnn_forward", "rnn_backward"), make_inputs=sequence_inputs("rnn", upstream=True),
+      needs=("rnn_backward",), make_inputs=sequence_inputs("rnn", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
-      run=backward("rnn_forward", SEQ + RNN_P, 2, "rnn_backward", ("dh",), 5))
+      derive=cache_inputs("rnn_forward", SEQ + RNN_P, 2),
+      run=backward_given("rnn_forward", "rnn_backward", ("dh",), 5))
 
 _task(name="numerical_gradient", kind="rnn", outputs=("grad",),
       public=({"N": 2, "D": 3, "H": 4, "eps": 1e-3, "seed": 0}, {"N": 1, "D": 2, "H": 2, "eps": 1e-2, "seed": 1}),
@@ -413,14 +453,16 @@ _SAMPLE = ({"N": 3, "V": 5, "temperature": 1.0, "seed": 0}, {"N": 2, "V": 4, "te
 _task(name="embedding_forward", kind="rnn", outputs=("out",), public=_LM, timed=("out",),
       needs=("embedding_forward",), make_inputs=embedding_inputs, run=forward("embedding_forward", ("x", "W"), 2))
 _task(name="embedding_backward", depends=("embedding_forward",), kind="rnn", outputs=("dW",), public=_LM,
-      needs=("embedding_forward", "embedding_backward"), make_inputs=embedding_inputs,
-      run=backward_single("embedding_forward", ("x", "W"), 2, "embedding_backward", ("dout",)))
+      needs=("embedding_backward",), make_inputs=embedding_inputs,
+      derive=cache_inputs("embedding_forward", ("x", "W"), 2),
+      run=backward_given("embedding_forward", "embedding_backward", ("dout",), 1))
 _task(name="temporal_affine_forward", kind="rnn", outputs=("scores",), public=_LM, timed=("scores",),
       needs=("temporal_affine_forward",), make_inputs=affine_inputs, probes=bias_probes, hint=bias_hint,
       run=forward("temporal_affine_forward", ("h", "W", "b"), 2))
 _task(name="temporal_affine_backward", depends=("temporal_affine_forward",), kind="rnn", outputs=("dh", "dW", "db"), public=_LM, timed=("dh",),
-      needs=("temporal_affine_forward", "temporal_affine_backward"), make_inputs=affine_inputs,
-      run=backward("temporal_affine_forward", ("h", "W", "b"), 2, "temporal_affine_backward", ("dscores",), 3))
+      needs=("temporal_affine_backward",), make_inputs=affine_inputs,
+      derive=cache_inputs("temporal_affine_forward", ("h", "W", "b"), 2),
+      run=backward_given("temporal_affine_forward", "temporal_affine_backward", ("dscores",), 3))
 _task(name="temporal_softmax_loss", kind="rnn", outputs=("loss", "dscores"), public=_LOSS, timed=("dscores",),
       needs=("temporal_softmax_loss",), make_inputs=loss_inputs,
       run=plain("temporal_softmax_loss", ("scores", "y", "mask"), ("loss", "dscores")))

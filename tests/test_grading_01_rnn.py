@@ -25,15 +25,16 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
             for k in range(H):
                 a += prev_h[n, k] * Wh[k, j]
             next_h[n, j] = np.tanh(a)
-    return next_h, {"x": x, "prev_h": prev_h, "Wx": Wx, "Wh": Wh, "h": next_h}
+    return next_h, (x, prev_h, Wx, Wh, next_h)
 ''',
     "rnn_step_backward": '''
 def rnn_step_backward(dnext_h, cache):
-    da = dnext_h * (1 - cache["h"] ** 2)
-    dx = np.einsum("nj,dj->nd", da, cache["Wx"])
-    dprev_h = np.einsum("nj,kj->nk", da, cache["Wh"])
-    dWx = np.einsum("nd,nj->dj", cache["x"], da)
-    dWh = np.einsum("nk,nj->kj", cache["prev_h"], da)
+    x, prev_h, Wx, Wh, h = cache
+    da = dnext_h * (1 - h ** 2)
+    dx = np.einsum("nj,dj->nd", da, Wx)
+    dprev_h = np.einsum("nj,kj->nk", da, Wh)
+    dWx = np.einsum("nd,nj->dj", x, da)
+    dWh = np.einsum("nk,nj->kj", prev_h, da)
     db = np.einsum("nj->j", da)
     return dx, dprev_h, dWx, dWh, db
 ''',
@@ -68,6 +69,8 @@ STUDENTS = {
         SOL["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "1 / (1 + np.exp(-(x @ Wx + prev_h @ Wh + b)))")}),
     "no_recurrent_term": student_notebook(A, {"rnn_step_forward": mutate(
         SOL["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + b)")}),
+    "no_bias": student_notebook(A, {"rnn_step_forward": mutate(
+        SOL["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + prev_h @ Wh)")}),
     "no_accumulation": student_notebook(A, {"rnn_backward": mutate(
         SOL["rnn_backward"], "dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t", "dWx, dWh, db = dWx_t, dWh_t, db_t")}),
 }
@@ -114,6 +117,22 @@ def test_wrong_implementations_lose_points_with_a_message(graded, student, cell,
     messages = batch.failures(course, student, A)
     assert any(words in m for m in messages), messages
     assert not any("BEGIN HIDDEN" in m or "check(" in m for m in messages)
+
+
+def test_one_mistake_one_penalty(graded):
+    """A wrong forward step costs its own points and those of the layer that calls it, never
+    those of the right backward passes: they run on the cache the conventions fix."""
+    course, rows = graded
+    cells, full = rows["no_bias"]["cells"], rows["solution"]["cells"]
+    assert cells["test_rnn_step_forward"] == 0 and cells["test_rnn_forward"] < full["test_rnn_forward"]
+    for cell in ("test_rnn_step_backward", "test_rnn_backward", "test_numerical_gradient"):
+        assert cells[cell] == full[cell], (cell, cells)
+    messages = batch.failures(course, "no_bias", A)
+    assert any(m.startswith("rnn_step_forward:") and "bias b is missing" in m for m in messages), messages
+    assert any(m.startswith("rnn_forward:") and "fix rnn_step_forward first" in m for m in messages), messages
+    assert not any(m.startswith(("rnn_step_backward:", "rnn_backward:")) for m in messages), messages
+    page = visible_text((course / "feedback" / "no_bias" / A / f"{A}.html").read_text())
+    assert "your rnn_step_backward is right; rnn_step_forward fails its own check" in " ".join(page.split())
 
 
 def test_accumulation_bug_is_located_in_time(graded):

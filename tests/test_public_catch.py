@@ -20,7 +20,7 @@ from public_check import namespace, public_check
 from rnnkit import wire
 from rnnkit.compare import IN_PLACE_FIX, MODIFIED, case_key
 from rnnkit.probe import check
-from rnnkit.tasks import TASKS
+from rnnkit.tasks import CACHE, TASKS, copy_inputs
 
 
 def language_function(mutant):
@@ -123,3 +123,19 @@ def test_hidden_cases_get_no_hint_and_no_ids():
     wrong = {"outputs": {"ids": wire.encode((want[0] + 1) % 4)}}
     report = verify.grade_check("sample_next", [case], {case_key(case): wrong}, hidden=True)
     assert report.failures == [("hidden case 1", "ids: 5 of 5 ids wrong")]
+
+
+@pytest.mark.parametrize("task", [t for t in sorted(TASKS) if TASKS[t].derive is not None])
+def test_a_given_cache_is_what_the_notebook_forward_returns(task):
+    """The cache a backward is checked on (rnnkit.conventions.CACHES, derived by the references)
+    equals, element by element, what the solution notebook's forward returns on the same inputs."""
+    from autograder.verify import reference_inputs
+    assignment = {"rnn": "01_rnn"}.get(task.split("_")[0], "05_language_model")
+    names = namespace(assignment)
+    for case in TASKS[task].public:
+        inputs = reference_inputs(TASKS[task], case)
+        mine = {k: v for k, v in copy_inputs(inputs).items() if not k.startswith(CACHE)}
+        theirs = TASKS[task].derive(names, mine)
+        assert theirs.keys() == {k for k in inputs if k.startswith(CACHE)}
+        for k, v in theirs.items():
+            assert np.allclose(v, inputs[k], rtol=0, atol=1e-12), (task, case, k)

@@ -266,7 +266,7 @@ MUTANTS += [
     M("sample_temperature_after_softmax", "05_language_model", "sample_next",
       (("z = scores / temperature", "z = scores"),
        ("p /= p.sum(axis=1, keepdims=True)", "p /= p.sum(axis=1, keepdims=True) * temperature")),
-      "sample_next", ["ids: wrong"], "probabilities divided by the temperature after the softmax"),
+      "sample_next", ["ids: got ids"], "probabilities divided by the temperature after the softmax"),
     M("sample_temperature_multiplies", "05_language_model", "sample_next",
       ("z = scores / temperature", "z = scores * temperature"),
       "sample_next", ["ids: got", "temperature=0.4"], "scores multiplied by the temperature instead of divided",
@@ -276,7 +276,7 @@ MUTANTS += [
       "sample_next", ["ids: got", "scale=2000"], "softmax without the max shift: inf / inf for large scores"),
     M("sample_greedy_is_argmin", "05_language_model", "sample_next",
       ("return scores.argmax(axis=1)", "return scores.argmin(axis=1)"),
-      "sample_next", ["ids: wrong"], "greedy picks the least likely character"),
+      "sample_next", ["ids: got ids"], "greedy picks the least likely character"),
 ]
 
 

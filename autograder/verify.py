@@ -26,7 +26,11 @@ REFERENCES = {name: obj for module in (rnn, lstm, gru, long_term, language, grad
 
 def reference_inputs(task, case):
     """The inputs of ``case``: made from its spec and seed, plus what the references derive
-    from them (:attr:`rnnkit.tasks.Task.derive`: the cache a backward receives)."""
+    from them (:attr:`rnnkit.tasks.Task.derive`: the cache a backward receives).
+
+    A backward's sealed inputs thus carry the reference forward's values, on the backward's
+    own inputs only: hidden and fresh cases are seeded per task (:func:`autograder.secret.seeded`),
+    so they never hold the expected outputs of a forward's hidden case."""
     inputs = task.make_inputs(case)
     if task.derive is not None:
         inputs.update(task.derive(REFERENCES, copy_inputs(inputs)))

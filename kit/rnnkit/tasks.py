@@ -29,7 +29,8 @@ class Task:
     probe_outputs: dict = field(default_factory=dict)  # probe -> outputs it isolates (default: all)
     hint: Callable = None          # (wrong probes, wrong outputs) -> "; where the bug is", or ""
     ids: tuple = ()                # outputs that are integer ids: reported as got vs expected
-    derive: Callable = None        # (reference functions, inputs) -> more inputs: the grader's only
+    derive: Callable = None        # (references, inputs) -> more inputs, made by the grader alone
+                                   # (a backward's given cache: cache_inputs); the kit ships them
     depends: tuple = ()            # tasks of the student functions this one uses (a forward's cache,
                                    # a step a layer calls): blamed first when they fail
 
@@ -114,12 +115,12 @@ def prefixes(case, inputs):
     return {f"prefix{t}": {k: cut(k, v, t) for k, v in inputs.items()} for t in range(1, case["T"])}
 
 
+BIASES = ("b", "bx", "bh")
+
+
 def bias_probes(case, inputs):
     """The same inputs with every bias (b; bx and bh) set to 0."""
     return {"no_bias": {k: np.zeros_like(v) if k in BIASES else v for k, v in copy_inputs(inputs).items()}}
-
-
-BIASES = ("b", "bx", "bh")
 
 
 def bias_hint(bad, wrong):
@@ -130,6 +131,7 @@ def bias_hint(bad, wrong):
 
 
 def gru_bias_hint(bad, wrong):
+    """:func:`bias_hint` for the GRU's two biases."""
     if "no_bias" in bad:
         return ""
     return "; with bx=bh=0 it is right, so a bias (bx or bh) is missing or misplaced"

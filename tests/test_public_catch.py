@@ -139,3 +139,13 @@ def test_a_given_cache_is_what_the_notebook_forward_returns(task):
         assert theirs.keys() == {k for k in inputs if k.startswith(CACHE)}
         for k, v in theirs.items():
             assert np.allclose(v, inputs[k], rtol=0, atol=1e-12), (task, case, k)
+
+
+def test_a_wrong_backward_is_not_blamed_on_a_wrong_forward_it_does_not_use():
+    """Both wrong: the backward runs on the given cache, so its report names its own mistake."""
+    bias = next(m for m in MUTANTS if m.name == "rnn_no_bias")
+    slope = next(m for m in MUTANTS if m.name == "rnn_no_tanh_derivative")
+    names = namespace("01_rnn", {bias.cell: source(bias), slope.cell: source(slope)})
+    passed, text = public_check("rnn_step_backward", names)
+    text = " ".join(text.split())
+    assert not passed and "the derivative of tanh looks wrong" in text and "first" not in text, text

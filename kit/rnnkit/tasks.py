@@ -250,7 +250,7 @@ def cache_inputs(fwd, args, returns):
         if step:
             return {CACHE + n: np.stack([c[k] for c in cache]) for k, n in enumerate(layout)}
         return {CACHE + n: value for n, value in zip(layout, cache)}
-    derive.names = tuple(CACHE + n for n in layout)
+    derive.names, derive.forward = tuple(CACHE + n for n in layout), fwd
     return derive
 
 

@@ -34,6 +34,7 @@ from autograder.preprocessors import expected_checks
 from autograder.sandbox import CGROUP_ROOT, Sandbox
 from ci import require
 from page_text import assert_no_leak
+from points import cell_points
 from submissions import REPO, mutate, solution_cells, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
@@ -536,9 +537,13 @@ def params(aspect):
 def test_honest_students_are_graded_as_usual(graded):
     rows, flags, course = graded["rows"], graded["flags"], graded["course"]
     assert rows["solution"]["score"] == rows["solution"]["max_score"] == 10
-    # The honest wrong answer earns only the gradient checker's 2 points (rnn_step_forward
-    # returns zeros and the other three build on it): an attack that earns more is a hole.
-    assert rows["honest"]["score"] == 2.0, batch.failures(course, "honest", A)
+    # The honest wrong answer: rnn_step_forward returns zeros, so it and rnn_forward (which
+    # calls it) earn nothing; the two backward passes are graded on caches the grader builds
+    # (one mistake, one penalty) and the gradient checker stands alone: 3 cells of 2 points.
+    # An attack that earns more is a hole.
+    honest_points = sum(p for cell, p in cell_points(A).items()
+                        if cell not in ("test_rnn_step_forward", "test_rnn_forward"))
+    assert rows["honest"]["score"] == honest_points, batch.failures(course, "honest", A)
     assert flags["honest"] == [] and flags["solution"] == [], flags
     assert rows["unusual"]["score"] == 10 and flags["unusual"] == [], (flags["unusual"],
                                                                        batch.failures(course, "unusual", A))

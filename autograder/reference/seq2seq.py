@@ -54,11 +54,12 @@ def attention_forward(q, enc, mask, Wq, Wk, v):
     Returns context (N, He), alpha (N, T) and a cache.
     """
     mask = np.asarray(mask, dtype=bool)
-    u = np.tanh((q @ Wq)[:, None, :] + enc @ Wk)            # (N, T, A)
+    N, T, He = enc.shape
+    u = np.tanh((q @ Wq)[:, None, :] + (enc.reshape(N * T, He) @ Wk).reshape(N, T, -1))   # (N, T, A)
     e = np.where(mask, u @ v, -np.inf)
     alpha = np.exp(e - e.max(axis=1, keepdims=True))
     alpha /= alpha.sum(axis=1, keepdims=True)
-    context = np.einsum("nt,nth->nh", alpha, enc)
+    context = (alpha[..., None] * enc).sum(axis=1)
     return context, alpha, (q, enc, Wq, Wk, v, u, alpha)
 
 
@@ -68,11 +69,12 @@ def attention_backward(dcontext, cache):
     Padding gets no gradient through the scores (its alpha is 0); the mask itself has none.
     """
     q, enc, Wq, Wk, v, u, alpha = cache
-    dalpha = np.einsum("nh,nth->nt", dcontext, enc)
+    dalpha = (enc * dcontext[:, None, :]).sum(axis=2)
     de = alpha * (dalpha - np.sum(alpha * dalpha, axis=1, keepdims=True))   # softmax backward
-    dv = np.einsum("nt,nta->a", de, u)
+    (N, T, A), He = u.shape, enc.shape[2]
+    dv = de.reshape(-1) @ u.reshape(-1, A)
     da = de[..., None] * v * (1.0 - u**2)                                     # (N, T, A)
     dproj_q = da.sum(axis=1)                                                  # (N, A)
-    denc = alpha[..., None] * dcontext[:, None, :] + da @ Wk.T
-    dWk = np.einsum("nth,nta->ha", enc, da)
+    denc = alpha[..., None] * dcontext[:, None, :] + (da.reshape(N * T, A) @ Wk.T).reshape(N, T, He)
+    dWk = enc.reshape(N * T, He).T @ da.reshape(N * T, A)
     return dproj_q @ Wq.T, denc, q.T @ dproj_q, dWk, dv

@@ -42,7 +42,7 @@ def make_batch(rng, N, lengths, K):
     """N sources with lengths drawn from ``lengths`` (a sequence of ints), T the longest.
 
     Returns x (N, T), padded with K **before** the digits, its mask (N, T), and the target
-    y (N, T), the digits reversed and padded with K after them, with its mask (N, T).
+    y (N, T), the digits reversed, then 0s (masked out of the loss), with its mask (N, T).
     Left padding lets the backward direction read the real digits first: its state at
     position j then counts the digits from j to the end, whatever the padding.
     """
@@ -50,7 +50,7 @@ def make_batch(rng, N, lengths, K):
     T = int(n.max())
     y_mask = np.arange(T) < n[:, None]
     digits = rng.integers(0, K, size=(N, T))
-    y = np.where(y_mask, digits, K)
+    y = np.where(y_mask, digits, 0)
     x_mask = y_mask[:, ::-1]
     x = np.where(x_mask, y[:, ::-1], K)   # x[n, T-1-t] = y[n, t]: the source is y reversed
     return x, x_mask, y, y_mask

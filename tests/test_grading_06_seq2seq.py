@@ -3,7 +3,9 @@ correct way of writing it (loops, float32, a finite stand-in for -inf), and ever
 tests/mutants.py for this exercise, each with its message and hint."""
 import re
 
+import nbformat
 import pytest
+from nbgrader.validator import Validator
 
 from autograder import batch
 from mutants import MUTANTS, notebook
@@ -87,11 +89,11 @@ def graded(tmp_path_factory):
     course = root / "course"
     outcomes = batch.autograde(course, batch.prepare_course(course, subs))
     assert all(o.ok for o in outcomes), outcomes
-    return course, {r["student"]: r for r in batch.grade_rows(course)}
+    return course, {r["student"]: r for r in batch.grade_rows(course)}, subs
 
 
 def test_solution_and_another_correct_way_get_full_marks_and_the_blank_zero(graded):
-    course, rows = graded
+    course, rows, _ = graded
     assert rows["solution"]["score"] == rows["solution"]["max_score"] == 12
     assert rows["other_way"]["score"] == 12, batch.failures(course, "other_way", A)
     assert rows["blank"]["score"] == 0
@@ -100,7 +102,7 @@ def test_solution_and_another_correct_way_get_full_marks_and_the_blank_zero(grad
 
 @pytest.mark.parametrize("mutant", OURS, ids=lambda m: m.name)
 def test_every_mutant_loses_points_with_its_message_and_hint(graded, mutant):
-    course, rows = graded
+    course, rows, _ = graded
     row, control = rows[mutant.name], rows["solution"]
     cell = f"test_{mutant.task}"
     messages = batch.failures(course, mutant.name, A)
@@ -110,3 +112,19 @@ def test_every_mutant_loses_points_with_its_message_and_hint(graded, mutant):
     for words in mutant.expect:
         assert any(words in m for m in messages), f"no message says {words!r}: {messages}"
     assert not any("BEGIN HIDDEN" in m or "check(" in m for m in messages)
+
+
+@pytest.mark.parametrize("student", ["attention_mask_ignored", "birnn_bwd_dx_not_rereversed", "solution"])
+def test_what_the_student_sees_before_submitting_is_what_the_grade_says(graded, student):
+    """nbgrader validate (the student's check() on the public cases) fails exactly the test
+    cells that lose points in the grade."""
+    _, rows, subs = graded
+    path = subs / student / A / f"{A}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    by_source = {c.source.strip(): c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+                 if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata["nbgrader"].get("solution")}
+    failed = {by_source[f["source"]] for f in Validator(ignore_checksums=True).validate(str(path)).get("failed", [])}
+    full = rows["solution"]["cells"]
+    lost = {cell for cell, score in rows[student]["cells"].items() if cell in full and score < full[cell]}
+    assert failed == lost
+    assert bool(failed) == (student != "solution")

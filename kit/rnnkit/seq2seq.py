@@ -6,7 +6,8 @@ the padding symbol ``PAD = K``), and the target, the same digits in reverse orde
 The model (hidden sizes: H per encoder direction, S for the decoder):
 
 * encoder: embedding (K+1, E) of the source -> ``birnn_forward`` -> enc (N, T, 2H);
-* bridge: s_0 = tanh([h_fwd at the last real position, h_bwd at position 0] @ W_init + b_init);
+* bridge: s_0 = tanh([h_fwd at the last position, h_bwd at the first real digit] @ W_init
+  + b_init) (the sources are padded on the left, :func:`make_batch`);
 * decoder, at step t (teacher forcing while training, greedy when decoding): the
   embedding (K+1, E) of the previous target digit (``BOS = K`` first), with attention
   the context c_t = ``attention_forward(s_{t-1}, enc, mask)``; then

@@ -109,11 +109,11 @@ def loss_and_grads(params, x, x_mask, y, y_mask, fns, attention=True):
     K = params["W_out"].shape[1]
     enc, s, (emb_cache, enc_cache, first, summary, s0) = encode(params, x, x_mask, f)
     prev = np.concatenate([np.full((N, 1), K), y[:, :-1]], axis=1)      # BOS, then the targets
-    outs, caches = [], []
+    outs, steps = [], []
     for t in range(T):
         s, out, _, cache = decoder_step(params, prev[:, t], s, enc, x_mask, f, attention)
         outs.append(out)
-        caches.append(cache)
+        steps.append(cache)
     scores, aff_cache = f["temporal_affine_forward"](np.stack(outs, axis=1), params["W_out"], params["b_out"])
     loss, dscores = f["temporal_softmax_loss"](scores, y, y_mask)
     dout, grads_out, grads_bout = f["temporal_affine_backward"](dscores, aff_cache)
@@ -125,7 +125,7 @@ def loss_and_grads(params, x, x_mask, y, y_mask, fns, attention=True):
     demb_dec = np.zeros((N, T, E))
     ds = np.zeros((N, S))
     for t in reversed(range(T)):
-        step_cache, att_cache = caches[t]
+        step_cache, att_cache = steps[t]
         dinputs, ds, dWx, dWh, db = f["rnn_step_backward"](ds + dout[:, t, :S], step_cache)
         grads["Wx_d"] += dWx
         grads["Wh_d"] += dWh

@@ -1,7 +1,7 @@
 """Exercise 6's tasks: a bidirectional RNN layer and additive (Bahdanau) attention.
 
 Registered into :data:`rnnkit.tasks.TASKS` when the package is imported (see
-``rnnkit/__init__.py``). Shapes as in ``autograder/reference/seq2seq.py``:
+``rnnkit/__init__.py``). Shapes as in exercise 6:
 x (N, T, D), h (N, T, 2H) with the forward direction in ``h[..., :H]``; q (N, Hq),
 enc (N, T, He), mask (N, T), Wq (Hq, A), Wk (He, A), v (A,), context (N, He), alpha (N, T).
 The probes run the student's function on changed inputs; which of them come out

@@ -18,9 +18,9 @@ from rnnkit import compare, wire
 from rnnkit.tasks import TASKS, copy_inputs
 
 from . import secret
-from .reference import gradcheck, gru, language, long_term, lstm, rnn
+from .reference import gradcheck, gru, language, long_term, lstm, rnn, seq2seq
 
-REFERENCES = {name: obj for module in (rnn, lstm, gru, long_term, language, gradcheck)
+REFERENCES = {name: obj for module in (rnn, lstm, gru, long_term, language, gradcheck, seq2seq)
               for name, obj in vars(module).items() if callable(obj)}
 
 

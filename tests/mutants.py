@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from submissions import mutate, solution_cells, student_notebook
 
-ASSIGNMENTS = ("01_rnn", "02_long_term", "03_gates", "04_bptt", "05_language_model")
+ASSIGNMENTS = ("01_rnn", "02_long_term", "03_gates", "04_bptt", "05_language_model", "06_seq2seq")
 
 
 @dataclass(frozen=True)
@@ -277,6 +277,59 @@ MUTANTS += [
     M("sample_greedy_is_argmin", "05_language_model", "sample_next",
       ("return scores.argmax(axis=1)", "return scores.argmin(axis=1)"),
       "sample_next", ["ids: got ids"], "greedy picks the least likely character"),
+]
+
+
+# ------------------------------------------------------------------ 06 sequence to sequence
+# The typical mistakes, each with the hint its task's probes give (rnnkit.tasks_seq2seq).
+_SWAPPED, _TIME_ORDER = "look swapped or share", "put back in time order"
+_PADDING = "right when no position is padding"
+MUTANTS += [
+    M("birnn_directions_swapped", "06_seq2seq", "birnn_forward",
+      ("h = np.concatenate([h_f, h_b[:, ::-1]], axis=2)", "h = np.concatenate([h_b[:, ::-1], h_f], axis=2)"),
+      "birnn_forward", ["h: wrong", _SWAPPED], "the backward direction in the first half of h"),
+    M("birnn_not_rereversed", "06_seq2seq", "birnn_forward",
+      ("h = np.concatenate([h_f, h_b[:, ::-1]], axis=2)", "h = np.concatenate([h_f, h_b], axis=2)"),
+      "birnn_forward", ["h: wrong", _TIME_ORDER], "the backward direction's states left in reversed order"),
+    M("birnn_input_not_reversed", "06_seq2seq", "birnn_forward",
+      ("rnn_forward(x[:, ::-1], h0, Wx_b", "rnn_forward(x, h0, Wx_b"),
+      "birnn_forward", ["h: wrong", _TIME_ORDER], "the backward direction reads x_0 .. x_{T-1}"),
+    M("birnn_shared_weights", "06_seq2seq", "birnn_forward",
+      ("rnn_forward(x[:, ::-1], h0, Wx_b, Wh_b, b_b)", "rnn_forward(x[:, ::-1], h0, Wx_f, Wh_f, b_f)"),
+      "birnn_forward", ["h: wrong", _SWAPPED], "both directions with the forward direction's weights"),
+    M("birnn_bwd_upstream_not_reversed", "06_seq2seq", "birnn_backward",
+      ("dh[:, ::-1, H:]", "dh[:, :, H:]"),
+      "birnn_backward", ["dWx_b: wrong", "forward direction's gradients are right"],
+      "the backward direction's upstream gradient in time order, not in the order it read x"),
+    M("birnn_bwd_dx_not_rereversed", "06_seq2seq", "birnn_backward",
+      ("dx = dx_f + dx_b[:, ::-1]", "dx = dx_f + dx_b"),
+      "birnn_backward", ["dx: wrong", "dx must add both directions"], "dx of the backward direction not put back in time order"),
+    M("birnn_bwd_halves_swapped", "06_seq2seq", "birnn_backward",
+      (("dh[:, :, :H]", "dh[:, :, H:]"), ("dh[:, ::-1, H:]", "dh[:, ::-1, :H]")),
+      "birnn_backward", ["dWx_f: wrong", "dWx_b: wrong"], "each direction given the other half of dh"),
+    M("attention_mask_ignored", "06_seq2seq", "attention_forward",
+      ("e = np.where(mask, u @ v, -np.inf)", "e = u @ v"),
+      "attention_forward", ["alpha: wrong", _PADDING], "padding takes part in the softmax"),
+    M("attention_mask_after_softmax", "06_seq2seq", "attention_forward",
+      (("e = np.where(mask, u @ v, -np.inf)", "e = u @ v"),
+       ("alpha = alpha / alpha.sum(axis=1, keepdims=True)", "alpha = alpha / alpha.sum(axis=1, keepdims=True) * mask")),
+      "attention_forward", ["alpha: wrong", _PADDING], "padding zeroed after the softmax, weights not renormalised"),
+    M("attention_softmax_over_batch", "06_seq2seq", "attention_forward",
+      (("e.max(axis=1, keepdims=True)", "e.max(axis=0, keepdims=True)"),
+       ("alpha.sum(axis=1, keepdims=True)", "alpha.sum(axis=0, keepdims=True)")),
+      "attention_forward", ["alpha: wrong", "over time (axis 1)"], "softmax over the batch axis"),
+    M("attention_no_tanh", "06_seq2seq", "attention_forward",
+      ("u = np.tanh((q @ Wq)[:, None, :] + enc @ Wk)", "u = (q @ Wq)[:, None, :] + enc @ Wk"),
+      "attention_forward", ["alpha: wrong", "the scores v . tanh"], "scores without the tanh"),
+    M("attention_bwd_softmax_diagonal", "06_seq2seq", "attention_backward",
+      ("de = alpha * (dalpha - (alpha * dalpha).sum(axis=1, keepdims=True))", "de = alpha * dalpha"),
+      "attention_backward", ["dv: wrong", "and the softmax"], "softmax backward without the sum over the weights"),
+    M("attention_bwd_no_direct_path", "06_seq2seq", "attention_backward",
+      ("denc = alpha[:, :, None] * dcontext[:, None, :] + da @ Wk.T", "denc = da @ Wk.T"),
+      "attention_backward", ["denc: wrong", "and the softmax"], "denc through the scores only"),
+    M("attention_bwd_tanh_derivative", "06_seq2seq", "attention_backward",
+      ("(1 - u ** 2)", "(1 - u)"),
+      "attention_backward", ["dWq: wrong", "gradient through the scores"], "tanh' written as 1 - u"),
 ]
 
 

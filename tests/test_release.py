@@ -26,7 +26,7 @@ def load(folder, a):
 
 
 def test_every_exercise_has_a_solution_and_back():
-    assert ASSIGNMENTS == ["01_rnn", "02_long_term", "03_gates", "04_bptt", "05_language_model"]
+    assert ASSIGNMENTS == ["01_rnn", "02_long_term", "03_gates", "04_bptt", "05_language_model", "06_seq2seq"]
     assert sorted(p.name for p in (REPO / "exercises").iterdir() if p.is_dir()) == ASSIGNMENTS
 
 

@@ -21,6 +21,7 @@ SEEDS = Path(os.environ.get("SEED_ARTICLES", ROOT.parent / "shared" / "seeds"))
 
 CH1, CH2, CH3, CH4 = ("01_recurrent_cell", "02_long_term_dependencies",
                       "03_gates", "04_bptt")
+CH6 = "06_applications"
 
 #: (seed, chapter, quote)
 CLAIMS = [
@@ -50,6 +51,7 @@ CLAIMS = [
     ("004", CH4, "dL/dft = dL/dc_t * dtanh(C_{t-1}) * do_t * ft"),
     ("004", CH4, "dL/dC_{t-1} = dL/dc_t * dtanh(C_{t-1}) * dot(Wf_{t}, do_t*odot_t)"),
     ("004", CH4, "为了降低计算量，LSTM 使用了一种技巧"),
+    ("004", CH6, "输入层与隐藏层之间是多对多的连接"),
 ]
 
 # CJK radicals that NFKC leaves alone but the seeds' PDF extraction produced

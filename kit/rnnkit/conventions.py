@@ -104,3 +104,10 @@ def layout_table(kind):
     for k, gate in enumerate(GATES[kind]):
         rows.append(f"| {k} | `{k}*H:{k + 1}*H` | `{gate}`: {GATE_NAMES[gate]} |")
     return "\n".join(rows)
+
+#: Exercise 6's bidirectional layer (``birnn_forward``/``birnn_backward``): the output
+#: h (N, T, 2H) holds the forward direction in ``h[..., :H]`` and the backward direction in
+#: ``h[..., H:]``, both in time order (``h[:, t, H:]`` has read x_{T-1} .. x_t); both start
+#: from a zero state. The cache is ``(forward cache, backward cache)``, each the cache of
+#: ``rnn_forward`` over the inputs that direction read (the backward one: ``x[:, ::-1]``).
+BIRNN_CACHE = "(rnn_forward cache over x, rnn_forward cache over x[:, ::-1])"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import batch, courselock, sandbox, scheduling, stats
+from . import batch, courselock, gradescsv, grader, layout, nbgrader_config, outcome, sandbox, scheduling, stats, verdicts
+from .ids import same_person
 from .inert import pad, terminal, width
 
 
@@ -25,10 +26,10 @@ def main(argv=None):
     grade.add_argument("--course", type=Path, default=Path("course"), help="course directory (default: ./course)")
     grade.add_argument("--csv", type=Path, help="grades CSV (default: COURSE/grades.csv)")
     grade.add_argument("--timeout", metavar="SECONDS",
-                       help=f"seconds one cell may run (default: ${batch.CELL_TIMEOUT_ENV}, "
-                            f"else {batch.nbgrader_config.CELL_TIMEOUT})")
+                       help=f"seconds one cell may run (default: ${grader.CELL_TIMEOUT_ENV}, "
+                            f"else {nbgrader_config.CELL_TIMEOUT})")
     grade.add_argument("--student-timeout", metavar="SECONDS", type=int,
-                       help=f"seconds one student's notebook may run (default {batch.nbgrader_config.NOTEBOOK_TIMEOUT})")
+                       help=f"seconds one student's notebook may run (default {nbgrader_config.NOTEBOOK_TIMEOUT})")
     grade.add_argument("--workers", type=int, default=scheduling.default_workers(),
                        help="parallel grading processes (default: cores + 1)")
     grade.add_argument("--scheduler", help='Dask scheduler address, or "local" for a local Dask cluster; '
@@ -44,16 +45,16 @@ def main(argv=None):
         if args.command == "stats":
             stats.command(args)
         elif args.command == "init":
-            batch.init_course(args.course)
+            layout.init_course(args.course)
             print(f"course directory {args.course} ready: nbgrader's own commands work there")
         elif args.command == "release":
-            batch.release(args.assignments or batch.assignments_in())
+            batch.release(args.assignments or layout.assignments_in())
             print("exercises/ regenerated")
         else:
             return grade_command(args.submissions, args.course, args.csv or args.course / "grades.csv",
                                  timeout=args.timeout, workers=args.workers, scheduler=args.scheduler,
                                  force=args.force, db_url=args.db, student_timeout=args.student_timeout)
-    except (batch.GradingError, courselock.Busy) as exc:
+    except (outcome.GradingError, courselock.Busy) as exc:
         print(terminal(f"error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:
@@ -72,14 +73,14 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
     Returns the exit status: 0, or 1 if a submission was left without a new grade (the
     grader's own failure, a lost worker, a full disk), which a rerun grades.
     """
-    timeout = batch.resolve_cell_timeout(timeout)   # a bad value is an error before any work
+    timeout = grader.resolve_cell_timeout(timeout)   # a bad value is an error before any work
     with courselock.holding(course):
         return _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout)
 
 
 def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout):
     skipped = []
-    pairs = batch.prepare_course(course, submissions, problems=skipped)
+    pairs = layout.prepare_course(course, submissions, problems=skipped)
     for problem in skipped:
         print(terminal(f"skipped {problem}"), file=sys.stderr)
     for warning in same_person_warnings(pairs):
@@ -93,11 +94,11 @@ def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db
             outcomes = batch.autograde(course, pairs, progress=lambda o: bar.update(1), cell_timeout=timeout,
                                        workers=workers, scheduler=scheduler, force=force, db_url=db_url,
                                        notebook_timeout=student_timeout)
-        except batch.Interrupted as exc:
+        except outcome.Interrupted as exc:
             interrupted, outcomes = exc, exc.outcomes
-    rows = batch.grade_rows(course, db_url)   # after an interruption: what finished, and earlier grades
+    rows = gradescsv.grade_rows(course, db_url)   # after an interruption: what finished, and earlier grades
     try:
-        batch.export_csv(rows, csv_path)
+        gradescsv.export_csv(rows, csv_path)
         unwritten = None
     except OSError as exc:   # the table below still shows every grade, which the gradebook holds
         unwritten = f"error: cannot write {csv_path}: {exc.strerror or exc}"
@@ -144,7 +145,7 @@ LOW_SPACE = 1 << 20
 
 def disk_full(course, outcomes):
     """True if the course's file system is (nearly) full, or a submission failed for want of space."""
-    if any(batch.NO_SPACE in o.message.lower() for o in outcomes):
+    if any(outcome.NO_SPACE in o.message.lower() for o in outcomes):
         return True
     try:
         st = os.statvfs(course)
@@ -169,7 +170,7 @@ def format_table(rows, course, outcomes=()):
     lines = []
     for r in rows:
         problems = first_problems(said.get((r["student"], r["assignment"]), []),
-                                  batch.failures(course, r["student"], r["assignment"]))
+                                  verdicts.failures(course, r["student"], r["assignment"]))
         first = problems[0] if problems else ""
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
         hand = sum(r.get("awaiting", {}).values())
@@ -200,7 +201,7 @@ def same_person_warnings(pairs):
     """One line per group of graded student ids that differ only in case or Unicode form."""
     groups = {}
     for student in dict.fromkeys(s for s, _ in pairs):
-        groups.setdefault(stats.same_person(student), []).append(student)
+        groups.setdefault(same_person(student), []).append(student)
     return [f"warning: {' and '.join(ids)} differ only in case or Unicode form: graded as "
             f"{len(ids)} students; if they are one, merge their folders and grade again"
             for ids in groups.values() if len(ids) > 1]

@@ -1,6 +1,6 @@
 """Class statistics after a batch: what a class got right and wrong, assignment by assignment.
 
-``python -m autograder.stats COURSE [--out FILE]`` reads a graded course directory (its
+``python -m autograder stats COURSE [--out FILE]`` reads a graded course directory (its
 ``gradebook.db`` and the grader's verdicts in ``autograded/<student>/<assignment>/*.ipynb``)
 and writes one self-contained HTML page (plots inlined as PNG): the distribution of total
 scores, the share of submissions with full marks on each test cell, which gate the failure
@@ -17,7 +17,6 @@ import io
 import re
 import statistics
 import sys
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,8 @@ from nbgrader.api import Gradebook
 from rnnkit.conventions import GATE_NAMES, GATES
 from rnnkit.tasks import TASKS
 
-from . import batch
+from . import gradescsv, grader, layout, markers, outcome, verdicts
+from .ids import same_person
 from .inert import csv_row, terminal
 
 NO_OUTPUTS = "(no outputs)"         # the case failed as a whole: raised, not implemented, no result
@@ -128,13 +128,13 @@ def class_stats(course, db_url=""):
     """An :class:`AssignmentStats` per assignment of ``course`` that has submissions."""
     course = Path(course)
     if not db_url and not (course / "gradebook.db").is_file():
-        raise batch.GradingError(f"no gradebook in {course}: grade the course first (python -m autograder grade)")
+        raise outcome.GradingError(f"no gradebook in {course}: grade the course first (python -m autograder grade)")
     found = []
-    submitted = batch.submitted_pairs(course)
-    with Gradebook(db_url or batch.default_db_url(course)) as gb:
+    submitted = layout.submitted_pairs(course)
+    with Gradebook(db_url or grader.default_db_url(course)) as gb:
         for assignment in gb.assignments:
             stats = _from_gradebook(assignment)
-            stats.missing = {s: batch.ungraded_reason(course, s, a) for s, a in submitted
+            stats.missing = {s: markers.ungraded_reason(course, s, a) for s, a in submitted
                              if a == stats.name and s not in stats.scores}
             if stats.scores or stats.missing:
                 _add_verdicts(course, stats)
@@ -155,7 +155,7 @@ def _from_gradebook(assignment):
         stats.scores[student] = submission.score or 0.0
         for notebook in submission.notebooks:
             for grade in notebook.grades:
-                if batch.awaits_hand_grading(grade):
+                if gradescsv.awaits_hand_grading(grade):
                     stats.awaiting[student] = stats.awaiting.get(student, 0.0) + grade.max_score
                 elif grade.name in stats.cells:
                     stats.cells[grade.name][1][student] = grade.score or 0.0
@@ -166,17 +166,17 @@ def _add_verdicts(course, stats):
     """Failure messages and review flags from each student's autograded notebooks."""
     for student in sorted(stats.scores):
         if not (course / "autograded" / student / stats.name).is_dir():
-            why = batch.review_flags(course, student, stats.name)
+            why = verdicts.review_flags(course, student, stats.name)
             stats.ungraded[student] = why[0] if why else "no graded notebook in autograded/"
             continue
-        for line in batch.failures(course, student, stats.name):
+        for line in verdicts.failures(course, student, stats.name):
             task, _, message = line.partition(": ")
             message = normalise(message)
             stats.outputs.add((task, output_of(task, message)), student)
             stats.messages.add(f"{task}: {message}", student)
             for gate in gates_named(task, message):
                 stats.gates.add(gate, student)
-        flags = batch.review_flags(course, student, stats.name)
+        flags = verdicts.review_flags(course, student, stats.name)
         if flags:
             stats.flags[student] = flags
 
@@ -384,7 +384,7 @@ def _write(path, text):
 
 def late_penalties(course, db_url=""):
     """(student, assignment) -> late penalty nbgrader recorded (0 when on time or no penalty plugin)."""
-    with Gradebook(db_url or batch.default_db_url(course)) as gb:
+    with Gradebook(db_url or grader.default_db_url(course)) as gb:
         return {(s.student.id, a.name): s.late_submission_penalty or 0.0
                 for a in gb.assignments for s in a.submissions}
 
@@ -440,11 +440,6 @@ def canvas_csv(rows, path, assignment_points, canvas_ids=None, roster=None, prob
     return Path(path)
 
 
-def same_person(student_id):
-    """What two ids of one person have in common: Unicode NFC, case folded (``Ana``, ``ana``)."""
-    return unicodedata.normalize("NFC", student_id).casefold()
-
-
 def read_canvas_roster(path):
     """Student fields of a Canvas gradebook export, by SIS Login ID (the hub user name, usually)."""
     with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -465,13 +460,13 @@ def _pairs(values, convert, option):
                 raise ValueError
             found[key] = convert(raw)
         except ValueError:
-            raise batch.GradingError(f"{option} expects ASSIGNMENT=VALUE, got {value!r}") from None
+            raise outcome.GradingError(f"{option} expects ASSIGNMENT=VALUE, got {value!r}") from None
     return found
 
 
 def write_canvas(course, path, points=(), ids=(), roster=None, db_url="", problems=None):
     """The Canvas CSV of ``course``: every graded assignment, at its nbgrader maximum unless ``points`` says."""
-    rows = batch.grade_rows(course, db_url)
+    rows = gradescsv.grade_rows(course, db_url)
     penalties = late_penalties(course, db_url)
     for r in rows:
         r["late_penalty"] = penalties.get((r["student"], r["assignment"]), 0.0)
@@ -479,7 +474,7 @@ def write_canvas(course, path, points=(), ids=(), roster=None, db_url="", proble
     points, ids = _pairs(points, float, "--points"), _pairs(ids, str, "--canvas-id")
     unknown = sorted((set(points) | set(ids)) - set(worth))
     if unknown:
-        raise batch.GradingError(f"no graded assignment named {', '.join(unknown)} (graded: {', '.join(sorted(worth))})")
+        raise outcome.GradingError(f"no graded assignment named {', '.join(unknown)} (graded: {', '.join(sorted(worth))})")
     worth.update(points)
     return canvas_csv(rows, path, worth, ids, read_canvas_roster(roster) if roster else None, problems)
 
@@ -514,7 +509,3 @@ def command(args):
             print(f"warning: {terminal(line)}", file=sys.stderr)
         print(f"Canvas CSV written to {written}")
 
-
-if __name__ == "__main__":
-    from .cli import main
-    sys.exit(main(["stats", *sys.argv[1:]]))

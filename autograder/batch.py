@@ -26,10 +26,12 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import MissingEntry
 
+from . import coursesettings
 from . import feedback
 from . import flags as review
 from . import forkserver
 from . import kitdata
+from . import latepenalty
 from . import sandbox
 from . import scheduling
 from . import session
@@ -72,9 +74,12 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
     grader's fault (:attr:`Outcome.retry`): an interrupted batch resumes where it stopped.
     Ctrl-C or SIGTERM raises :class:`Interrupted` after putting back, for every
     submission in flight, what the gradebook and the course directory held before.
+    The course's due dates and late-penalty policy (:mod:`autograder.coursesettings`)
+    are applied to every graded submission of the course, graded now or before.
     """
-    grading = Grading(str(Path(course).resolve()), db_url or "", resolve_cell_timeout(cell_timeout),
+    grading = Grading(str(Path(course).resolve()), db_url or "", resolve_cell_timeout(cell_timeout, course),
                       notebook_timeout or 0)
+    settings = coursesettings.load(grading.course)
     try:
         feedback.mathjax_script()   # feedback without it would show raw LaTeX offline
     except feedback.FeedbackError as exc:
@@ -87,6 +92,8 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
             restore(grading, student, assignment)
     for a in sorted({a for _, a in pairs}):
         require_success(api.generate_assignment(a, force=True), f"generate_assignment {a}")
+    with grading.gradebook() as gb:   # nbgrader reads how late a submission is from the gradebook
+        latepenalty.write_due_dates(gb, settings)
     earlier = {} if force else {p: o for p in pairs if (o := finished(grading, *p))}
     for outcome in earlier.values():
         if progress:
@@ -104,6 +111,10 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
     finally:
         session.SharedGradebook.release()   # nothing of this batch's stays connected in this process
         forkserver.close_all()              # nor running: the kernels' zygote ends with the batch
+    if api.config.AssignLatePenalties.plugin_class is latepenalty.CoursePenalty:
+        with grading.gradebook() as gb:   # a policy or due date changed since: counts for earlier grades too
+            latepenalty.apply_settings(gb, settings)
+        session.SharedGradebook.release()
     by_pair = {**earlier, **{(o.student, o.assignment): o for o in fresh}}
     return [by_pair[p] for p in pairs]
 

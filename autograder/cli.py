@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import batch, courselock, gradescsv, grader, layout, nbgrader_config, outcome, sandbox, scheduling, stats, verdicts
+from . import batch, coursecommand, courselock, coursesettings, gradescsv, grader, layout, nbgrader_config, outcome, sandbox, scheduling, stats, verdicts
 from .ids import same_person
 from .inert import pad, terminal, width
 
@@ -26,16 +26,22 @@ def main(argv=None):
     grade.add_argument("--course", type=Path, default=Path("course"), help="course directory (default: ./course)")
     grade.add_argument("--csv", type=Path, help="grades CSV (default: COURSE/grades.csv)")
     grade.add_argument("--timeout", metavar="SECONDS",
-                       help=f"seconds one cell may run (default: ${grader.CELL_TIMEOUT_ENV}, "
-                            f"else {nbgrader_config.CELL_TIMEOUT})")
+                       help=f"seconds one cell may run (default: ${grader.CELL_TIMEOUT_ENV}, else the "
+                            f"course's cell-timeout, else {nbgrader_config.CELL_TIMEOUT})")
     grade.add_argument("--student-timeout", metavar="SECONDS", type=int,
-                       help=f"seconds one student's notebook may run (default {nbgrader_config.NOTEBOOK_TIMEOUT})")
+                       help=f"seconds one student's notebook may run (default: the course's notebook-timeout, "
+                            f"else {nbgrader_config.NOTEBOOK_TIMEOUT})")
     grade.add_argument("--workers", type=int, default=scheduling.default_workers(),
                        help="parallel grading processes (default: cores + 1)")
     grade.add_argument("--scheduler", help='Dask scheduler address, or "local" for a local Dask cluster; '
                                            'every worker thread grades in a process of its own')
     grade.add_argument("--force", action="store_true", help="regrade submissions graded before")
-    grade.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: COURSE/gradebook.db)")
+    grade.add_argument("--db", default="", help="gradebook SQLAlchemy URL, remembered by the course "
+                                               "(default: the course's, else COURSE/gradebook.db)")
+
+    course = sub.add_parser("course", help="show or change the course's settings: gradebook, timeouts, "
+                                           "late penalty, due dates (COURSE/course_settings.json)")
+    coursecommand.add_arguments(course)
 
     stats_parser = sub.add_parser("stats", help="class statistics of a graded course (HTML), and a Canvas CSV")
     stats.add_arguments(stats_parser)
@@ -44,6 +50,8 @@ def main(argv=None):
     try:
         if args.command == "stats":
             stats.command(args)
+        elif args.command == "course":
+            coursecommand.command(args)
         elif args.command == "init":
             layout.init_course(args.course)
             print(f"course directory {args.course} ready: nbgrader's own commands work there")
@@ -73,7 +81,7 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
     Returns the exit status: 0, or 1 if a submission was left without a new grade (the
     grader's own failure, a lost worker, a full disk), which a rerun grades.
     """
-    timeout = grader.resolve_cell_timeout(timeout)   # a bad value is an error before any work
+    timeout = grader.resolve_cell_timeout(timeout, course)   # a bad value is an error before any work
     with courselock.holding(course):
         return _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout)
 
@@ -81,6 +89,8 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
 def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout):
     skipped = []
     pairs = layout.prepare_course(course, submissions, problems=skipped)
+    if db_url and coursesettings.remember_db_url(course, db_url):
+        print(f"the course now remembers its gradebook ({coursesettings.FILE}): --db is no longer needed")
     for problem in skipped:
         print(terminal(f"skipped {problem}"), file=sys.stderr)
     for warning in same_person_warnings(pairs):
@@ -160,7 +170,8 @@ WIDEST = 40   # columns of the student and assignment columns at most (longer on
 def format_table(rows, course, outcomes=()):
     """One line per row; the last column is what the grader has to say first, and how much more.
 
-    Points awaiting grading by hand show as ``+N by hand`` after the score, never as a zero.
+    Points awaiting grading by hand show as ``+N by hand`` after the score, never as a zero;
+    a late penalty as ``-N late`` (the score is before it).
     Every field a submission can influence is made inert (:func:`autograder.inert.terminal`);
     columns are aligned in terminal columns, wide characters counting two, and as wide as
     their longest student id and assignment name (up to :data:`WIDEST` columns).
@@ -173,9 +184,10 @@ def format_table(rows, course, outcomes=()):
                                   verdicts.failures(course, r["student"], r["assignment"]))
         first = problems[0] if problems else ""
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        hand = sum(r.get("awaiting", {}).values())
-        lines.append(([r["student"], r["assignment"], f"{r['score']:>5.2f} / {r['max_score']:<4g}",
-                       f"+{hand:g} by hand" if hand else ""], terminal(first) + more))
+        hand, late = sum(r.get("awaiting", {}).values()), r.get("late_penalty", 0.0)
+        extra = " ".join(([f"+{hand:g} by hand"] if hand else []) + ([f"-{late:g} late"] if late else []))
+        lines.append(([r["student"], r["assignment"], f"{r['score']:>5.2f} / {r['max_score']:<4g}", extra],
+                      terminal(first) + more))
     for o in outcomes or ():
         if (o.student, o.assignment) not in listed:   # the grader failed on a new submission
             lines.append(([o.student, o.assignment, "-", ""], terminal(o.message)))

@@ -14,6 +14,7 @@ from nbgrader.coursedir import CourseDirectory
 from sqlalchemy.exc import SAWarning
 from traitlets.config import Config
 
+from . import coursesettings
 from . import nbgrader_config
 from . import session
 from .nbgrader_config import configure
@@ -26,13 +27,14 @@ warnings.filterwarnings("ignore", category=SAWarning)
 CELL_TIMEOUT_ENV = "RNN_GRADER_CELL_TIMEOUT"   # seconds; overrides nbgrader_config.CELL_TIMEOUT
 
 
-def resolve_cell_timeout(seconds=None):
-    """Seconds one cell may run: ``seconds``, else $RNN_GRADER_CELL_TIMEOUT, else CELL_TIMEOUT."""
+def resolve_cell_timeout(seconds=None, course=None):
+    """Seconds one cell may run: ``seconds``, else $RNN_GRADER_CELL_TIMEOUT, else the
+    ``cell_timeout`` of ``course``'s settings (:mod:`autograder.coursesettings`), else CELL_TIMEOUT."""
     where = "the cell timeout"
     if seconds is None and os.environ.get(CELL_TIMEOUT_ENV, "").strip():
         seconds, where = os.environ[CELL_TIMEOUT_ENV].strip(), CELL_TIMEOUT_ENV
     if seconds is None:
-        return nbgrader_config.CELL_TIMEOUT
+        return (course is not None and coursesettings.load(course).cell_timeout) or nbgrader_config.CELL_TIMEOUT
     try:
         value = int(seconds)
     except (TypeError, ValueError):
@@ -44,10 +46,10 @@ def resolve_cell_timeout(seconds=None):
 
 def api_for(root, db_url=None, cell_timeout=None, notebook_timeout=None):
     """nbgrader's API (a :class:`~autograder.session.CourseAPI`) on the course directory ``root``,
-    configured by :func:`configure`."""
+    configured by :func:`configure` (what is not given: the course's settings)."""
     _put_tools_on_path()
-    config = configure(Config(), root, db_url=db_url, cell_timeout=resolve_cell_timeout(cell_timeout),
-                       notebook_timeout=notebook_timeout or nbgrader_config.NOTEBOOK_TIMEOUT)
+    config = configure(Config(), root, db_url=db_url, cell_timeout=resolve_cell_timeout(cell_timeout, root),
+                       notebook_timeout=notebook_timeout or None)
     return session.CourseAPI(CourseDirectory(config=config), config=config)
 
 
@@ -68,9 +70,9 @@ def require_success(result, what):
 class Grading:
     """Where and how to grade; small and picklable, so worker processes receive it.
 
-    course: the course directory; db_url: the gradebook (default: SQLite in the course
-    directory; any SQLAlchemy URL, e.g. ``postgresql+psycopg2://user@host/gradebook``);
-    cell_timeout, notebook_timeout: seconds (defaults: nbgrader_config).
+    course: the course directory; db_url: the gradebook (default: :func:`default_db_url`;
+    any SQLAlchemy URL, e.g. ``postgresql+psycopg2://user@host/gradebook``);
+    cell_timeout, notebook_timeout: seconds (defaults: the course's settings, else nbgrader_config).
     """
     course: str
     db_url: str = ""
@@ -90,8 +92,9 @@ class Grading:
 
 
 def default_db_url(course):
-    """SQLite in the course directory; waits for the lock rather than failing under parallel writers."""
-    return f"sqlite:///{Path(course).resolve() / 'gradebook.db'}?timeout=120"
+    """The course's gradebook: the ``db_url`` of its settings (:mod:`autograder.coursesettings`),
+    else SQLite in the course directory, waiting for the lock rather than failing under parallel writers."""
+    return coursesettings.load(course).gradebook_url() or f"sqlite:///{Path(course).resolve() / 'gradebook.db'}?timeout=120"
 
 
 @functools.lru_cache(maxsize=4)

@@ -127,11 +127,12 @@ class AssignmentStats:
 def class_stats(course, db_url=""):
     """An :class:`AssignmentStats` per assignment of ``course`` that has submissions."""
     course = Path(course)
-    if not db_url and not (course / "gradebook.db").is_file():
+    url = db_url or grader.default_db_url(course)
+    if url.startswith("sqlite:") and not (course / "gradebook.db").is_file():
         raise outcome.GradingError(f"no gradebook in {course}: grade the course first (python -m autograder grade)")
     found = []
     submitted = layout.submitted_pairs(course)
-    with Gradebook(db_url or grader.default_db_url(course)) as gb:
+    with Gradebook(url) as gb:
         for assignment in gb.assignments:
             stats = _from_gradebook(assignment)
             stats.missing = {s: markers.ungraded_reason(course, s, a) for s, a in submitted
@@ -382,13 +383,6 @@ def _write(path, text):
 
 # --- grades for Canvas ----------------------------------------------------------------------------
 
-def late_penalties(course, db_url=""):
-    """(student, assignment) -> late penalty nbgrader recorded (0 when on time or no penalty plugin)."""
-    with Gradebook(db_url or grader.default_db_url(course)) as gb:
-        return {(s.student.id, a.name): s.late_submission_penalty or 0.0
-                for a in gb.assignments for s in a.submissions}
-
-
 def canvas_csv(rows, path, assignment_points, canvas_ids=None, roster=None, problems=None):
     """Grades as a Canvas gradebook import: one line per student, one column per assignment.
 
@@ -467,9 +461,6 @@ def _pairs(values, convert, option):
 def write_canvas(course, path, points=(), ids=(), roster=None, db_url="", problems=None):
     """The Canvas CSV of ``course``: every graded assignment, at its nbgrader maximum unless ``points`` says."""
     rows = gradescsv.grade_rows(course, db_url)
-    penalties = late_penalties(course, db_url)
-    for r in rows:
-        r["late_penalty"] = penalties.get((r["student"], r["assignment"]), 0.0)
     worth = {r["assignment"]: r["max_score"] for r in rows}
     points, ids = _pairs(points, float, "--points"), _pairs(ids, str, "--canvas-id")
     unknown = sorted((set(points) | set(ids)) - set(worth))
@@ -484,7 +475,8 @@ def add_arguments(parser):
     parser.add_argument("course", type=Path, help="the course directory (as left by python -m autograder grade)")
     parser.add_argument("--out", type=Path, help="the HTML report (default: COURSE/stats.html; "
                                                  "with --canvas, only written when --out is given)")
-    parser.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: COURSE/gradebook.db)")
+    parser.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: the course's, "
+                                                 "else COURSE/gradebook.db)")
     parser.add_argument("--canvas", type=Path, metavar="CSV", help="also write the grades as a Canvas gradebook import")
     parser.add_argument("--points", action="append", default=[], metavar="ASSIGNMENT=POINTS",
                         help="what an assignment is worth in Canvas (default: its nbgrader maximum); repeatable")

@@ -84,7 +84,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import batch, forkserver, gradescsv, grader, layout, outcome, scheduling
+from autograder import batch, forkserver, gradescsv, grader, layout, scheduling
+from autograder.outcome import Outcome
 
 REPO = Path(__file__).resolve().parent.parent
 STOCK_CONFIG = '''\
@@ -618,7 +619,7 @@ def _snapshot():
 
 
 @dataclasses.dataclass
-class TimedOutcome(outcome.Outcome):
+class TimedOutcome(Outcome):
     phases: dict = dataclasses.field(default_factory=dict)
     counts: dict = dataclasses.field(default_factory=dict)
     wall: float = 0.0
@@ -645,7 +646,7 @@ def grade_timed(grading, student, assignment):
         outcome = batch.grade_submission(grading, student, assignment)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     _done += 1
-    fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(outcome.Outcome)}
+    fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(Outcome)}
     return TimedOutcome(**fields, phases=dict(_phases), counts=dict(_counts), wall=wall, cpu=cpu,
                         kernel_cpu=_kernels.cpu - kernel, pid=os.getpid(), worker=_snapshot())
 

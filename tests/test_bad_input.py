@@ -17,7 +17,8 @@ import pytest
 
 from rnnkit.tasks import TASKS
 
-from autograder import batch, cli, gradescsv, grader, layout, markers, notebookcheck, outcome, verdicts
+from autograder import batch, cli, gradescsv, grader, layout, markers, notebookcheck, verdicts
+from autograder.outcome import GradingError
 from points import cell_points, total_points
 from submissions import REPO, solution_cells, strip_solution_markers, student_notebook, write_submissions
 
@@ -209,7 +210,7 @@ def test_wrong_layout_is_skipped_with_a_reason(tmp_path):
         "dave.ipynb: a notebook directly in the submissions folder "
         "(expected <student>/<assignment>/<notebook>.ipynb)",
     ]
-    with pytest.raises(outcome.GradingError, match="bob: no assignment folder"):
+    with pytest.raises(GradingError, match="bob: no assignment folder"):
         layout.prepare_course(tmp_path / "c2", subs)             # without a problems list: strict
 
 
@@ -244,7 +245,7 @@ def test_cell_timeout_from_argument_environment_or_default(monkeypatch):
     monkeypatch.setenv(grader.CELL_TIMEOUT_ENV, "9")
     assert grader.resolve_cell_timeout() == 9 and grader.resolve_cell_timeout(3) == 3
     monkeypatch.setenv(grader.CELL_TIMEOUT_ENV, "-1")
-    with pytest.raises(outcome.GradingError, match=f"{grader.CELL_TIMEOUT_ENV} must be a whole number"):
+    with pytest.raises(GradingError, match=f"{grader.CELL_TIMEOUT_ENV} must be a whole number"):
         grader.resolve_cell_timeout()
 
 

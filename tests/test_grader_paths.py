@@ -151,8 +151,9 @@ def nbgrader(course, *args):
 
 
 def test_late_penalty_from_timestamps_and_due_date_reaches_the_canvas_csv(tmp_path, monkeypatch, capsys):
-    """The guide's recipe: due date recorded with nbgrader, timestamp.txt beside the notebooks, the
-    SubMarks plugin in ``configure``; the Canvas CSV subtracts what nbgrader computed."""
+    """nbgrader's own way: due date recorded with nbgrader, timestamp.txt beside the notebooks, a plugin
+    of one's own (nbgrader's SubMarks) in ``configure``: the course's policy (tests/test_course_settings.py)
+    leaves it alone, and the Canvas CSV subtracts what nbgrader computed."""
     course = tmp_path / "course"
     assert cli.main(["init", "--course", str(course)]) == 0
     nbgrader(course, "db", "assignment", "add", A, "--duedate=2026-03-01 17:00:00 UTC")

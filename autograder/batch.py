@@ -30,6 +30,7 @@ from . import coursesettings
 from . import feedback
 from . import flags as review
 from . import forkserver
+from . import handgrades
 from . import kitdata
 from . import latepenalty
 from . import sandbox
@@ -227,20 +228,14 @@ def _grade_one(grading, student, assignment, before, digest, notebooks):
 
 
 def _keep_hand_grades(grading, student, assignment, before, unchanged):
-    """A regrade of an unchanged submission keeps hand grades *and* their graded status.
-
-    nbgrader marks every cell with a manual score as needing grading again on autograde.
-    """
-    if not before or not unchanged:
-        return
+    """Hand grades after an autograde, answer by answer (:mod:`autograder.handgrades`)."""
+    course = Path(grading.course)
     with grading.gradebook() as gb:
-        for nb in gb.find_submission(assignment, student).notebooks:
-            saved = before["notebooks"].get(nb.name, {}).get("grades", {})
-            for g in nb.grades:
-                old = saved.get(g.name)
-                if old and old[1] is not None and not old[3] and g.manual_score == old[1]:
-                    g.needs_manual_grade = False
-        gb.db.commit()
+        sent_back = handgrades.keep_hand_grades(
+            gb, gb.find_submission(assignment, student), before,
+            journal_dir(course, student, assignment) / "autograded", course / "autograded" / student / assignment,
+            unchanged)
+    handgrades.remember(course, student, assignment, sent_back)
 
 
 def submitted_flags(course, student, assignment, notebooks=None):

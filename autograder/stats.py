@@ -27,7 +27,7 @@ from nbgrader.api import Gradebook
 from rnnkit.conventions import GATE_NAMES, GATES
 from rnnkit.tasks import TASKS
 
-from . import gradescsv, grader, layout, markers, outcome, verdicts
+from . import gradescsv, grader, handgrades, layout, markers, outcome, verdicts
 from .ids import same_person
 from .inert import csv_row, terminal
 
@@ -109,6 +109,8 @@ class AssignmentStats:
     ungraded: dict = field(default_factory=dict)    # student -> why it could not be graded (scored 0)
     missing: dict = field(default_factory=dict)     # student -> why a submission has no grade at all
     awaiting: dict = field(default_factory=dict)    # student -> points still to be graded by hand
+    awaiting_cells: dict = field(default_factory=dict)   # student -> answers still to be graded by hand
+    previous: dict = field(default_factory=dict)    # student -> {answer: previous grade}, for an earlier answer
 
     def passed(self, cell):
         """Students with full marks on a test cell."""
@@ -137,6 +139,8 @@ def class_stats(course, db_url=""):
             stats = _from_gradebook(assignment)
             stats.missing = {s: markers.ungraded_reason(course, s, a) for s, a in submitted
                              if a == stats.name and s not in stats.scores}
+            stats.previous = {s: earlier for s, cells in stats.awaiting_cells.items()
+                              if (earlier := handgrades.previous_grades(course, s, stats.name, cells))}
             if stats.scores or stats.missing:
                 _add_verdicts(course, stats)
                 found.append(stats)
@@ -158,6 +162,7 @@ def _from_gradebook(assignment):
             for grade in notebook.grades:
                 if gradescsv.awaits_hand_grading(grade):
                     stats.awaiting[student] = stats.awaiting.get(student, 0.0) + grade.max_score
+                    stats.awaiting_cells.setdefault(student, []).append(grade.name)
                 elif grade.name in stats.cells:
                     stats.cells[grade.name][1][student] = grade.score or 0.0
     return stats
@@ -292,6 +297,9 @@ def summary(stats):
         points = sum(stats.awaiting.values())
         text += (f" {len(stats.awaiting)} have answers awaiting hand grading ({points:g} points in all), "
                  f"not counted in these scores yet.")
+        if stats.previous:
+            text += (f" {len(stats.previous)} of them changed a written answer after it was graded by hand: "
+                     f"its previous grade is not counted.")
     return text + missing
 
 
@@ -334,13 +342,22 @@ def _flags_html(stats):
     flagged = [(s, "; ".join(f)) for s, f in stats.flags.items()]
     flagged += [(s, f"not graded, scored 0: {why}") for s, why in stats.ungraded.items()]
     flagged += [(s, f"no grade: {why}") for s, why in stats.missing.items()]
-    flagged += [(s, f"{points:g} points awaiting hand grading (in the formgrader)")
-                for s, points in stats.awaiting.items() if s not in stats.flags]
+    flagged += [(s, f"{points:g} points awaiting hand grading (in the formgrader){_previous(stats, s)}")
+                for s, points in stats.awaiting.items() if s not in stats.flags or s in stats.previous]
     flagged.sort()
     if not flagged:
         return [_muted("No submission is flagged.")]
     counts = [_table(["flag", "submissions"], stats.flag_counts().most_common())] if stats.flags else []
     return counts + [_table(["student", "why"], flagged)]
+
+
+def _previous(stats, student):
+    """``; resubmitted, previous grades: answer 1.5 / 2`` for answers graded before a resubmission."""
+    found = stats.previous.get(student)
+    if not found:
+        return ""
+    return "; resubmitted, previous grades (not counted): " + ", ".join(
+        f"{gid} {g.get('score', 0):g} / {g.get('max_score', 0):g}" for gid, g in sorted(found.items()))
 
 
 def assignment_section(stats):

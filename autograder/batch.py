@@ -109,6 +109,9 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
                                stop_file=stop, abort=restore, lost=lost_submission)
     except scheduling.Interrupted as exc:
         raise Interrupted([*earlier.values(), *(o for o in exc.results if o is not None)]) from None
+    except scheduling.SchedulerLost as exc:   # what finished counts; the rest says why it did not
+        lost = [not_recorded(grading, Outcome(s, a, False, retry=True, notes=(exc.why,))) for _, s, a in exc.pending]
+        fresh = [*(o for o in exc.results if o is not None), *lost]
     finally:
         session.SharedGradebook.release()   # nothing of this batch's stays connected in this process
         forkserver.close_all()              # nor running: the kernels' zygote ends with the batch
@@ -180,7 +183,7 @@ def _undone(grading, student, assignment, exc=None, outcome=None):
         outcome = Outcome(student, assignment, False, retry=True, notes=(why,))
     try:
         restore(grading, student, assignment)
-    except OSError:
+    except Exception:   # the gradebook on a full disk too: the journal stays, the next run restores it
         pass
     return not_recorded(grading, outcome)
 

@@ -5,6 +5,7 @@ for it is kept aside (:func:`begin`) until its grade is complete (:func:`commit`
 back if it never is (:func:`restore`).
 """
 import json
+import os
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,9 @@ from pathlib import Path
 from nbgrader.api import MissingEntry
 
 from .markers import done_marker
+
+STAGES = ("autograded", "feedback")   # the course's folders that hold a submission's graded files
+KEPT = "kept.json"   # which of them, and whether a done marker, the journal holds
 
 
 def journal_dir(course, student, assignment):
@@ -37,12 +41,16 @@ def begin(grading, student, assignment):
     tmp.mkdir(parents=True)
     state = _gradebook_state(grading, student, assignment)
     (tmp / "gradebook.json").write_text(json.dumps(state))
-    for stage in ("autograded", "feedback"):
+    kept = {"stages": [], "done": False}
+    for stage in STAGES:
         if (course / stage / student / assignment).is_dir():
             shutil.copytree(course / stage / student / assignment, tmp / stage, symlinks=True)
+            kept["stages"].append(stage)
     marker = done_marker(course, student, assignment)
     if marker.exists():
         shutil.copy(marker, tmp / "done.json")
+        kept["done"] = True
+    (tmp / KEPT).write_text(json.dumps(kept))
     tmp.rename(final)   # from here on, restore() puts all of this back
     marker.unlink(missing_ok=True)
     return state
@@ -53,22 +61,36 @@ def commit(grading, student, assignment):
 
 
 def restore(grading, student, assignment):
-    """Undo an unfinished grading: the gradebook, graded files and done marker as they were."""
+    """Undo an unfinished grading: the gradebook, graded files and done marker as they were.
+
+    Files are moved back, never copied: a restore needs no free space (a full disk is
+    when it is needed most), and one cut short is finished by the next (what was moved
+    back is not in the journal any more, and stays).
+    """
     course = Path(grading.course)
     journal = journal_dir(course, student, assignment)
     shutil.rmtree(journal.with_name(journal.name + ".tmp"), ignore_errors=True)
     if not journal.exists():
         return
     _set_gradebook_state(grading, student, assignment, json.loads((journal / "gradebook.json").read_text()))
-    for stage in ("autograded", "feedback"):
-        shutil.rmtree(course / stage / student / assignment, ignore_errors=True)
-        if (journal / stage).is_dir():
-            shutil.copytree(journal / stage, course / stage / student / assignment, symlinks=True)
+    try:
+        kept = json.loads((journal / KEPT).read_text())
+    except (OSError, ValueError):   # a journal of an earlier version: what it holds is what was kept
+        kept = {"stages": [s for s in STAGES if (journal / s).is_dir()], "done": (journal / "done.json").exists()}
+    for stage in STAGES:
+        dest = course / stage / student / assignment
+        if stage not in kept["stages"]:
+            shutil.rmtree(dest, ignore_errors=True)
+        elif (journal / stage).is_dir():
+            shutil.rmtree(dest, ignore_errors=True)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(journal / stage, dest)
     marker = done_marker(course, student, assignment)
-    marker.unlink(missing_ok=True)
-    if (journal / "done.json").exists():
+    if not kept["done"]:
+        marker.unlink(missing_ok=True)
+    elif (journal / "done.json").exists():
         marker.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(journal / "done.json", marker)
+        os.replace(journal / "done.json", marker)
     shutil.rmtree(journal)
 
 

@@ -12,11 +12,27 @@ from .markers import done_marker
 from .released import history_file, instructors_doing, submitted_sources
 
 
-def failures(course, student, assignment):
-    """The failure messages the grader wrote into a student's autograded notebooks."""
-    messages = []
+#: How a flag names an autograded notebook that cannot be read (emptied by a full disk, cut short).
+UNREADABLE = "autograded notebook unreadable"
+
+
+def autograded(course, student, assignment):
+    """[(path, notebook or None if it cannot be read)] of a student's autograded notebooks."""
+    found = []
     for path in sorted((Path(course) / "autograded" / student / assignment).glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
+        try:
+            found.append((path, nbformat.read(path, as_version=4)))
+        except Exception:   # empty, cut short, not JSON: nbformat raises assorted errors
+            found.append((path, None))
+    return found
+
+
+def failures(course, student, assignment):
+    """The failure messages the grader wrote into a student's autograded notebooks (those it can read)."""
+    messages = []
+    for _, nb in autograded(course, student, assignment):
+        if nb is None:
+            continue
         for cell in nb.cells:
             for check in cell.get("metadata", {}).get("rnn_course", {}).get("checks", []):
                 messages.extend(f"{check['task']}: {m}" for m in check["failures"])
@@ -41,8 +57,12 @@ def review_flags(course, student, assignment, written=None, submitted=None):
     """
     found = []
     if written is None:
-        for path in sorted((Path(course) / "autograded" / student / assignment).glob("*.ipynb")):
-            found.extend(f for f in review.read(nbformat.read(path, as_version=4)) if f not in found)
+        for path, nb in autograded(course, student, assignment):
+            if nb is None:
+                found.append(f"{UNREADABLE}: {path.name} (empty or cut short, e.g. by a full disk); "
+                             f"grade again with --force")
+            else:
+                found.extend(f for f in review.read(nb) if f not in found)
     else:
         for name in sorted(written, key=lambda n: f"{n}.ipynb"):   # the order of the files
             found.extend(f for f in written[name] if f not in found)
@@ -64,5 +84,7 @@ def review_flags(course, student, assignment, written=None, submitted=None):
     found += [f for f in layout_flags(course, student, assignment) if f not in found]
 
     def urgency(flag):
+        if flag.startswith(UNREADABLE):
+            return -1
         return next((i for i, words in enumerate(FLAG_ORDER) if flag.startswith(words)), len(FLAG_ORDER))
     return sorted(found, key=urgency)

@@ -48,8 +48,12 @@ from pathlib import Path
 sys.path[:0] = [p for p in {PACKAGE_PATHS!r} if p not in sys.path]
 
 from autograder.nbgrader_config import configure  # noqa: E402
+from autograder.outcome import GradingError  # noqa: E402
 
-configure(get_config(), Path(__file__).resolve().parent)  # noqa: F821
+try:
+    configure(get_config(), Path(__file__).resolve().parent)  # noqa: F821
+except GradingError as exc:   # a broken course_settings.json: stop, never run with half a configuration
+    sys.exit(f"error: {{exc}}")
 """
 
 

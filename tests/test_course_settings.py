@@ -71,6 +71,10 @@ def test_a_broken_settings_file_is_one_line_for_every_command(tmp_path, capsys):
             err = capsys.readouterr().err
             assert err.startswith("error: ") and coursesettings.FILE in err and err.count("\n") == 1, (text, err)
     assert not (course / "submitted").exists()   # refused before any work
+    # nbgrader's own commands there stop too, never run with half the course's configuration
+    run = subprocess.run(["nbgrader", "db", "assignment", "list"], cwd=course, env=ENV, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode != 0 and f"error: {course / coursesettings.FILE}: unknown setting" in run.stderr, run.stderr
 
 
 def nbgrader(course, *args):

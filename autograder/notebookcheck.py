@@ -14,7 +14,7 @@ import nbformat
 def check_submission(course, student, assignment, notebooks=None):
     """None if every notebook of the assignment is there and readable; else what is wrong, in one line.
 
-    ``notebooks``: name -> bytes of the submission's notebooks, already read (see :func:`fingerprint`).
+    ``notebooks``: name -> bytes of the submission's notebooks, already read (see :func:`autograder.markers.fingerprint`).
     """
     course = Path(course)
     folder = course / "submitted" / student / assignment

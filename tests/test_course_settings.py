@@ -173,3 +173,19 @@ def test_the_course_remembers_its_postgresql_gradebook_for_every_command(postgre
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "names another gradebook" in err
     assert json.loads((course / coursesettings.FILE).read_text())["db_url"] == postgres.url
+
+
+def test_a_password_in_the_gradebook_url_stays_in_the_environment(tmp_path, monkeypatch, capsys):
+    course = tmp_path / "course"
+    course.mkdir()
+    url = "postgresql+psycopg2://grader:${GRADEBOOK_PASSWORD}@127.0.0.1:1/rnn"
+    monkeypatch.delenv("GRADEBOOK_PASSWORD", raising=False)
+    coursesettings.save(course, coursesettings.Settings(db_url=url))
+    with pytest.raises(coursesettings.GradingError, match="needs the environment variable GRADEBOOK_PASSWORD"):
+        coursesettings.load(course).gradebook_url()
+    monkeypatch.setenv("GRADEBOOK_PASSWORD", "s3cret")
+    assert coursesettings.load(course).gradebook_url() == url.replace("${GRADEBOOK_PASSWORD}", "s3cret")
+    assert "s3cret" not in (course / coursesettings.FILE).read_text()
+    assert course_cli(course, "show") == 0
+    assert "db: postgresql+psycopg2://grader:***@127.0.0.1:1/rnn" in capsys.readouterr().out
+    assert coursesettings.remember_db_url(course, url.replace("${GRADEBOOK_PASSWORD}", "s3cret")) is False

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import batch, courselock, sandbox, scheduling, stats
+from . import batch, coursecommand, courselock, coursesettings, gradescsv, grader, layout, nbgrader_config, outcome, sandbox, scheduling, stats, verdicts
+from .ids import same_person
 from .inert import pad, terminal, width
 
 
@@ -25,16 +26,22 @@ def main(argv=None):
     grade.add_argument("--course", type=Path, default=Path("course"), help="course directory (default: ./course)")
     grade.add_argument("--csv", type=Path, help="grades CSV (default: COURSE/grades.csv)")
     grade.add_argument("--timeout", metavar="SECONDS",
-                       help=f"seconds one cell may run (default: ${batch.CELL_TIMEOUT_ENV}, "
-                            f"else {batch.nbgrader_config.CELL_TIMEOUT})")
+                       help=f"seconds one cell may run (default: ${grader.CELL_TIMEOUT_ENV}, else the "
+                            f"course's cell-timeout, else {nbgrader_config.CELL_TIMEOUT})")
     grade.add_argument("--student-timeout", metavar="SECONDS", type=int,
-                       help=f"seconds one student's notebook may run (default {batch.nbgrader_config.NOTEBOOK_TIMEOUT})")
+                       help=f"seconds one student's notebook may run (default: the course's notebook-timeout, "
+                            f"else {nbgrader_config.NOTEBOOK_TIMEOUT})")
     grade.add_argument("--workers", type=int, default=scheduling.default_workers(),
                        help="parallel grading processes (default: cores + 1)")
     grade.add_argument("--scheduler", help='Dask scheduler address, or "local" for a local Dask cluster; '
                                            'every worker thread grades in a process of its own')
     grade.add_argument("--force", action="store_true", help="regrade submissions graded before")
-    grade.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: COURSE/gradebook.db)")
+    grade.add_argument("--db", default="", help="gradebook SQLAlchemy URL, remembered by the course "
+                                               "(default: the course's, else COURSE/gradebook.db)")
+
+    course = sub.add_parser("course", help="show or change the course's settings: gradebook, timeouts, "
+                                           "late penalty, due dates (COURSE/course_settings.json)")
+    coursecommand.add_arguments(course)
 
     stats_parser = sub.add_parser("stats", help="class statistics of a graded course (HTML), and a Canvas CSV")
     stats.add_arguments(stats_parser)
@@ -43,17 +50,19 @@ def main(argv=None):
     try:
         if args.command == "stats":
             stats.command(args)
+        elif args.command == "course":
+            coursecommand.command(args)
         elif args.command == "init":
-            batch.init_course(args.course)
+            layout.init_course(args.course)
             print(f"course directory {args.course} ready: nbgrader's own commands work there")
         elif args.command == "release":
-            batch.release(args.assignments or batch.assignments_in())
+            batch.release(args.assignments or layout.assignments_in())
             print("exercises/ regenerated")
         else:
             return grade_command(args.submissions, args.course, args.csv or args.course / "grades.csv",
                                  timeout=args.timeout, workers=args.workers, scheduler=args.scheduler,
                                  force=args.force, db_url=args.db, student_timeout=args.student_timeout)
-    except (batch.GradingError, courselock.Busy) as exc:
+    except (outcome.GradingError, courselock.Busy) as exc:
         print(terminal(f"error: {exc}"), file=sys.stderr)
         return 2
     except OSError as exc:
@@ -72,14 +81,16 @@ def grade_command(submissions, course, csv_path, timeout=None, workers=1, schedu
     Returns the exit status: 0, or 1 if a submission was left without a new grade (the
     grader's own failure, a lost worker, a full disk), which a rerun grades.
     """
-    timeout = batch.resolve_cell_timeout(timeout)   # a bad value is an error before any work
+    timeout = grader.resolve_cell_timeout(timeout, course)   # a bad value is an error before any work
     with courselock.holding(course):
         return _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout)
 
 
 def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db_url, student_timeout):
     skipped = []
-    pairs = batch.prepare_course(course, submissions, problems=skipped)
+    pairs = layout.prepare_course(course, submissions, problems=skipped)
+    if db_url and coursesettings.remember_db_url(course, db_url):
+        print(f"the course now remembers its gradebook ({coursesettings.FILE}): --db is no longer needed")
     for problem in skipped:
         print(terminal(f"skipped {problem}"), file=sys.stderr)
     for warning in same_person_warnings(pairs):
@@ -93,11 +104,11 @@ def _grade(submissions, course, csv_path, timeout, workers, scheduler, force, db
             outcomes = batch.autograde(course, pairs, progress=lambda o: bar.update(1), cell_timeout=timeout,
                                        workers=workers, scheduler=scheduler, force=force, db_url=db_url,
                                        notebook_timeout=student_timeout)
-        except batch.Interrupted as exc:
+        except outcome.Interrupted as exc:
             interrupted, outcomes = exc, exc.outcomes
-    rows = batch.grade_rows(course, db_url)   # after an interruption: what finished, and earlier grades
+    rows = gradescsv.grade_rows(course, db_url)   # after an interruption: what finished, and earlier grades
     try:
-        batch.export_csv(rows, csv_path)
+        gradescsv.export_csv(rows, csv_path)
         unwritten = None
     except OSError as exc:   # the table below still shows every grade, which the gradebook holds
         unwritten = f"error: cannot write {csv_path}: {exc.strerror or exc}"
@@ -144,7 +155,7 @@ LOW_SPACE = 1 << 20
 
 def disk_full(course, outcomes):
     """True if the course's file system is (nearly) full, or a submission failed for want of space."""
-    if any(batch.NO_SPACE in o.message.lower() for o in outcomes):
+    if any(outcome.NO_SPACE in o.message.lower() for o in outcomes):
         return True
     try:
         st = os.statvfs(course)
@@ -159,7 +170,8 @@ WIDEST = 40   # columns of the student and assignment columns at most (longer on
 def format_table(rows, course, outcomes=()):
     """One line per row; the last column is what the grader has to say first, and how much more.
 
-    Points awaiting grading by hand show as ``+N by hand`` after the score, never as a zero.
+    Points awaiting grading by hand show as ``+N by hand`` after the score, never as a zero;
+    a late penalty as ``-N late`` (the score is before it).
     Every field a submission can influence is made inert (:func:`autograder.inert.terminal`);
     columns are aligned in terminal columns, wide characters counting two, and as wide as
     their longest student id and assignment name (up to :data:`WIDEST` columns).
@@ -169,12 +181,13 @@ def format_table(rows, course, outcomes=()):
     lines = []
     for r in rows:
         problems = first_problems(said.get((r["student"], r["assignment"]), []),
-                                  batch.failures(course, r["student"], r["assignment"]))
+                                  verdicts.failures(course, r["student"], r["assignment"]))
         first = problems[0] if problems else ""
         more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        hand = sum(r.get("awaiting", {}).values())
-        lines.append(([r["student"], r["assignment"], f"{r['score']:>5.2f} / {r['max_score']:<4g}",
-                       f"+{hand:g} by hand" if hand else ""], terminal(first) + more))
+        hand, late = sum(r.get("awaiting", {}).values()), r.get("late_penalty", 0.0)
+        extra = " ".join(([f"+{hand:g} by hand"] if hand else []) + ([f"-{late:g} late"] if late else []))
+        lines.append(([r["student"], r["assignment"], f"{r['score']:>5.2f} / {r['max_score']:<4g}", extra],
+                      terminal(first) + more))
     for o in outcomes or ():
         if (o.student, o.assignment) not in listed:   # the grader failed on a new submission
             lines.append(([o.student, o.assignment, "-", ""], terminal(o.message)))
@@ -200,7 +213,7 @@ def same_person_warnings(pairs):
     """One line per group of graded student ids that differ only in case or Unicode form."""
     groups = {}
     for student in dict.fromkeys(s for s, _ in pairs):
-        groups.setdefault(stats.same_person(student), []).append(student)
+        groups.setdefault(same_person(student), []).append(student)
     return [f"warning: {' and '.join(ids)} differ only in case or Unicode form: graded as "
             f"{len(ids)} students; if they are one, merge their folders and grade again"
             for ids in groups.values() if len(ids) > 1]

@@ -6,7 +6,6 @@ repository's own ``nbgrader_config.py``, :mod:`autograder.batch` and the
 ``nbgrader autograde``, ``generate_feedback``, ``export`` and the formgrader use
 the course's pipeline there) all call it.
 """
-import os
 from pathlib import Path
 
 import nbgrader
@@ -17,8 +16,10 @@ from nbgrader.preprocessors import (AssignLatePenalties, ClearHiddenTests, Clear
                                     DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
                                     OverwriteKernelspec)
 
+from . import coursesettings
 from .feedback import TEMPLATE_NAME, TEMPLATES, FeedbackExporter, FeedbackReport
 from .kitdata import StampRelease
+from .latepenalty import CoursePenalty
 from .preprocessors import (NOTEBOOK_TIMEOUT, GradingExecute, HideLateOutputs, RestoreMetadata, ReviewSubmission,
                             SaveAutoGradesAtOnce, SealTests, VerifyResults)
 from .safe_html import FILTERS
@@ -28,17 +29,17 @@ from .session import SchemaKept
 COURSE_ID = "rnn-course"
 CELL_TIMEOUT = 60          # seconds one cell may run under the grader
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
-DB_ENV = "RNN_GRADER_DB"   # gradebook URL of a course directory, when not its gradebook.db
 NBGRADER_TEMPLATES = Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
 
-#: The nbgrader_config.py of a course directory (written by autograder.batch.prepare_course).
+#: The nbgrader_config.py of a course directory (written by autograder.layout.prepare_course).
 #: Where this package and the student package it uses are imported from.
 PACKAGE_PATHS = list(dict.fromkeys(str(Path(f).resolve().parent.parent) for f in (__file__, rnnkit.__file__)))
 
 COURSE_CONFIG = f"""\
 # Written by `python -m autograder grade`: nbgrader's own commands and the formgrader, run in
 # this directory, grade and write feedback with the course's pipeline (autograder/nbgrader_config.py).
-# The gradebook is gradebook.db here, unless ${DB_ENV} holds another SQLAlchemy URL.
+# The instructor's settings (gradebook URL, timeouts, late penalty, due dates) are in
+# course_settings.json here: `python -m autograder course set ...`, never this file.
 # On a hub, students' servers hold only the student kit: the instructor's package is found
 # where it was when this file was written (a folder only the instructor can read).
 import sys
@@ -47,21 +48,32 @@ from pathlib import Path
 sys.path[:0] = [p for p in {PACKAGE_PATHS!r} if p not in sys.path]
 
 from autograder.nbgrader_config import configure  # noqa: E402
+from autograder.outcome import GradingError  # noqa: E402
 
-configure(get_config(), Path(__file__).resolve().parent)  # noqa: F821
+try:
+    configure(get_config(), Path(__file__).resolve().parent)  # noqa: F821
+except GradingError as exc:   # a broken course_settings.json: stop, never run with half a configuration
+    sys.exit(f"error: {{exc}}")
 """
 
 
-def configure(c, root, source="source", release="release", db_url=None, cell_timeout=CELL_TIMEOUT,
-              notebook_timeout=NOTEBOOK_TIMEOUT):
-    """Point ``c`` at the course directory ``root`` and install the grading pipeline."""
+def configure(c, root, source="source", release="release", db_url=None, cell_timeout=None,
+              notebook_timeout=None):
+    """Point ``c`` at the course directory ``root`` and install the grading pipeline.
+
+    What is not given comes from the course's settings (:mod:`autograder.coursesettings`),
+    else the defaults here (:data:`CELL_TIMEOUT`, ``NOTEBOOK_TIMEOUT``, SQLite in ``root``).
+    """
+    settings = coursesettings.load(root)
     c.CourseDirectory.root = str(root)
     c.CourseDirectory.course_id = COURSE_ID
     c.CourseDirectory.source_directory = source
     c.CourseDirectory.release_directory = release
-    db_url = db_url or os.environ.get(DB_ENV, "").strip()
+    db_url = db_url or settings.gradebook_url()
     if db_url:
         c.CourseDirectory.db_url = db_url
+    c.AssignLatePenalties.plugin_class = CoursePenalty
+    c.CoursePenalty.policy = settings.penalty
     c.ClearSolutions.code_stub = {"python": CODE_STUB}
     # ReviewSubmission reads the submission as the student left it: before DeduplicateIds
     # strips the metadata of a second cell claiming a grade id. SchemaKept is nbgrader's
@@ -77,8 +89,8 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
         SealTests, GradingExecute, IgnorePattern, ClearMetadataPreprocessor, VerifyResults,
         LimitOutput, SaveAutoGradesAtOnce, AssignLatePenalties, SchemaKept,
     ]
-    c.Execute.timeout = cell_timeout
-    c.GradingExecute.notebook_timeout = notebook_timeout
+    c.Execute.timeout = cell_timeout or settings.cell_timeout or CELL_TIMEOUT
+    c.GradingExecute.notebook_timeout = notebook_timeout or settings.notebook_timeout or NOTEBOOK_TIMEOUT
     # The sandbox kills the kernel and everything it started anyway: a polite shutdown
     # only costs time (0.05-0.45 s a notebook).
     c.GradingExecute.shutdown_kernel = "immediate"

@@ -41,7 +41,7 @@ from . import flags, secret
 from .sandbox import SandboxedKernelManager
 from .verify import HIDDEN, fresh_purpose, grade_check, require_twins, sealed_source
 
-#: Prefix of log lines that tell the instructor what the grader repaired (see batch.Outcome).
+#: Prefix of log lines that tell the instructor what the grader repaired (see autograder.outcome.Outcome).
 NOTE = "rnn-course note: "
 
 

@@ -49,6 +49,16 @@ class Interrupted(KeyboardInterrupt):
         self.results = results
 
 
+class SchedulerLost(RuntimeError):
+    """The Dask scheduler went away (killed, its machine lost); ``results`` are those of the
+    tasks that finished before, ``pending`` the argument tuples of the others, whose tasks may
+    still be running on workers: nothing is aborted for them."""
+
+    def __init__(self, why, results=(), pending=()):
+        super().__init__(why)
+        self.why, self.results, self.pending = why, list(results), list(pending)
+
+
 def stop_requested():
     """True in a task once its batch is being stopped (the task must then not record anything)."""
     return _stop.is_set()
@@ -126,6 +136,8 @@ def run(fn, arglist, workers=None, scheduler=None, progress=None, stop_file=None
         stopping()
         results.close()   # a generator still open stops its tasks and aborts those in flight
         raise Interrupted(done) from None
+    except SchedulerLost as exc:
+        raise SchedulerLost(exc.why, done, exc.pending) from None
     finally:
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
@@ -287,6 +299,8 @@ def _terminate(processes):
 
 
 def _dask(fn, arglist, workers, scheduler, stop_file, abort, stopping, lost=None):
+    from asyncio import CancelledError
+
     from dask.distributed import Client, LocalCluster, as_completed as dask_completed, wait
 
     if scheduler == "local":
@@ -295,12 +309,23 @@ def _dask(fn, arglist, workers, scheduler, stop_file, abort, stopping, lost=None
         client = Client(cluster)
     else:
         cluster, client = None, Client(scheduler)
+    quiet = _quiet_dask_logs()   # a lost scheduler is said in one line, not in logged tracebacks
     try:
         futures = [client.submit(isolated, fn, args, str(stop_file) if stop_file else None, abort, lost,
                                  pure=False) for args in arglist]
+        pending = dict(zip(futures, arglist))
         try:
             for future in dask_completed(futures):
-                yield future.result()
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    if client.status == "running" and not isinstance(exc, CancelledError) and lost is not None:
+                        result = lost(*pending[future], f"its Dask task failed: {type(exc).__name__}: {exc}"[:300])
+                    else:
+                        raise SchedulerLost(f"the Dask scheduler {scheduler} was lost ({type(exc).__name__}); "
+                                            f"a rerun grades it again", pending=list(pending.values())) from None
+                del pending[future]
+                yield result
         except (GeneratorExit, KeyboardInterrupt):
             # Running tasks see the stop file, stop their process and abort themselves;
             # tasks not started yet return at once: wait until none touches the course.
@@ -311,9 +336,27 @@ def _dask(fn, arglist, workers, scheduler, stop_file, abort, stopping, lost=None
                 pass
             raise
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        try:
+            client.close(timeout=GRACE)
+            if cluster is not None:
+                cluster.close()
+        except Exception:   # closing a client whose scheduler is gone
+            pass
+        quiet()
+
+
+def _quiet_dask_logs():
+    """Silence distributed's loggers; returns what puts their levels back."""
+    import logging
+    names = ["distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))]
+    levels = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.CRITICAL + 1)
+
+    def restore():
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)
+    return restore
 
 
 _SERVER = """\

@@ -1,6 +1,6 @@
 """Class statistics after a batch: what a class got right and wrong, assignment by assignment.
 
-``python -m autograder.stats COURSE [--out FILE]`` reads a graded course directory (its
+``python -m autograder stats COURSE [--out FILE]`` reads a graded course directory (its
 ``gradebook.db`` and the grader's verdicts in ``autograded/<student>/<assignment>/*.ipynb``)
 and writes one self-contained HTML page (plots inlined as PNG): the distribution of total
 scores, the share of submissions with full marks on each test cell, which gate the failure
@@ -17,7 +17,6 @@ import io
 import re
 import statistics
 import sys
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,8 @@ from nbgrader.api import Gradebook
 from rnnkit.conventions import GATE_NAMES, GATES
 from rnnkit.tasks import TASKS
 
-from . import batch
+from . import gradescsv, grader, handgrades, layout, markers, outcome, verdicts
+from .ids import same_person
 from .inert import csv_row, terminal
 
 NO_OUTPUTS = "(no outputs)"         # the case failed as a whole: raised, not implemented, no result
@@ -109,6 +109,8 @@ class AssignmentStats:
     ungraded: dict = field(default_factory=dict)    # student -> why it could not be graded (scored 0)
     missing: dict = field(default_factory=dict)     # student -> why a submission has no grade at all
     awaiting: dict = field(default_factory=dict)    # student -> points still to be graded by hand
+    awaiting_cells: dict = field(default_factory=dict)   # student -> answers still to be graded by hand
+    previous: dict = field(default_factory=dict)    # student -> {answer: previous grade}, for an earlier answer
 
     def passed(self, cell):
         """Students with full marks on a test cell."""
@@ -127,15 +129,18 @@ class AssignmentStats:
 def class_stats(course, db_url=""):
     """An :class:`AssignmentStats` per assignment of ``course`` that has submissions."""
     course = Path(course)
-    if not db_url and not (course / "gradebook.db").is_file():
-        raise batch.GradingError(f"no gradebook in {course}: grade the course first (python -m autograder grade)")
+    url = db_url or grader.default_db_url(course)
+    if url.startswith("sqlite:") and not (course / "gradebook.db").is_file():
+        raise outcome.GradingError(f"no gradebook in {course}: grade the course first (python -m autograder grade)")
     found = []
-    submitted = batch.submitted_pairs(course)
-    with Gradebook(db_url or batch.default_db_url(course)) as gb:
+    submitted = layout.submitted_pairs(course)
+    with Gradebook(url) as gb:
         for assignment in gb.assignments:
             stats = _from_gradebook(assignment)
-            stats.missing = {s: batch.ungraded_reason(course, s, a) for s, a in submitted
+            stats.missing = {s: markers.ungraded_reason(course, s, a) for s, a in submitted
                              if a == stats.name and s not in stats.scores}
+            stats.previous = {s: earlier for s, cells in stats.awaiting_cells.items()
+                              if (earlier := handgrades.previous_grades(course, s, stats.name, cells))}
             if stats.scores or stats.missing:
                 _add_verdicts(course, stats)
                 found.append(stats)
@@ -155,8 +160,9 @@ def _from_gradebook(assignment):
         stats.scores[student] = submission.score or 0.0
         for notebook in submission.notebooks:
             for grade in notebook.grades:
-                if batch.awaits_hand_grading(grade):
+                if gradescsv.awaits_hand_grading(grade):
                     stats.awaiting[student] = stats.awaiting.get(student, 0.0) + grade.max_score
+                    stats.awaiting_cells.setdefault(student, []).append(grade.name)
                 elif grade.name in stats.cells:
                     stats.cells[grade.name][1][student] = grade.score or 0.0
     return stats
@@ -166,17 +172,17 @@ def _add_verdicts(course, stats):
     """Failure messages and review flags from each student's autograded notebooks."""
     for student in sorted(stats.scores):
         if not (course / "autograded" / student / stats.name).is_dir():
-            why = batch.review_flags(course, student, stats.name)
+            why = verdicts.review_flags(course, student, stats.name)
             stats.ungraded[student] = why[0] if why else "no graded notebook in autograded/"
             continue
-        for line in batch.failures(course, student, stats.name):
+        for line in verdicts.failures(course, student, stats.name):
             task, _, message = line.partition(": ")
             message = normalise(message)
             stats.outputs.add((task, output_of(task, message)), student)
             stats.messages.add(f"{task}: {message}", student)
             for gate in gates_named(task, message):
                 stats.gates.add(gate, student)
-        flags = batch.review_flags(course, student, stats.name)
+        flags = verdicts.review_flags(course, student, stats.name)
         if flags:
             stats.flags[student] = flags
 
@@ -291,6 +297,9 @@ def summary(stats):
         points = sum(stats.awaiting.values())
         text += (f" {len(stats.awaiting)} have answers awaiting hand grading ({points:g} points in all), "
                  f"not counted in these scores yet.")
+        if stats.previous:
+            text += (f" {len(stats.previous)} of them changed a written answer after it was graded by hand: "
+                     f"its previous grade is not counted.")
     return text + missing
 
 
@@ -333,13 +342,22 @@ def _flags_html(stats):
     flagged = [(s, "; ".join(f)) for s, f in stats.flags.items()]
     flagged += [(s, f"not graded, scored 0: {why}") for s, why in stats.ungraded.items()]
     flagged += [(s, f"no grade: {why}") for s, why in stats.missing.items()]
-    flagged += [(s, f"{points:g} points awaiting hand grading (in the formgrader)")
-                for s, points in stats.awaiting.items() if s not in stats.flags]
+    flagged += [(s, f"{points:g} points awaiting hand grading (in the formgrader){_previous(stats, s)}")
+                for s, points in stats.awaiting.items() if s not in stats.flags or s in stats.previous]
     flagged.sort()
     if not flagged:
         return [_muted("No submission is flagged.")]
     counts = [_table(["flag", "submissions"], stats.flag_counts().most_common())] if stats.flags else []
     return counts + [_table(["student", "why"], flagged)]
+
+
+def _previous(stats, student):
+    """``; resubmitted, previous grades: answer 1.5 / 2`` for answers graded before a resubmission."""
+    found = stats.previous.get(student)
+    if not found:
+        return ""
+    return "; resubmitted, previous grades (not counted): " + ", ".join(
+        f"{gid} {g.get('score', 0):g} / {g.get('max_score', 0):g}" for gid, g in sorted(found.items()))
 
 
 def assignment_section(stats):
@@ -382,17 +400,10 @@ def _write(path, text):
 
 # --- grades for Canvas ----------------------------------------------------------------------------
 
-def late_penalties(course, db_url=""):
-    """(student, assignment) -> late penalty nbgrader recorded (0 when on time or no penalty plugin)."""
-    with Gradebook(db_url or batch.default_db_url(course)) as gb:
-        return {(s.student.id, a.name): s.late_submission_penalty or 0.0
-                for a in gb.assignments for s in a.submissions}
-
-
 def canvas_csv(rows, path, assignment_points, canvas_ids=None, roster=None, problems=None):
     """Grades as a Canvas gradebook import: one line per student, one column per assignment.
 
-    rows: :func:`autograder.batch.grade_rows`, optionally with a ``late_penalty`` to subtract.
+    rows: :func:`autograder.gradescsv.grade_rows`, optionally with a ``late_penalty`` to subtract.
     assignment_points: assignment -> points it is worth in Canvas; scores are scaled to it
     and only these assignments are written. canvas_ids: assignment -> Canvas assignment id,
     for the ``Name (id)`` header Canvas matches on (a column without an id makes Canvas
@@ -440,11 +451,6 @@ def canvas_csv(rows, path, assignment_points, canvas_ids=None, roster=None, prob
     return Path(path)
 
 
-def same_person(student_id):
-    """What two ids of one person have in common: Unicode NFC, case folded (``Ana``, ``ana``)."""
-    return unicodedata.normalize("NFC", student_id).casefold()
-
-
 def read_canvas_roster(path):
     """Student fields of a Canvas gradebook export, by SIS Login ID (the hub user name, usually)."""
     with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -465,21 +471,18 @@ def _pairs(values, convert, option):
                 raise ValueError
             found[key] = convert(raw)
         except ValueError:
-            raise batch.GradingError(f"{option} expects ASSIGNMENT=VALUE, got {value!r}") from None
+            raise outcome.GradingError(f"{option} expects ASSIGNMENT=VALUE, got {value!r}") from None
     return found
 
 
 def write_canvas(course, path, points=(), ids=(), roster=None, db_url="", problems=None):
     """The Canvas CSV of ``course``: every graded assignment, at its nbgrader maximum unless ``points`` says."""
-    rows = batch.grade_rows(course, db_url)
-    penalties = late_penalties(course, db_url)
-    for r in rows:
-        r["late_penalty"] = penalties.get((r["student"], r["assignment"]), 0.0)
+    rows = gradescsv.grade_rows(course, db_url)
     worth = {r["assignment"]: r["max_score"] for r in rows}
     points, ids = _pairs(points, float, "--points"), _pairs(ids, str, "--canvas-id")
     unknown = sorted((set(points) | set(ids)) - set(worth))
     if unknown:
-        raise batch.GradingError(f"no graded assignment named {', '.join(unknown)} (graded: {', '.join(sorted(worth))})")
+        raise outcome.GradingError(f"no graded assignment named {', '.join(unknown)} (graded: {', '.join(sorted(worth))})")
     worth.update(points)
     return canvas_csv(rows, path, worth, ids, read_canvas_roster(roster) if roster else None, problems)
 
@@ -489,7 +492,8 @@ def add_arguments(parser):
     parser.add_argument("course", type=Path, help="the course directory (as left by python -m autograder grade)")
     parser.add_argument("--out", type=Path, help="the HTML report (default: COURSE/stats.html; "
                                                  "with --canvas, only written when --out is given)")
-    parser.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: COURSE/gradebook.db)")
+    parser.add_argument("--db", default="", help="gradebook SQLAlchemy URL (default: the course's, "
+                                                 "else COURSE/gradebook.db)")
     parser.add_argument("--canvas", type=Path, metavar="CSV", help="also write the grades as a Canvas gradebook import")
     parser.add_argument("--points", action="append", default=[], metavar="ASSIGNMENT=POINTS",
                         help="what an assignment is worth in Canvas (default: its nbgrader maximum); repeatable")
@@ -514,7 +518,3 @@ def command(args):
             print(f"warning: {terminal(line)}", file=sys.stderr)
         print(f"Canvas CSV written to {written}")
 
-
-if __name__ == "__main__":
-    from .cli import main
-    sys.exit(main(["stats", *sys.argv[1:]]))

@@ -40,6 +40,23 @@ class Unreadable(ValueError):
 def parse(text, now=None):
     """The UTC datetime (aware) of ``text``; :class:`Unreadable` if it is not one, in the
     future (beyond :data:`SKEW` of ``now``) or before :data:`EARLIEST`."""
+    when = read(text)
+    now = now or datetime.now(timezone.utc)
+    if when > now + SKEW:
+        raise Unreadable(f"in the future ({when:%Y-%m-%d %H:%M} UTC)")
+    if when < EARLIEST:
+        raise Unreadable(f"implausibly early ({when:%Y-%m-%d} UTC)")
+    return when
+
+
+def names_zone(text):
+    """True if the time ``text`` says its zone (else it is read as UTC, as nbgrader does)."""
+    match = _TIME.fullmatch(text.strip())
+    return bool(match and match.group(3))
+
+
+def read(text):
+    """The UTC datetime (aware) of ``text``, whenever it is; :class:`Unreadable` if it is not one."""
     match = _TIME.fullmatch(text.strip())
     if not match:
         raise Unreadable("not a date and time")
@@ -50,13 +67,7 @@ def parse(text, now=None):
         naive = datetime.fromisoformat(f"{day} {clock}")
     except ValueError:
         raise Unreadable("no such date or time") from None
-    when = naive.replace(tzinfo=_zone(zone, naive)).astimezone(timezone.utc)
-    now = now or datetime.now(timezone.utc)
-    if when > now + SKEW:
-        raise Unreadable(f"in the future ({when:%Y-%m-%d %H:%M} UTC)")
-    if when < EARLIEST:
-        raise Unreadable(f"implausibly early ({when:%Y-%m-%d} UTC)")
-    return when
+    return naive.replace(tzinfo=_zone(zone, naive)).astimezone(timezone.utc)
 
 
 def _zone(name, naive):

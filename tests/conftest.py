@@ -49,7 +49,7 @@ def class_01(tmp_path_factory):
     Students: "solution", "blank" (the release as is), "db_mean" (one partial-credit bug).
     Read only: a test that writes takes ``class_01_copy``.
     """
-    from autograder import batch
+    from autograder import batch, gradescsv, layout
     from points import total_points
     from submissions import db_mean_notebook, student_notebook, write_submissions
 
@@ -59,9 +59,9 @@ def class_01(tmp_path_factory):
                                                        "blank": student_notebook(a, released=True),
                                                        "db_mean": db_mean_notebook()})
     course = root / "course"
-    outcomes = batch.autograde(course, batch.prepare_course(course, subs), workers=1)
+    outcomes = batch.autograde(course, layout.prepare_course(course, subs), workers=1)
     assert all(o.ok and not o.skipped for o in outcomes), outcomes
-    scores = {r["student"]: (r["score"], r["max_score"], r["cells"]) for r in batch.grade_rows(course)}
+    scores = {r["student"]: (r["score"], r["max_score"], r["cells"]) for r in gradescsv.grade_rows(course)}
     total = total_points(a)
     assert scores["solution"][:2] == (total, total) and scores["blank"][0] == 0
     assert 0 < scores["db_mean"][0] < total

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import batch
+from autograder import gradescsv, verdicts
 from page_text import assert_no_leak, visible_text
 
 def feedback_page(course, student, assignment):
@@ -42,16 +42,16 @@ def assert_later_cells_saw_no_hidden_case(course, student, assignment, marker):
 def assert_stopped_at_time_limit(course, student, assignment, seconds, later_cells):
     """The notebook was stopped by its time limit: flagged as such, and the test cells after the cell
     that was running then earn nothing."""
-    flags = batch.review_flags(course, student, assignment)
+    flags = verdicts.review_flags(course, student, assignment)
     assert any(re.fullmatch(rf"time limit of {seconds} s reached in \w+", f) for f in flags), \
         f"{student} was not stopped by its time limit: flags {flags}"
-    row = next(r for r in batch.grade_rows(course) if r["student"] == student)
+    row = next(r for r in gradescsv.grade_rows(course) if r["student"] == student)
     assert not any(row["cells"][c] for c in later_cells), (row["cells"], "graded past the time limit")
 
 
 def assert_every_student_graded(course, students, assignment, outcomes=()):
     """Every student has a grade row of ``assignment`` and an autograded notebook: none was left out."""
-    rows = {r["student"] for r in batch.grade_rows(course) if r["assignment"] == assignment}
+    rows = {r["student"] for r in gradescsv.grade_rows(course) if r["assignment"] == assignment}
     assert rows == set(students), f"not graded: grade rows {sorted(rows)}, students {sorted(students)}"
     missing = [s for s in students if not (Path(course) / "autograded" / s / assignment / f"{assignment}.ipynb").is_file()]
     assert not missing, f"not graded: {missing}"

@@ -12,10 +12,10 @@ import hidden
 import nbformat
 import numpy as np
 
-from autograder import batch
+from autograder import layout
 from submissions import REPO
 
-ASSIGNMENTS = batch.assignments_in()
+ASSIGNMENTS = layout.assignments_in()
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "MARK SCHEME")
 #: Folders of the instructors' repository that nothing published may hold a file of.
 INSTRUCTOR_FOLDERS = ("solutions", "autograder", "tests")

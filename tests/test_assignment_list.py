@@ -3,7 +3,7 @@ import re
 
 import nbformat
 
-from autograder import batch
+from autograder import layout
 from submissions import REPO
 
 
@@ -12,7 +12,7 @@ def test_the_instructors_page_lists_every_assignment_with_its_points():
     listed = {name: float(points) for name, points
               in re.findall(r"^\| `(\d\d_\w+)` \| [^|]+ \| (\d+) \|$", text, flags=re.M)}
     points = {}
-    for a in batch.assignments_in():
+    for a in layout.assignments_in():
         nb = nbformat.read(REPO / "solutions" / a / f"{a}.ipynb", as_version=4)
         points[a] = sum(float(c.metadata["nbgrader"].get("points", 0)) for c in nb.cells
                         if c.metadata.get("nbgrader", {}).get("grade"))

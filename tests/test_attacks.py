@@ -7,7 +7,7 @@ in one course directory, beside an honest correct student ("solution") and the h
 wrong one, with small limits (5 s a cell, 20 s a notebook, 2 workers). Each attack must
 
 (a) score no more than the honest wrong answer,
-(b) be flagged for review (batch.review_flags), with the words saying why,
+(b) be flagged for review (verdicts.review_flags), with the words saying why,
 (c) leave the other students alone: "solution" keeps 10/10 and no flags.
 
 An attack that gets through is marked ``xfail(strict=True)`` with the reason: it is a
@@ -29,7 +29,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from autograder import batch
+from autograder import batch, gradescsv, layout, verdicts
 from autograder.preprocessors import expected_checks
 from autograder.sandbox import CGROUP_ROOT, Sandbox
 from ci import require
@@ -477,7 +477,7 @@ def graded(tmp_path_factory):
             else:
                 path.write_text(content)
     course = root / "course"
-    pairs = batch.prepare_course(course, subs)
+    pairs = layout.prepare_course(course, subs)
     assert len(pairs) == len(STUDENTS)
     # The kernels' private folders (and so their argv) under root: their processes can be told apart.
     (root / "tmp").mkdir()
@@ -491,8 +491,8 @@ def graded(tmp_path_factory):
         tempfile.tempdir = saved[1]
         os.environ.pop("TMPDIR") if saved[0] is None else os.environ.__setitem__("TMPDIR", saved[0])
     seconds = time.monotonic() - start
-    rows = {r["student"]: r for r in batch.grade_rows(course)}
-    flags = {s: batch.review_flags(course, s, A) for s in STUDENTS}
+    rows = {r["student"]: r for r in gradescsv.grade_rows(course)}
+    flags = {s: verdicts.review_flags(course, s, A) for s in STUDENTS}
     right_after = {"gradebook": sha(course / "gradebook.db"), "rows": rows,
                    "notebook": sha(course / "autograded" / "detached_process" / A / NB),
                    "procs": procs_of(root), "cgroups": kernel_cgroups() - cgroups_before}
@@ -543,10 +543,10 @@ def test_honest_students_are_graded_as_usual(graded):
     # An attack that earns more is a hole.
     honest_points = sum(p for cell, p in cell_points(A).items()
                         if cell not in ("test_rnn_step_forward", "test_rnn_forward"))
-    assert rows["honest"]["score"] == honest_points, batch.failures(course, "honest", A)
+    assert rows["honest"]["score"] == honest_points, verdicts.failures(course, "honest", A)
     assert flags["honest"] == [] and flags["solution"] == [], flags
     assert rows["unusual"]["score"] == 10 and flags["unusual"] == [], (flags["unusual"],
-                                                                       batch.failures(course, "unusual", A))
+                                                                       verdicts.failures(course, "unusual", A))
 
 
 def test_every_submission_gets_a_row_within_the_time_limits(graded):
@@ -593,7 +593,7 @@ def test_detached_processes_change_nothing_and_do_not_survive(graded):
     assert after["procs"] == {}, f"processes alive right after the batch: {after['procs']}"
     assert procs_of(graded["root"]) == {}
     assert sha(course / "gradebook.db") == after["gradebook"]
-    assert {r["student"]: r for r in batch.grade_rows(course)} == after["rows"]
+    assert {r["student"]: r for r in gradescsv.grade_rows(course)} == after["rows"]
     notebook = course / "autograded" / "detached_process" / A / NB
     assert sha(notebook) == after["notebook"] and nbformat.read(notebook, as_version=4).cells
     assert graded["rows"]["detached_process"]["score"] <= graded["rows"]["honest"]["score"]

@@ -17,7 +17,8 @@ import pytest
 
 from rnnkit.tasks import TASKS
 
-from autograder import batch, cli
+from autograder import batch, cli, gradescsv, grader, layout, markers, notebookcheck, verdicts
+from autograder.outcome import GradingError
 from points import cell_points, total_points
 from submissions import REPO, solution_cells, strip_solution_markers, student_notebook, write_submissions
 
@@ -82,10 +83,10 @@ def graded(tmp_path_factory):
     subs = write_submissions(root / "submissions", A, NOTEBOOKS)
     write_files(subs, FILES)
     course = root / "course"
-    pairs = batch.prepare_course(course, subs)
+    pairs = layout.prepare_course(course, subs)
     assert len(pairs) == len(NOTEBOOKS) + len(FILES)
     outcomes = {o.student: o for o in batch.autograde(course, pairs, cell_timeout=TIMEOUT)}
-    rows = {r["student"]: r for r in batch.grade_rows(course)}
+    rows = {r["student"]: r for r in gradescsv.grade_rows(course)}
     return course, outcomes, rows
 
 
@@ -121,7 +122,7 @@ def test_deleted_test_cell_is_readded_and_earns_its_points(graded):
     row, outcome = rows["deleted_test_cell"], outcomes["deleted_test_cell"]
     assert outcome.ok, outcome
     assert row["cells"]["test_rnn_forward"] == POINTS["test_rnn_forward"] and row["score"] == TOTAL, \
-        batch.failures(course, "deleted_test_cell", A)
+        verdicts.failures(course, "deleted_test_cell", A)
     assert "test cell test_rnn_forward was missing: re-added" in outcome.notes, outcome
     assert "re-added" in table_line(graded, "deleted_test_cell")
 
@@ -135,14 +136,14 @@ def test_deleted_solution_and_test_cells_are_graded_not_crashed(graded):
     for cell in ("test_rnn_step_forward", "test_rnn_step_backward"):
         assert row["cells"][cell] == POINTS[cell]
     assert row["cells"]["test_rnn_forward"] == 0
-    assert any("rnn_forward is not defined" in m for m in batch.failures(course, "deleted_solution_and_test", A))
+    assert any("rnn_forward is not defined" in m for m in verdicts.failures(course, "deleted_solution_and_test", A))
 
 
 def test_stripped_metadata_is_graded_not_silently_zero(graded):
     course, outcomes, rows = graded
     row, outcome = rows["stripped_metadata"], outcomes["stripped_metadata"]
     assert outcome.ok, outcome
-    assert row["score"] == TOTAL, (outcome, batch.failures(course, "stripped_metadata", A))
+    assert row["score"] == TOTAL, (outcome, verdicts.failures(course, "stripped_metadata", A))
     assert re.match(r"nbgrader metadata missing from \d+ cells: restored", outcome.notes[0]), outcome
     assert "metadata missing" in table_line(graded, "stripped_metadata")
 
@@ -177,10 +178,10 @@ def test_dead_kernel_is_recorded_and_later_cells_earn_nothing(graded):
 def test_timeouts_and_dead_kernels_are_graded_again_by_a_plain_rerun(graded):
     # They may be the machine's fault (load), not the student's: never a final grade.
     course, outcomes, _ = graded
-    grading = batch.Grading(str(course.resolve()))
+    grading = grader.Grading(str(course.resolve()))
     retried = {s for s, o in outcomes.items() if o.retry}
     assert retried == {"infinite_loop", "kernel_dies"}
-    assert {s for s in outcomes if batch.finished(grading, s, A) is None} == retried
+    assert {s for s in outcomes if markers.finished(grading, s, A) is None} == retried
     assert all(not o.retry for s, o in outcomes.items() if not o.ok)   # the student's own problems are final
 
 
@@ -201,24 +202,24 @@ def test_wrong_layout_is_skipped_with_a_reason(tmp_path):
     (subs / "dave.ipynb").write_text(SOURCE_TEXT)               # loose notebook
     (subs / ".DS_Store").write_text("")                         # ignored
     problems = []
-    pairs = batch.prepare_course(tmp_path / "c", subs, problems=problems)
+    pairs = layout.prepare_course(tmp_path / "c", subs, problems=problems)
     assert pairs == [("alice", A)]
     assert problems == [
         "bob: no assignment folder; found 01_rnn.ipynb directly in it, expected bob/<assignment>/<notebook>.ipynb",
-        f"carol/homework1: no such assignment (known: {', '.join(batch.assignments_in())})",
+        f"carol/homework1: no such assignment (known: {', '.join(layout.assignments_in())})",
         "dave.ipynb: a notebook directly in the submissions folder "
         "(expected <student>/<assignment>/<notebook>.ipynb)",
     ]
-    with pytest.raises(batch.GradingError, match="bob: no assignment folder"):
-        batch.prepare_course(tmp_path / "c2", subs)             # without a problems list: strict
+    with pytest.raises(GradingError, match="bob: no assignment folder"):
+        layout.prepare_course(tmp_path / "c2", subs)             # without a problems list: strict
 
 
 def test_a_resubmission_replaces_the_old_copy(tmp_path):
     first = write_submissions(tmp_path / "first", A, {"alice": FILLED_IN})
-    batch.prepare_course(tmp_path / "c", first)
+    layout.prepare_course(tmp_path / "c", first)
     second = write_files(tmp_path / "second", {"alice": {}})
-    batch.prepare_course(tmp_path / "c", second)
-    assert batch.check_submission(tmp_path / "c", "alice", A) == "missing notebook 01_rnn.ipynb"
+    layout.prepare_course(tmp_path / "c", second)
+    assert notebookcheck.check_submission(tmp_path / "c", "alice", A) == "missing notebook 01_rnn.ipynb"
 
 
 @pytest.mark.parametrize("make, args, message", [
@@ -238,21 +239,21 @@ def test_batch_level_problems_exit_2_with_one_error(tmp_path, capsys, make, args
 
 
 def test_cell_timeout_from_argument_environment_or_default(monkeypatch):
-    monkeypatch.delenv(batch.CELL_TIMEOUT_ENV, raising=False)
-    assert batch.resolve_cell_timeout() == batch.nbgrader_config.CELL_TIMEOUT
-    assert batch.resolve_cell_timeout("7") == 7
-    monkeypatch.setenv(batch.CELL_TIMEOUT_ENV, "9")
-    assert batch.resolve_cell_timeout() == 9 and batch.resolve_cell_timeout(3) == 3
-    monkeypatch.setenv(batch.CELL_TIMEOUT_ENV, "-1")
-    with pytest.raises(batch.GradingError, match=f"{batch.CELL_TIMEOUT_ENV} must be a whole number"):
-        batch.resolve_cell_timeout()
+    monkeypatch.delenv(grader.CELL_TIMEOUT_ENV, raising=False)
+    assert grader.resolve_cell_timeout() == grader.nbgrader_config.CELL_TIMEOUT
+    assert grader.resolve_cell_timeout("7") == 7
+    monkeypatch.setenv(grader.CELL_TIMEOUT_ENV, "9")
+    assert grader.resolve_cell_timeout() == 9 and grader.resolve_cell_timeout(3) == 3
+    monkeypatch.setenv(grader.CELL_TIMEOUT_ENV, "-1")
+    with pytest.raises(GradingError, match=f"{grader.CELL_TIMEOUT_ENV} must be a whole number"):
+        grader.resolve_cell_timeout()
 
 
 def test_grade_command_reports_without_traceback_or_kernel_noise(tmp_path):
     subs = write_submissions(tmp_path / "subs", A, {"deleted_test_cell": NOTEBOOKS["deleted_test_cell"]})
     write_files(subs, {"not_json": FILES["not_json"]})
     (subs / "erin" / "homework1").mkdir(parents=True)
-    env = {**os.environ, batch.CELL_TIMEOUT_ENV: str(TIMEOUT)}
+    env = {**os.environ, grader.CELL_TIMEOUT_ENV: str(TIMEOUT)}
     out = subprocess.run([sys.executable, "-m", "autograder", "grade", str(subs), "--course", str(tmp_path / "c")],
                          capture_output=True, text=True, env=env)
     both = out.stdout + out.stderr
@@ -286,44 +287,44 @@ def test_links_and_special_files_are_left_out_and_flagged(tmp_path):
 
     problems = []
     course = tmp_path / "c"
-    pairs = batch.prepare_course(course, subs, problems=problems)
+    pairs = layout.prepare_course(course, subs, problems=problems)
     assert pairs == [("alice", A), ("bob", A), ("eve", A), ("zoe", A)]
     assert problems == ["mallory: a symbolic link, not a folder: left out",
                         "zoe/03_gates: a symbolic link, not a folder: left out"]
     copied = course / "submitted" / "eve" / A
     assert sorted(str(p.relative_to(copied)) for p in copied.rglob("*")) == ["01_rnn.ipynb", "data", "data/notes.txt"]
     assert not any(p.is_symlink() for p in (course / "submitted").rglob("*"))
-    assert batch.layout_flags(course, "eve", A) == [
+    assert layout.layout_flags(course, "eve", A) == [
         "left out of the submission, not regular files: answers.ipynb (a symbolic link), dangling (a symbolic "
         "link), data/loop_a (a symbolic link), data/loop_b (a symbolic link), pipe (a named pipe), "
         "zeros.npy (a symbolic link)"]
-    assert batch.review_flags(course, "eve", A) == batch.layout_flags(course, "eve", A)
+    assert verdicts.review_flags(course, "eve", A) == layout.layout_flags(course, "eve", A)
     for student in ("alice", "bob", "zoe"):
-        assert batch.review_flags(course, student, A) == []
-    assert batch.check_submission(course, "eve", A) is None
-    hashed = batch.submission_hash(course, "eve", A)              # reads no pipe, follows no link
-    assert hashed == batch.submission_hash(course, "eve", A)
+        assert verdicts.review_flags(course, student, A) == []
+    assert notebookcheck.check_submission(course, "eve", A) is None
+    hashed = markers.submission_hash(course, "eve", A)              # reads no pipe, follows no link
+    assert hashed == markers.submission_hash(course, "eve", A)
 
     # The same folder graded in place (nbgrader collect's submitted/): links and pipes removed, flagged.
     in_place = tmp_path / "in_place"
     shutil.copytree(subs, in_place / "submitted", symlinks=True, ignore=shutil.ignore_patterns("pipe", "mallory"))
     os.mkfifo(in_place / "submitted" / "eve" / A / "pipe")
-    assert ("eve", A) in batch.prepare_course(in_place, in_place / "submitted", problems=[])
+    assert ("eve", A) in layout.prepare_course(in_place, in_place / "submitted", problems=[])
     assert not any(p.is_symlink() or p.is_fifo() for p in (in_place / "submitted" / "eve").rglob("*"))
-    assert "pipe (a named pipe)" in batch.layout_flags(in_place, "eve", A)[0]
+    assert "pipe (a named pipe)" in layout.layout_flags(in_place, "eve", A)[0]
     # A resubmission without them: the flag goes.
     shutil.rmtree(subs / "eve")
     write_submissions(subs, A, {"eve": FILLED_IN})
-    batch.prepare_course(course, subs, problems=[])
-    assert batch.layout_flags(course, "eve", A) == []
+    layout.prepare_course(course, subs, problems=[])
+    assert layout.layout_flags(course, "eve", A) == []
 
 
 def test_the_course_directory_gets_the_course_nbgrader_config(tmp_path):
     subs = write_submissions(tmp_path / "subs", A, {"alice": FILLED_IN})
     course = tmp_path / "c"
-    batch.prepare_course(course, subs)
+    layout.prepare_course(course, subs)
     config = (course / "nbgrader_config.py").read_text()
     assert "from autograder.nbgrader_config import configure" in config
     (course / "nbgrader_config.py").write_text("c = get_config()  # the instructor's own\n")
-    batch.prepare_course(course, subs)
+    layout.prepare_course(course, subs)
     assert (course / "nbgrader_config.py").read_text() == "c = get_config()  # the instructor's own\n"

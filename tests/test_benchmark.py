@@ -1,4 +1,4 @@
-"""The benchmark (autograder.benchmark): its submissions, its CPU accounting of the processes
+"""The benchmark (benchmarks/grading_speed.py): its submissions, its CPU accounting of the processes
 below a worker, and one small run of the three graders."""
 import os
 import signal
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import benchmark, forkserver
-from autograder.benchmark import KernelSide
+from autograder import forkserver
+from benchmarks import grading_speed as benchmark
+from benchmarks.grading_speed import KernelSide
 
 pytestmark = pytest.mark.xdist_group("grading")   # process trees and CPU: not beside another batch
 
@@ -172,3 +173,13 @@ def test_generate_assignment_and_what_it_started_are_taken_out_of_ours_cpu():
     graded = benchmark.Measure(wall=9.0, cpu=3.0, own=1.0)
     assert benchmark.step_cpu(10.0, graded, 6.0, setup) == pytest.approx(7.5)
     assert benchmark.step_cpu(None, graded, 6.0, setup) == pytest.approx(6.5)
+
+
+@pytest.mark.parametrize("command", [["benchmarks/grading_speed.py"], ["-m", "benchmarks.grading_speed"]])
+def test_the_benchmark_is_a_command_of_the_repository(command):
+    """Run from the repository root as the README says, not from the installed package."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, *command, "--help"], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "usage: python benchmarks/grading_speed.py" in done.stdout
+    assert not (root / "autograder" / "benchmark.py").exists()

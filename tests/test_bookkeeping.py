@@ -30,7 +30,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.converters import Autograde, GenerateFeedback
 from nbgrader.preprocessors import SaveAutoGrades
 
-from autograder import batch, preprocessors, secret, session
+from autograder import batch, gradescsv, layout, preprocessors, secret, session
 from autograder.preprocessors import SaveAutoGradesAtOnce
 from points import total_points
 from submissions import db_mean_notebook, student_notebook, write_submissions
@@ -66,11 +66,11 @@ def graded(course, submissions):
 
     A cell re-added by the grader gets a random id: pages are compared without cell ids.
     """
-    pairs = batch.prepare_course(course, submissions)
+    pairs = layout.prepare_course(course, submissions)
     outcomes = batch.autograde(course, pairs, workers=1)
     pages = {s: re.sub(rb'id="cell-id=[^"]*"', b"", p.read_bytes())
              for s, _ in pairs for p in (course / "feedback" / s / A).glob("*.html")}
-    return [(o.student, o.ok, o.notes, o.retry) for o in outcomes], batch.grade_rows(course), pages
+    return [(o.student, o.ok, o.notes, o.retry) for o in outcomes], gradescsv.grade_rows(course), pages
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -22,7 +22,7 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from ci import unavailable
-from autograder import batch, sandbox as sandbox_module, trees
+from autograder import batch, gradescsv, grader, layout, markers, notebookcheck, sandbox as sandbox_module, trees, verdicts
 from autograder.sandbox import Sandbox, SandboxedKernelManager, cgroup_controllers
 from points import total_points
 from submissions import solution_cells, student_notebook, write_submissions
@@ -144,11 +144,11 @@ def graded(tmp_path_factory):
     course_dir = root / "course"
     problems = []
     try:
-        pairs = batch.prepare_course(course_dir, subs, problems=problems)
+        pairs = layout.prepare_course(course_dir, subs, problems=problems)
         outcomes = {o.student: o for o in batch.autograde(course_dir, pairs, cell_timeout=30, workers=2)}
-        rows = {r["student"]: r for r in batch.grade_rows(course_dir)}
+        rows = {r["student"]: r for r in gradescsv.grade_rows(course_dir)}
         csv_path = root / "grades.csv"
-        batch.export_csv(list(rows.values()), csv_path)
+        gradescsv.export_csv(list(rows.values()), csv_path)
         yield {"course": course_dir, "subs": subs, "problems": problems, "outcomes": outcomes, "rows": rows,
                "leftovers": (left, stale), "csv": csv_path}
     finally:
@@ -157,7 +157,7 @@ def graded(tmp_path_factory):
 
 
 def flags(graded, student):
-    return batch.review_flags(graded["course"], student, A)
+    return verdicts.review_flags(graded["course"], student, A)
 
 
 def test_the_correct_student_is_graded_as_usual(graded):
@@ -176,14 +176,14 @@ def test_what_is_over_a_bound_is_left_out_flagged_and_the_rest_graded(graded, st
     assert len(said) == 1 and said[0].startswith("left out of the submission, over the grader's limits: "), said
     assert words in said[0] and len(said[0]) < 2000, said
     copied = course / "submitted" / student / A
-    assert sum(info.st_size for _, info, why in trees.walk(copied) if why is None) < batch.LIMITS.bytes
+    assert sum(info.st_size for _, info, why in trees.walk(copied) if why is None) < layout.LIMITS.bytes
 
 
 def test_a_notebook_with_too_many_cells_is_refused_before_any_work(graded):
     outcome, row = graded["outcomes"]["many_cells"], graded["rows"]["many_cells"]
     assert not outcome.ok and not outcome.retry and row["score"] == 0, outcome
     assert outcome.message == f"{NB} is too large to grade: {30_000 + len(RIGHT.cells)} cells (the limit is " \
-                              f"{batch.MAX_CELLS})", outcome
+                              f"{notebookcheck.MAX_CELLS})", outcome
     assert not (graded["course"] / "autograded" / "many_cells").exists()
 
 
@@ -224,8 +224,8 @@ def test_student_ids_are_data_never_patterns(graded):
 
 def test_a_rerun_with_ids_that_are_patterns_grades_nothing_twice(graded):
     course = graded["course"]
-    grading = batch.Grading(str(course.resolve()))
-    assert all(batch.finished(grading, s, A) for s in IDS if s != NFD)
+    grading = grader.Grading(str(course.resolve()))
+    assert all(markers.finished(grading, s, A) for s in IDS if s != NFD)
 
 
 def test_leftovers_of_a_failed_clean_up_do_not_stop_a_later_batch(graded):
@@ -344,7 +344,7 @@ def test_a_worker_killed_mid_batch_costs_only_its_student(tmp_path):
     died = [line for line in err.splitlines() if ": not graded: the grading process died (killed by SIGKILL" in line]
     assert len(died) == 1 and died[0].split("/")[0] in SLOW, err
     lost = died[0].split("/")[0]
-    rows = {r["student"]: r["score"] for r in batch.grade_rows(course_dir)}
+    rows = {r["student"]: r["score"] for r in gradescsv.grade_rows(course_dir)}
     assert rows == {s: score for s, score in {"slow_a": TOTAL, "slow_b": TOTAL, "quick_a": TOTAL,
                                               "quick_b": 0}.items() if s != lost}, (rows, err)
     assert len((course_dir / "grades.csv").read_text().splitlines()) == 4
@@ -352,7 +352,7 @@ def test_a_worker_killed_mid_batch_costs_only_its_student(tmp_path):
 
     again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert again.returncode == 0, again.stderr
-    assert {r["student"]: r["score"] for r in batch.grade_rows(course_dir)} == {
+    assert {r["student"]: r["score"] for r in gradescsv.grade_rows(course_dir)} == {
         "slow_a": TOTAL, "slow_b": TOTAL, "quick_a": TOTAL, "quick_b": 0}
 
 
@@ -362,8 +362,8 @@ def test_grading_in_place_removes_what_is_over_a_bound_and_normalises_ids(tmp_pa
     course_dir = tmp_path / "course"
     subs = write_submissions(course_dir / "submitted", A, {NFD: RIGHT, "deep": RIGHT})
     deep_tree(subs / "deep" / A / "data", 40)
-    pairs = batch.prepare_course(course_dir, subs, problems=[])
+    pairs = layout.prepare_course(course_dir, subs, problems=[])
     nfc = unicodedata.normalize("NFC", NFD)
     assert pairs == sorted([(nfc, A), ("deep", A)]) and not (subs / NFD).exists()
-    assert "(a folder more than 16 levels deep)" in batch.layout_flags(course_dir, "deep", A)[0]
-    assert max(rel.count("/") for rel in trees.files(subs / "deep" / A)) < batch.LIMITS.depth
+    assert "(a folder more than 16 levels deep)" in layout.layout_flags(course_dir, "deep", A)[0]
+    assert max(rel.count("/") for rel in trees.files(subs / "deep" / A)) < layout.LIMITS.depth

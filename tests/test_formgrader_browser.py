@@ -31,7 +31,7 @@ import pytest
 from nbformat.v4 import new_code_cell
 from nbgrader.api import Gradebook
 
-from autograder import batch, cli, feedback
+from autograder import cli, feedback, grader
 from browser_support import SCREENSHOTS, BookServer, chromium
 from formgrader_support import api, formgrader
 from submissions import student_notebook, write_submissions
@@ -254,7 +254,7 @@ def server(graded):
 
 
 def submission_url(course, url, student):
-    with Gradebook(batch.default_db_url(course)) as gb:
+    with Gradebook(grader.default_db_url(course)) as gb:
         notebook_id = gb.find_submission_notebook(A, A, student).id
     return f"{url}/formgrader/submissions/{notebook_id}/"
 
@@ -316,7 +316,7 @@ def test_formgrader_hand_grade_is_saved_kept_and_reported(graded, server, page, 
     score.press("Tab")                        # formgrade.js saves on change
     comment.fill(COMMENT)
     comment.press("Tab")
-    with Gradebook(batch.default_db_url(course)) as gb:
+    with Gradebook(grader.default_db_url(course)) as gb:
         grade_id = gb.find_grade(ANSWER, A, A, "written").id
         comment_id = gb.find_comment(ANSWER, A, A, "written").id
     page.wait_for_function("document.querySelectorAll('.score-saved:not([style*=\"display: none\"])').length > 0")

@@ -25,7 +25,7 @@ from ci import unavailable
 from rnnkit.expected import ShippedData
 from rnnkit.tasks import TASKS
 
-from autograder import batch, secret
+from autograder import batch, gradescsv, layout, secret, verdicts
 from autograder.preprocessors import check_calls
 from autograder.sandbox import BLOCKED_MARKER, BLOCKED_PACKAGES, Sandbox
 from submissions import mutate, solution_cells, student_notebook, write_submissions
@@ -232,10 +232,10 @@ def graded(tmp_path_factory):
         unavailable(f"the grading sandbox is incomplete on this machine ({'; '.join(missing)})", "run as root with bubblewrap: bash scripts/system-deps.sh")
     root = tmp_path_factory.mktemp("generalise")
     course = root / "course"
-    pairs = batch.prepare_course(course, write_submissions(root / "submissions", A, STUDENTS))
+    pairs = layout.prepare_course(course, write_submissions(root / "submissions", A, STUDENTS))
     outcomes = {o.student: o for o in batch.autograde(course, pairs, workers=2)}
-    rows = {r["student"]: r for r in batch.grade_rows(course)}
-    flags = {s: batch.review_flags(course, s, A) for s in STUDENTS}
+    rows = {r["student"]: r for r in gradescsv.grade_rows(course)}
+    flags = {s: verdicts.review_flags(course, s, A) for s in STUDENTS}
     return {"course": course, "rows": rows, "flags": flags, "outcomes": outcomes}
 
 
@@ -277,9 +277,9 @@ def test_correct_solution_keeps_full_marks(graded):
 @pytest.mark.parametrize("student", ["lookup_kit", "lookup_embedded"])
 def test_lookups_of_the_shipped_outputs_earn_nothing_and_are_flagged(graded, student):
     row, flags = graded["rows"][student], graded["flags"][student]
-    assert row["score"] == 0, batch.failures(graded["course"], student, A)
+    assert row["score"] == 0, verdicts.failures(graded["course"], student, A)
     assert any("answers that do not generalise" in f for f in flags), flags
-    failures = "\n".join(batch.failures(graded["course"], student, A))
+    failures = "\n".join(verdicts.failures(graded["course"], student, A))
     assert "wrong on fresh inputs of the same shapes" in failures
 
 
@@ -315,7 +315,7 @@ def test_public_cases_still_quote_the_kernel(graded):
     public = TASKS["rnn_step_forward"].make_inputs(TASKS["rnn_step_forward"].public[0])["x"]
     page = (course / "feedback" / "leak_exception" / A / f"{A}.html").read_text()
     assert f"LEAK:{fingerprint(public)}" in page
-    assert "SEED=0" in "\n".join(batch.failures(course, "seed_search", A))
+    assert "SEED=0" in "\n".join(verdicts.failures(course, "seed_search", A))
 
 
 def test_a_seed_search_finds_only_the_public_seeds(graded):
@@ -324,4 +324,4 @@ def test_a_seed_search_finds_only_the_public_seeds(graded):
     assert said and said <= {"SEED=0", "SEED=1"}, said
     # the search fails on every hidden case: the honest forward runs there and earns its points
     row = graded["rows"]["seed_search"]
-    assert row["cells"]["test_rnn_step_forward"] > 0, batch.failures(course, "seed_search", A)
+    assert row["cells"]["test_rnn_step_forward"] > 0, verdicts.failures(course, "seed_search", A)

@@ -16,7 +16,7 @@ import sys
 import pytest
 from nbformat.v4 import new_code_cell
 
-from autograder import batch, cli, forkserver, sandbox
+from autograder import cli, forkserver, gradescsv, grader, sandbox, verdicts
 from ci import require
 from guards import (assert_every_student_graded, assert_feedback_hides_hidden_tests, assert_later_cells_saw_no_hidden_case,
                     assert_stopped_at_time_limit)
@@ -43,7 +43,7 @@ CLASS = {"sleeper": SLEEPER, "late": LATE}
 
 def configured(monkeypatch, **settings):
     """The batch's configuration with ``settings`` ("Class.trait": value) added, as in ``configure``."""
-    real = batch.configure
+    real = grader.configure
 
     def configure(c, *args, **kwargs):
         c = real(c, *args, **kwargs)
@@ -51,7 +51,7 @@ def configured(monkeypatch, **settings):
             owner, trait = name.split(".")
             setattr(getattr(c, owner), trait, value)
         return c
-    monkeypatch.setattr(batch, "configure", configure)
+    monkeypatch.setattr(grader, "configure", configure)
 
 
 def kernel_starts(monkeypatch):
@@ -75,7 +75,7 @@ def grade(tmp_path, students, *options):
 
 
 def scores(course, db_url=""):
-    return {r["student"]: r["score"] for r in batch.grade_rows(course, db_url)}
+    return {r["student"]: r["score"] for r in gradescsv.grade_rows(course, db_url)}
 
 
 def grade_class(tmp_path):
@@ -102,7 +102,7 @@ def test_student_timeout_late_outputs_and_csv_through_the_command(paths_class):
     for check in check_class(course).values():
         check()
     assert scores(course)["late"] == TOTAL          # the other student: unaffected by the sleeper
-    assert not [f for f in batch.review_flags(course, "late", A) if "after hidden tests" in f]   # nothing ran after them
+    assert not [f for f in verdicts.review_flags(course, "late", A) if "after hidden tests" in f]   # nothing ran after them
     # grade --csv: the grades go where it says, not to the course's default
     with own_csv.open(newline="") as fh:
         rows = {r["student"]: r for r in csv.DictReader(fh)}
@@ -151,8 +151,9 @@ def nbgrader(course, *args):
 
 
 def test_late_penalty_from_timestamps_and_due_date_reaches_the_canvas_csv(tmp_path, monkeypatch, capsys):
-    """The guide's recipe: due date recorded with nbgrader, timestamp.txt beside the notebooks, the
-    SubMarks plugin in ``configure``; the Canvas CSV subtracts what nbgrader computed."""
+    """nbgrader's own way: due date recorded with nbgrader, timestamp.txt beside the notebooks, a plugin
+    of one's own (nbgrader's SubMarks) in ``configure``: the course's policy (tests/test_course_settings.py)
+    leaves it alone, and the Canvas CSV subtracts what nbgrader computed."""
     course = tmp_path / "course"
     assert cli.main(["init", "--course", str(course)]) == 0
     nbgrader(course, "db", "assignment", "add", A, "--duedate=2026-03-01 17:00:00 UTC")
@@ -194,5 +195,5 @@ def test_grade_and_stats_on_postgresql_through_the_command_line(postgres, tmp_pa
 
 
 def assert_every_student_graded_in(course, db_url, students):
-    rows = {r["student"] for r in batch.grade_rows(course, db_url)}
+    rows = {r["student"] for r in gradescsv.grade_rows(course, db_url)}
     assert rows == set(students), rows

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from autograder import batch
+from autograder import batch, gradescsv, layout, verdicts
 from page_text import assert_offline_feedback, visible_text
 from submissions import mutate, solution_cells, student_notebook, write_submissions
 
@@ -81,10 +81,10 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("grading")
     subs = write_submissions(root / "submissions", A, STUDENTS)
     course = root / "course"
-    pairs = batch.prepare_course(course, subs)
+    pairs = layout.prepare_course(course, subs)
     outcomes = batch.autograde(course, pairs)
     assert all(o.ok for o in outcomes), outcomes
-    rows = {r["student"]: r for r in batch.grade_rows(course)}
+    rows = {r["student"]: r for r in gradescsv.grade_rows(course)}
     return course, rows
 
 
@@ -96,12 +96,12 @@ def test_solution_gets_full_marks(graded):
 def test_blank_release_gets_zero(graded):
     course, rows = graded
     assert rows["blank"]["score"] == 0
-    assert any("not implemented yet" in m for m in batch.failures(course, "blank", A))
+    assert any("not implemented yet" in m for m in verdicts.failures(course, "blank", A))
 
 
 def test_correct_loops_einsum_float32_gets_full_marks(graded):
     course, rows = graded
-    assert rows["loops_einsum_float32"]["score"] == 10, batch.failures(course, "loops_einsum_float32", A)
+    assert rows["loops_einsum_float32"]["score"] == 10, verdicts.failures(course, "loops_einsum_float32", A)
 
 
 @pytest.mark.parametrize("student, cell, words", [
@@ -114,7 +114,7 @@ def test_wrong_implementations_lose_points_with_a_message(graded, student, cell,
     row = rows[student]
     assert row["score"] < row["max_score"]
     assert row["cells"][cell] < rows["solution"]["cells"][cell]
-    messages = batch.failures(course, student, A)
+    messages = verdicts.failures(course, student, A)
     assert any(words in m for m in messages), messages
     assert not any("BEGIN HIDDEN" in m or "check(" in m for m in messages)
 
@@ -127,7 +127,7 @@ def test_one_mistake_one_penalty(graded):
     assert cells["test_rnn_step_forward"] == 0 and cells["test_rnn_forward"] < full["test_rnn_forward"]
     for cell in ("test_rnn_step_backward", "test_rnn_backward", "test_numerical_gradient"):
         assert cells[cell] == full[cell], (cell, cells)
-    messages = batch.failures(course, "no_bias", A)
+    messages = verdicts.failures(course, "no_bias", A)
     assert any(m.startswith("rnn_step_forward:") and "bias b is missing" in m for m in messages), messages
     assert any(m.startswith("rnn_forward:") and "fix rnn_step_forward first" in m for m in messages), messages
     assert not any(m.startswith(("rnn_step_backward:", "rnn_backward:")) for m in messages), messages
@@ -137,7 +137,7 @@ def test_one_mistake_one_penalty(graded):
 
 def test_accumulation_bug_is_located_in_time(graded):
     course, _ = graded
-    messages = [m for m in batch.failures(course, "no_accumulation", A) if "dWh" in m]
+    messages = [m for m in verdicts.failures(course, "no_accumulation", A) if "dWh" in m]
     # Only t=0's contribution survives the overwrite: sequences of length 1 are right.
     assert messages and all("once step t=1 is included" in m for m in messages), messages
 

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 from nbgrader.validator import Validator
 
-from autograder import batch
+from autograder import batch, gradescsv, layout, verdicts
 from mutants import MUTANTS, notebook
 from rnnkit.tasks import TASKS
 from submissions import student_notebook, write_submissions
@@ -87,17 +87,17 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("grading06")
     subs = write_submissions(root / "submissions", A, STUDENTS)
     course = root / "course"
-    outcomes = batch.autograde(course, batch.prepare_course(course, subs))
+    outcomes = batch.autograde(course, layout.prepare_course(course, subs))
     assert all(o.ok for o in outcomes), outcomes
-    return course, {r["student"]: r for r in batch.grade_rows(course)}, subs
+    return course, {r["student"]: r for r in gradescsv.grade_rows(course)}, subs
 
 
 def test_solution_and_another_correct_way_get_full_marks_and_the_blank_zero(graded):
     course, rows, _ = graded
     assert rows["solution"]["score"] == rows["solution"]["max_score"] == 12
-    assert rows["other_way"]["score"] == 12, batch.failures(course, "other_way", A)
+    assert rows["other_way"]["score"] == 12, verdicts.failures(course, "other_way", A)
     assert rows["blank"]["score"] == 0
-    assert any("not implemented yet" in m for m in batch.failures(course, "blank", A))
+    assert any("not implemented yet" in m for m in verdicts.failures(course, "blank", A))
 
 
 @pytest.mark.parametrize("mutant", OURS, ids=lambda m: m.name)
@@ -105,7 +105,7 @@ def test_every_mutant_loses_points_with_its_message_and_hint(graded, mutant):
     course, rows, _ = graded
     row, control = rows[mutant.name], rows["solution"]
     cell = f"test_{mutant.task}"
-    messages = batch.failures(course, mutant.name, A)
+    messages = verdicts.failures(course, mutant.name, A)
     assert row["cells"][cell] < control["cells"][cell], f"SURVIVED: {mutant.name} {messages}"
     outputs = "|".join(map(re.escape, TASKS[mutant.task].outputs))
     assert any(re.match(rf"^{mutant.task}: \[[^]]*\] ({outputs}): ", m) for m in messages), messages

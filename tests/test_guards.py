@@ -11,7 +11,7 @@ planted, the guard for it fails.
 import pytest
 from nbgrader.preprocessors import ClearHiddenTests
 
-from autograder import batch
+from autograder import batch, outcome
 from autograder.preprocessors import GradingExecute, SealTests
 from test_grader_paths import check_class, grade_class
 
@@ -25,7 +25,7 @@ def skip_first_student(monkeypatch):
     def grade_submission(grading, student, assignment):
         met.append(student)
         if len(met) == 1:
-            return batch.Outcome(student, assignment, ok=True)
+            return outcome.Outcome(student, assignment, ok=True)
         return real(grading, student, assignment)
     monkeypatch.setattr(batch, "grade_submission", grade_submission)
 

@@ -17,7 +17,7 @@ import subprocess
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import batch, cli, stats
+from autograder import batch, cli, gradescsv, grader, stats
 from formgrader_support import ENV, api
 from formgrader_support import formgrader as running_formgrader
 from page_text import visible_text
@@ -42,7 +42,7 @@ def course(tmp_path_factory):
 
 
 def rows(course):
-    return {r["student"]: r for r in batch.grade_rows(course)}
+    return {r["student"]: r for r in gradescsv.grade_rows(course)}
 
 
 def test_points_awaiting_hand_grading_are_not_zeros(course, capsys, tmp_path):
@@ -51,11 +51,11 @@ def test_points_awaiting_hand_grading_are_not_zeros(course, capsys, tmp_path):
     assert by_student["written"]["score"] == 5 and by_student["written"]["max_score"] == 7
     # An answer left as released is worth 0 without a look (nbgrader's rule): nothing awaits.
     assert by_student["blank"]["awaiting"] == {} and by_student["blank"]["cells"][ANSWER] == 0
-    table = cli.format_table(batch.grade_rows(course), course)
+    table = cli.format_table(gradescsv.grade_rows(course), course)
     assert re.search(r"^written\s+02_long_term\s+5\.00 / 7\s+\+2 by hand", table, re.M), table
     with open(course / "grades.csv", newline="") as fh:
         written = {r["student"]: r for r in csv.DictReader(fh)}["written"]
-    assert written[ANSWER] == batch.AWAITING and written["awaiting_points"] == "2.0"
+    assert written[ANSWER] == gradescsv.AWAITING and written["awaiting_points"] == "2.0"
     (s,) = stats.class_stats(course)
     assert s.awaiting == {"written": 2.0}
     assert "1 with zero. 1 have answers awaiting hand grading (2 points in all)" in stats.summary(s)
@@ -83,7 +83,7 @@ def formgrader(course_copy):
 def test_formgrader_grade_counts_survives_force_and_stock_feedback_leaks_nothing(course_copy, formgrader):
     course = course_copy
     url, token = formgrader
-    with Gradebook(batch.default_db_url(course)) as gb:
+    with Gradebook(grader.default_db_url(course)) as gb:
         grade_id = gb.find_grade(ANSWER, A, A, "written").id
     # What the formgrader's page sends when the instructor types 2 into the answer's score box.
     assert api(url, token, f"grade/{grade_id}")["needs_manual_grade"] is True

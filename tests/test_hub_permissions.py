@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from autograder import batch
+from autograder import batch, layout
 from ci import require
 from submissions import REPO, student_notebook, write_submissions
 
@@ -36,7 +36,7 @@ def test_another_user_reads_nothing_of_the_course(needs_root, tmp_path):
     tmp_path.chmod(0o755)   # a folder everybody may cross: only the course's own mode protects it
     subs = write_submissions(tmp_path / "subs", A, {"alice": student_notebook(A)})
     course = tmp_path / "course"
-    batch.prepare_course(course, subs)
+    layout.prepare_course(course, subs)
     batch.autograde(course, [("alice", A)], workers=1)
     assert (course / "gradebook.db").exists() and (course / "source" / A / f"{A}.ipynb").exists()
     assert course.stat().st_mode & 0o077 == 0, oct(course.stat().st_mode)

@@ -70,7 +70,7 @@ def ran(tmp_path_factory):
 def test_the_guide_marks_every_offline_step_as_tested():
     blocks = "\n".join(marked_blocks(GUIDE.read_text(encoding="utf-8")))
     for command in ("python -m autograder release", "nbgrader generate_assignment", "python -m autograder grade",
-                    "python -m autograder stats", "--canvas", "nbgrader export", "nbgrader db assignment add",
+                    "python -m autograder stats", "--canvas", "nbgrader export", "python -m autograder course --course course set penalty",
                     "python -m autograder init", "nbgrader generate_feedback"):
         assert command in blocks, f"no tested block runs {command!r}"
 
@@ -118,8 +118,10 @@ def test_nbgrader_export_and_due_date(ran):
         rows = list(csv.DictReader(fh))
     assert {r["student_id"] for r in rows} == set(CLASS)
     assert {"raw_score", "late_submission_penalty", "score", "max_score"} <= set(rows[0])
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:   # the course's setting, in the gradebook
         assert str(gb.find_assignment(A).duedate) == "2026-03-01 17:00:00"
+    settings = (course / "course_settings.json").read_text()
+    assert '"cap": 5.0' in settings and '"cell_timeout": 60' in settings
 
 
 def test_canvas_csv(ran):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from autograder import batch
+from autograder import gradescsv
 from ci import require_module
 from dask_support import dask_cluster
 from points import total_points
@@ -36,7 +36,7 @@ CLASS = {
 
 
 def scores(course):
-    return {r["student"]: (r["score"], r["max_score"], r["cells"]) for r in batch.grade_rows(course)}
+    return {r["student"]: (r["score"], r["max_score"], r["cells"]) for r in gradescsv.grade_rows(course)}
 
 
 def grade(course, submissions, *args, **kwargs):

@@ -4,7 +4,7 @@ The bugs that only change a function's inputs in place (mutants.IN_PLACE) must n
 they are reported and flagged, since only the student's kernel sees them.
 
 All mutants of the four exercises, plus the unmodified solution of each as a control,
-are graded in one course directory through the real pipeline (batch.prepare_course,
+are graded in one course directory through the real pipeline (layout.prepare_course,
 batch.autograde); each mutant is one student whose id is the mutant's name.
 Run with ``-s`` to see the kill-rate summary.
 """
@@ -15,7 +15,7 @@ from collections import Counter
 import nbformat
 import pytest
 
-from autograder import batch
+from autograder import batch, gradescsv, layout, verdicts
 from rnnkit.tasks import TASKS
 from mutants import ASSIGNMENTS, IN_PLACE, MUTANTS, notebook, source
 from submissions import REPO, solution_cells, student_notebook, write_submissions
@@ -36,19 +36,19 @@ def graded(tmp_path_factory):
         students.update({m.name: notebook(m) for m in MUTANTS + IN_PLACE if m.assignment == a})
         write_submissions(root / "submissions", a, students)
     course = root / "course"
-    pairs = batch.prepare_course(course, root / "submissions")
+    pairs = layout.prepare_course(course, root / "submissions")
     assert len(pairs) == len(MUTANTS) + len(IN_PLACE) + len(ASSIGNMENTS)
     started = time.monotonic()
     outcomes = batch.autograde(course, pairs)
     elapsed = time.monotonic() - started
     assert all(o.ok for o in outcomes), [o for o in outcomes if not o.ok]
-    rows = {(r["student"], r["assignment"]): r for r in batch.grade_rows(course)}
+    rows = {(r["student"], r["assignment"]): r for r in gradescsv.grade_rows(course)}
     print(f"\nautograded {len(pairs)} notebooks in {elapsed:.0f} s")
     return course, rows
 
 
 def messages_of(course, mutant):
-    return batch.failures(course, mutant.name, mutant.assignment)
+    return verdicts.failures(course, mutant.name, mutant.assignment)
 
 
 def autograded_points(assignment):
@@ -94,9 +94,9 @@ def test_control_gets_full_marks(graded, assignment):
     row = rows[(CONTROL, assignment)]
     score, top = autograded(row)
     assert top > 0
-    assert score == top, batch.failures(course, CONTROL, assignment)
+    assert score == top, verdicts.failures(course, CONTROL, assignment)
     assert row["score"] == score  # the manually graded answers (02's answer_plot) score 0 until graded
-    assert batch.failures(course, CONTROL, assignment) == []
+    assert verdicts.failures(course, CONTROL, assignment) == []
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.name)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import batch
+from autograder import gradescsv
 from ci import require
 from points import total_points
 from submissions import student_notebook, write_submissions
@@ -123,7 +123,7 @@ def test_a_grader_that_is_not_root_grades_the_class_right(graded_as_user):
     course, done, limits = graded_as_user
     assert done.returncode == 0, done.stderr[-3000:]
     total = total_points(A)
-    rows = {r["student"]: r["score"] for r in batch.grade_rows(course)}
+    rows = {r["student"]: r["score"] for r in gradescsv.grade_rows(course)}
     assert rows == {"solution": total, "blank": 0}, (rows, done.stderr[-2000:])
     uid = course.stat().st_uid
     assert uid != 0 and {p.stat().st_uid for p in course.rglob("*")} == {uid}

@@ -8,7 +8,7 @@ graded function's cell is still flagged.
 import nbformat
 import pytest
 
-from autograder import batch
+from autograder import batch, gradescsv, layout
 from autograder.preprocessors import SKIP_TAG
 from submissions import REPO, mutate, solution_cells, student_notebook, write_submissions
 
@@ -60,9 +60,9 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("optional")
     write_submissions(root / "subs", A, {name: make() for name, make in STUDENTS.items()})
     course = root / "course"
-    outcomes = batch.autograde(course, batch.prepare_course(course, root / "subs"), workers=2)
+    outcomes = batch.autograde(course, layout.prepare_course(course, root / "subs"), workers=2)
     assert all(o.ok for o in outcomes), outcomes
-    return {r["student"]: r for r in batch.grade_rows(course)}
+    return {r["student"]: r for r in gradescsv.grade_rows(course)}
 
 
 @pytest.mark.parametrize("student", [s for s in STUDENTS if s != "graded_deleted"])

@@ -8,12 +8,12 @@ import pytest
 from rnnkit.expected import ShippedData
 from rnnkit.tasks import TASKS
 
-from autograder import batch
+from autograder import batch, layout
 from autograder.preprocessors import expected_checks
 from hidden import REGION, hidden_lines, hidden_specs, shown_specs
 from submissions import REPO
 
-ASSIGNMENTS = batch.assignments_in()
+ASSIGNMENTS = layout.assignments_in()
 
 
 def cells(nb, **flags):

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from rnnkit import expected
 
-from autograder import batch, kitdata
+from autograder import batch, gradescsv, grader, kitdata, layout, markers, verdicts
 from ci import unavailable
 from submissions import REPO, solution_cells, student_notebook, write_submissions
 
@@ -77,7 +77,7 @@ def test_fresh_course_graded_by_many_workers_has_no_race(tmp_path):
     run = grade(tmp_path / "course", submissions, "--workers", "4")
     assert run.returncode == 0, run.stderr
     assert "UNIQUE" not in run.stdout + run.stderr and "grader failed" not in run.stderr
-    rows = batch.grade_rows(tmp_path / "course")
+    rows = gradescsv.grade_rows(tmp_path / "course")
     assert sorted((r["student"], r["assignment"]) for r in rows) == [(s, a) for s in students for a in assignments]
 
 
@@ -109,7 +109,7 @@ def test_second_grade_on_a_course_refuses_while_the_first_runs_and_a_dead_holder
     assert (course / ".rnn-course" / "grade.lock").exists()
     run = grade(course, submissions)
     assert run.returncode == 0, run.stderr
-    assert [r["student"] for r in batch.grade_rows(course)] == ["ana"]
+    assert [r["student"] for r in gradescsv.grade_rows(course)] == ["ana"]
 
 
 class _Seen(Exception):
@@ -119,7 +119,7 @@ class _Seen(Exception):
 def test_every_student_is_in_the_gradebook_before_any_worker_starts(tmp_path, monkeypatch):
     """The race of the test above is narrow; its cause is checked here without timing."""
     course = tmp_path / "course"
-    pairs = batch.prepare_course(course, blank_class(tmp_path / "submissions", ["ana", "bo"], ["01_rnn"]))
+    pairs = layout.prepare_course(course, blank_class(tmp_path / "submissions", ["ana", "bo"], ["01_rnn"]))
 
     def run(task, todo, **kwargs):
         with todo[0][0].gradebook() as gb:
@@ -156,11 +156,11 @@ def test_timestamps_are_read_in_their_zone_and_unreadable_ones_graded_and_flagge
         assert "Traceback" not in run.stderr
         table = {line.split()[0]: line for line in run.stdout.splitlines()[2:] if line.split()}
         assert set(STAMPS) <= set(table)
-        with Gradebook(batch.default_db_url(course), batch.nbgrader_config.COURSE_ID) as gb:
+        with Gradebook(grader.default_db_url(course), grader.nbgrader_config.COURSE_ID) as gb:
             recorded = {s: gb.find_submission("01_rnn", s).timestamp for s in STAMPS}
         assert recorded == {s: utc for s, (_, utc) in STAMPS.items()}
         for student, (text, utc) in STAMPS.items():
-            problems = " ".join(batch.review_flags(course, student, "01_rnn"))
+            problems = " ".join(verdicts.review_flags(course, student, "01_rnn"))
             assert ("timestamp unreadable" in problems) == (utc is None), (student, problems)
             assert utc or ascii(text[:40]) in problems
     copy = course / "submitted"
@@ -262,9 +262,9 @@ def test_stats_lists_a_submission_without_a_grade_with_the_reason(tmp_path):
 
 
 def test_why_a_submission_has_no_grade_is_kept(tmp_path):
-    grading = batch.Grading(str(tmp_path))
+    grading = grader.Grading(str(tmp_path))
     outcome = batch.lost_submission(grading, "ana", "01_rnn", "killed by SIGKILL")
-    assert batch.ungraded_reason(tmp_path, "ana", "01_rnn") == outcome.message
+    assert markers.ungraded_reason(tmp_path, "ana", "01_rnn") == outcome.message
     assert "killed by SIGKILL" in outcome.message
 
 
@@ -316,7 +316,7 @@ def test_kill_9_of_the_grade_command_takes_its_workers_with_it(tmp_path):
     assert not outlived, "a worker outlived the grade command"
     run = grade(course, submissions, "--workers", "2")   # the lock is free, the journals restored
     assert run.returncode == 0, run.stderr
-    assert sorted(r["student"] for r in batch.grade_rows(course)) == ["s0", "s1", "s2"]
+    assert sorted(r["student"] for r in gradescsv.grade_rows(course)) == ["s0", "s1", "s2"]
     assert not list((course / ".rnn-course" / "inflight").glob("*/*"))
 
 
@@ -348,14 +348,14 @@ def test_a_full_disk_is_named_exits_non_zero_and_keeps_what_was_graded(small_dis
     course = small_disk / "course"
     run = grade(course, blank_class(tmp_path / "submissions", ["ana", "bo"], ["01_rnn"]), "--workers", "2")
     assert run.returncode == 0, run.stderr
-    before = sorted((r["student"], r["score"]) for r in batch.grade_rows(course))
+    before = sorted((r["student"], r["score"]) for r in gradescsv.grade_rows(course))
     fill(small_disk)
     run = grade(course, course / "submitted", "--workers", "2", "--force")
     assert run.returncode == 1, run.stdout + run.stderr
     assert "Traceback" not in run.stderr and "lost their kernel" not in run.stdout
     assert "error: no space left on device for" in run.stderr
     assert "ana/01_rnn: not graded: no space left on device" in run.stderr
-    assert sorted((r["student"], r["score"]) for r in batch.grade_rows(course)) == before   # kept
+    assert sorted((r["student"], r["score"]) for r in gradescsv.grade_rows(course)) == before   # kept
     (small_disk / "filler").unlink()
     run = grade(course, course / "submitted", "--workers", "2")   # a plain rerun grades what is missing
     assert run.returncode == 0, run.stderr

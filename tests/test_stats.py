@@ -13,7 +13,7 @@ import statistics
 import nbformat
 import pytest
 
-from autograder import batch, cli, stats
+from autograder import batch, cli, gradescsv, layout, stats, verdicts
 from mutants import MUTANTS, notebook
 from submissions import REPO, solution_cells, student_notebook, write_submissions
 
@@ -48,7 +48,7 @@ def graded(tmp_path_factory):
     misnamed.parent.mkdir(parents=True)
     nbformat.write(student_notebook(A), misnamed)
     course = root / "course"
-    outcomes = batch.autograde(course, batch.prepare_course(course, subs))
+    outcomes = batch.autograde(course, layout.prepare_course(course, subs))
     assert [o.student for o in outcomes if not o.ok] == ["wrong_filename"]
     (found,) = stats.class_stats(course)
     return course, found
@@ -58,7 +58,7 @@ def graded(tmp_path_factory):
 
 def test_scores_are_the_gradebook_s(graded):
     course, s = graded
-    rows = {r["student"]: r["score"] for r in batch.grade_rows(course)}
+    rows = {r["student"]: r["score"] for r in gradescsv.grade_rows(course)}
     assert s.name == A and s.max_score == sum(TEST_POINTS.values()) and s.scores == rows and len(rows) == 9
     assert s.scores["solution"] == s.scores["debug_subprocess"] == s.max_score
     assert s.scores["blank"] == s.scores["wrong_filename"] == 0
@@ -110,7 +110,7 @@ def test_messages_are_normalised_and_counted_per_student(graded):
 def test_review_flags_are_read_from_the_autograded_notebooks(graded):
     course, s = graded
     graded_ones = [st for st in s.scores if st not in s.ungraded]  # an ungraded one's reason is listed apart
-    expected = {st: batch.review_flags(course, st, A) for st in graded_ones if batch.review_flags(course, st, A)}
+    expected = {st: verdicts.review_flags(course, st, A) for st in graded_ones if verdicts.review_flags(course, st, A)}
     assert s.flags == expected
     assert any(f.startswith("suspicious code in lstm_step_backward: imports a module the exercises do not use")
                for f in s.flags["debug_subprocess"])

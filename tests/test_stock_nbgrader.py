@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from browser_support import CHROMIUM, CHROMIUM_ARGS
 
-from autograder import batch
+from autograder import batch, gradescsv, layout, verdicts
 from ci import require, require_module
 from points import cell_points, total_points
 from page_text import leaks, visible_text
@@ -37,7 +37,7 @@ ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.e
 
 
 def scores(course):
-    return {r["student"]: (r["score"], r["max_score"], r["cells"]) for r in batch.grade_rows(course)}
+    return {r["student"]: (r["score"], r["max_score"], r["cells"]) for r in gradescsv.grade_rows(course)}
 
 
 def nbgrader(course, *args):
@@ -92,21 +92,21 @@ def test_rerelease_after_a_point_fix_regrades_without_force_and_flags_nobody(gra
     cell.metadata.nbgrader["points"] += 1         # the instructor's fix, after the students submitted
     nbformat.write(nb, path)
 
-    pairs = batch.prepare_course(course, subs, solutions=solutions)
+    pairs = layout.prepare_course(course, subs, solutions=solutions)
     outcomes = batch.autograde(course, pairs, workers=2, force=False)
     assert not any(o.skipped for o in outcomes), "a changed source must regrade what it affects"
     now = scores(course)
     assert {s: v[1] for s, v in now.items()} == {s: TOTAL + 1 for s in CLASS}
     assert now["solution"][0] == TOTAL + 1 and now["solution"][2]["test_rnn_backward"] == POINTS["test_rnn_backward"] + 1
     for student in CLASS:
-        flags = batch.review_flags(course, student, A)
+        flags = verdicts.review_flags(course, student, A)
         assert not any("changed nbgrader metadata" in f for f in flags), (student, flags)
     # A student who really changes the points is still flagged.
     tampered = student_notebook(A)
     next(c for c in tampered.cells
          if c.metadata.get("nbgrader", {}).get("grade_id") == "test_rnn_forward").metadata.nbgrader["points"] = 99
     write_submissions(tmp_path / "tampered", A, {"solution": tampered})
-    pairs = batch.prepare_course(course, tmp_path / "tampered", solutions=solutions)
+    pairs = layout.prepare_course(course, tmp_path / "tampered", solutions=solutions)
     outcomes = {o.student: o for o in batch.autograde(course, pairs, workers=1, force=False)}
     assert [s for s, o in outcomes.items() if not o.skipped] == ["solution"]
     assert any(re.fullmatch(rf"changed nbgrader metadata of test_rnn_forward: points {POINTS['test_rnn_forward']}"

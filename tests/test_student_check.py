@@ -5,7 +5,7 @@ import nbformat
 import pytest
 from nbgrader.validator import Validator
 
-from autograder import batch
+from autograder import batch, gradescsv, layout, verdicts
 from rnnkit.probe import check
 from rnnkit.tasks import TASKS
 from autograder.verify import REFERENCES
@@ -60,9 +60,9 @@ def graded(tmp_path_factory):
         by_assignment[a]["solution"] = student_notebook(a)
         write_submissions(root / "subs", a, by_assignment[a])
     course = root / "course"
-    outcomes = batch.autograde(course, batch.prepare_course(course, root / "subs"), workers=2)
+    outcomes = batch.autograde(course, layout.prepare_course(course, root / "subs"), workers=2)
     assert all(o.ok for o in outcomes)
-    return root, course, {(r["student"], r["assignment"]): r for r in batch.grade_rows(course)}, mutants
+    return root, course, {(r["student"], r["assignment"]): r for r in gradescsv.grade_rows(course)}, mutants
 
 
 @pytest.mark.parametrize("name", PICKED + ["solution"])
@@ -77,6 +77,6 @@ def test_validate_check_and_grade_agree(graded, name):
         assert failed == lost, (failed, lost)
         if name in mutants:
             assert failed, "the bug must be visible to the student before submitting"
-            graded_messages = batch.failures(course, name, a)
+            graded_messages = verdicts.failures(course, name, a)
             first_words = graded_messages[0].split("] ", 1)[1].split(" (error")[0]
             assert any(first_words in " ".join(f["raw_error"].split()) for f in results["failed"]), (first_words, results)

@@ -28,14 +28,14 @@ from rnnkit.expected import ShippedData
 from rnnkit.probe import collect
 from rnnkit.tasks import TASKS
 
-from autograder import batch, studentkit
+from autograder import layout, studentkit
 from autograder.preprocessors import SKIP_TAG, expected_checks
 from autograder.verify import grade_check, reference_inputs
 from leaks import forbidden_lines, hidden_specs, hidden_test_lines, leaks, readable_texts
 from mutants import MUTANTS, source
 from submissions import REPO, strip_solution_markers
 
-ASSIGNMENTS = batch.assignments_in()
+ASSIGNMENTS = layout.assignments_in()
 #: Three wrong implementations per assignment, for the report comparison.
 WRONG = {a: [m for m in MUTANTS if m.assignment == a][:3] for a in ASSIGNMENTS}
 

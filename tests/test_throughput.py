@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import batch, benchmark, scheduling
+from autograder import batch, gradescsv, layout, scheduling
+from benchmarks import grading_speed as benchmark
 from autograder.sandbox import CGROUP_ROOT, private_root
 from points import cell_points
 
@@ -139,7 +140,7 @@ def expected(kind, cells, points):
 def test_200_submissions_in_one_batch_finish_without_growth(tmp_path):
     kinds = benchmark.write_submissions(tmp_path / "submissions", A, N)
     course = tmp_path / "course"
-    pairs = batch.prepare_course(course, tmp_path / "submissions")
+    pairs = layout.prepare_course(course, tmp_path / "submissions")
     watch = Watch()
     workers = scheduling.default_workers()
     outcomes = batch.autograde(course, pairs, workers=workers, progress=watch)
@@ -147,7 +148,7 @@ def test_200_submissions_in_one_batch_finish_without_growth(tmp_path):
     assert len(outcomes) == N and all(o.ok and not o.retry for o in outcomes), \
         [o for o in outcomes if not o.ok or o.retry][:3]
     points = cell_points(A)
-    rows = {r["student"]: r for r in batch.grade_rows(course)}
+    rows = {r["student"]: r for r in gradescsv.grade_rows(course)}
     assert sorted(rows) == sorted(kinds)
     wrong = [(s, kinds[s], rows[s]["cells"]) for s in kinds if not expected(kinds[s], rows[s]["cells"], points)]
     assert not wrong, wrong[:3]

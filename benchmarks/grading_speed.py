@@ -1,6 +1,6 @@
 """Throughput of the course's grader against stock nbgrader, on the same submissions.
 
-    python -m autograder.benchmark [--students 40] [--assignment 01_rnn --assignment 04_bptt]
+    python benchmarks/grading_speed.py [--students 40] [--assignment 01_rnn --assignment 04_bptt]
         [--workers N] [--stock-jobs N] [--rounds 1] [--quiet-wait SECONDS]
         [--only stock|stock-parallel|ours] [--experiment NAME] [--keep DIR] [--profile]
 
@@ -84,7 +84,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import batch, forkserver, scheduling
+from autograder import batch, forkserver, gradescsv, grader, layout, scheduling
+from autograder.outcome import Outcome
 
 REPO = Path(__file__).resolve().parent.parent
 STOCK_CONFIG = '''\
@@ -405,7 +406,7 @@ def _nbgrader(root, *args, measure=None):
 class Graded:
     """How one grader did on one assignment's submissions."""
     graded: Measure                  # the autograde step
-    rows: list                       # batch.grade_rows of its gradebook
+    rows: list                       # gradescsv.grade_rows of its gradebook
     feedback: Measure = None         # feedback, timed apart (None: not run)
     outcomes: list = dataclasses.field(default_factory=list)   # ours: one TimedOutcome per submission
     setup: float = 0.0               # ours: generate_assignment's wall seconds, taken out
@@ -434,7 +435,7 @@ def grade_stock(root, submissions, assignment):
     graded, feedback = Measure(), Measure()
     _nbgrader(root, "autograde", assignment, measure=graded)
     _nbgrader(root, "generate_feedback", assignment, measure=feedback)
-    return Graded(graded, batch.grade_rows(root, f"sqlite:///{root / 'gradebook.db'}"), feedback)
+    return Graded(graded, gradescsv.grade_rows(root, f"sqlite:///{root / 'gradebook.db'}"), feedback)
 
 
 def grade_stock_parallel(root, submissions, assignment, jobs):
@@ -465,7 +466,7 @@ def grade_stock_parallel(root, submissions, assignment, jobs):
              + (f"{len(failed)} process(es) failed ({', '.join(sorted(failed)[:5])}) and were run again; "
                 if failed else "no process failed; ")
              + f"'{LOCKED}' {locked} time(s) in their logs"]
-    return Graded(graded, batch.grade_rows(root, f"sqlite:///{root / 'gradebook.db'}"), notes=notes)
+    return Graded(graded, gradescsv.grade_rows(root, f"sqlite:///{root / 'gradebook.db'}"), notes=notes)
 
 
 # ---------------------------------------------------------------------------- ours, instrumented
@@ -568,8 +569,8 @@ def _install(api_class):
     from nbgrader.converters.autograde import Autograde
     from nbgrader.converters.base import BaseConverter
 
-    from .preprocessors import GradingExecute
-    from .sandbox import SandboxedKernelManager
+    from autograder.preprocessors import GradingExecute
+    from autograder.sandbox import SandboxedKernelManager
 
     _patch(batch, "check_submission", "ours: check the notebook is valid")
     _patch(batch, "review_flags", "ours: read review flags back")
@@ -618,7 +619,7 @@ def _snapshot():
 
 
 @dataclasses.dataclass
-class TimedOutcome(batch.Outcome):
+class TimedOutcome(Outcome):
     phases: dict = dataclasses.field(default_factory=dict)
     counts: dict = dataclasses.field(default_factory=dict)
     wall: float = 0.0
@@ -645,7 +646,7 @@ def grade_timed(grading, student, assignment):
         outcome = batch.grade_submission(grading, student, assignment)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     _done += 1
-    fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(batch.Outcome)}
+    fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(Outcome)}
     return TimedOutcome(**fields, phases=dict(_phases), counts=dict(_counts), wall=wall, cpu=cpu,
                         kernel_cpu=_kernels.cpu - kernel, pid=os.getpid(), worker=_snapshot())
 
@@ -705,8 +706,8 @@ def grade_ours(course, submissions, workers):
     """
     global _kernels
     course = Path(course)
-    pairs = batch.prepare_course(course, submissions)
-    grading = batch.Grading(str(course.resolve()), "", batch.resolve_cell_timeout(None), 0)
+    pairs = layout.prepare_course(course, submissions)
+    grading = grader.Grading(str(course.resolve()), "", grader.resolve_cell_timeout(None), 0)
     setup = Measure()
     real_generate, real_run = type(grading.api()).generate_assignment, scheduling.run
 
@@ -745,7 +746,7 @@ def grade_ours(course, submissions, workers):
         done = scheduling.run(feedback_one, [(grading, s, a) for s, a in pairs], workers=workers)
     if not all(done):
         raise SystemExit("ours: generate_feedback failed")
-    return Graded(graded, batch.grade_rows(course), feedback, outcomes, setup.wall, list(per_worker.values()),
+    return Graded(graded, gradescsv.grade_rows(course), feedback, outcomes, setup.wall, list(per_worker.values()),
                   kernel, start=start, cgroup=whole is not None, main_cpu=graded.own - setup.own,
                   worker_cpu=worker_cpu)
 
@@ -915,7 +916,7 @@ def profile(course, pairs, count):
     """cProfile, in CPU seconds of this process, of ``count`` submissions graded here as in the
     timed step (feedback deferred), after one graded unprofiled (start-up once per batch).
     The kernels' own CPU is not in it."""
-    grading = batch.Grading(str(Path(course).resolve()), "", batch.resolve_cell_timeout(None), 0)
+    grading = grader.Grading(str(Path(course).resolve()), "", grader.resolve_cell_timeout(None), 0)
     api_class = type(grading.api())
     profiler = cProfile.Profile(time.process_time)
     with _replaced(api_class, "generate_feedback", _no_feedback):
@@ -957,7 +958,7 @@ def _ratio(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m autograder.benchmark", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/grading_speed.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--students", type=int, default=40, help="submissions per assignment")
     parser.add_argument("--assignment", action="append", help="repeatable (default: 01_rnn and 04_bptt)")
     parser.add_argument("--workers", type=int, default=scheduling.default_workers(),
@@ -977,9 +978,9 @@ def main(argv=None):
     parser.add_argument("--profile", action="store_true", help="also cProfile a few submissions in-process")
     args = parser.parse_args(argv)
     assignments = list(dict.fromkeys(args.assignment or DEFAULT_ASSIGNMENTS))
-    unknown = [a for a in assignments if a not in batch.assignments_in()]
+    unknown = [a for a in assignments if a not in layout.assignments_in()]
     if unknown:
-        parser.error(f"no such assignment {unknown[0]!r} (known: {', '.join(batch.assignments_in())})")
+        parser.error(f"no such assignment {unknown[0]!r} (known: {', '.join(layout.assignments_in())})")
     if min(args.students, args.workers, args.stock_jobs, args.rounds) < 1:
         parser.error("--students, --workers, --stock-jobs and --rounds must be at least 1")
     graders = [g for g in GRADERS if g in (args.only or GRADERS)]
@@ -1039,8 +1040,8 @@ def main(argv=None):
         if args.profile:
             print("\ncProfile of 8 submissions graded in this process (ours, CPU seconds, feedback deferred):")
             course = work / "ours-profile"
-            pairs = batch.prepare_course(course, work / assignments[0] / "submissions")
-            batch.Grading(str(course.resolve())).api().generate_assignment(assignments[0], force=True)
+            pairs = layout.prepare_course(course, work / assignments[0] / "submissions")
+            grader.Grading(str(course.resolve())).api().generate_assignment(assignments[0], force=True)
             print(profile(course, pairs, 8))
         return 0
     finally:

@@ -184,6 +184,11 @@ def review(nb, source_nb):
     return tampering(nb, instructor) + suspicious_source(nb, sources) + numerical_backward(nb, sources)
 
 
+#: Words of a "kernel died" flag whose death the kernel caused itself (its exit, a fault of its
+#: own, its memory limit): graded fairly with a new kernel, final (see GradingExecute).
+OWN_DEATH = "the submission's own doing"
+
+
 def execution_problems(nb):
     """Timeouts and errors in grade cells, after execution."""
     flags = []

@@ -65,9 +65,9 @@ class ReviewSubmission(NbGraderPreprocessor):
                 if grade is not None:
                     meta.update(points=grade.max_score, grade=True)
                 found[cell.name] = (cell.source, meta)
-        sources = flags.instructor_sources(found)
-        flags.add(nb, flags.tampering(nb, found) + flags.suspicious_source(nb, sources)
-                  + flags.numerical_backward(nb, sources))
+        code = flags.student_code(nb, flags.instructor_sources(found))   # each cell parsed once
+        flags.add(nb, flags.tampering(nb, found) + flags.suspicious_source(nb, code=code)
+                  + flags.numerical_backward(nb, code=code))
         return nb, resources
 
 
@@ -227,7 +227,7 @@ class GradingExecute(Execute):
         self._check_assign_resources(resources)
         start, killers = 0, []
         while True:
-            self._death, self._running, self._index = None, None, None
+            self._death, self._running, self._index, self._replaying = None, None, None, False
             try:
                 with self.setup_kernel():
                     if self._out_of_time:   # the limit passed while this kernel started
@@ -248,12 +248,12 @@ class GradingExecute(Execute):
                                    f"{self._name(killers[-1])} were replayed: the cells after it earn nothing"
                                    f" ({self._death or UNKNOWN_DEATH})"])
                     break
-                if self._index is None or self._index < start:   # at start-up: nothing to skip
+                if self._index is None:   # at start-up: nothing to skip
                     flags.add(nb, [f"kernel died in {cell} ({self._death or UNKNOWN_DEATH})"])
                     break
                 killers.append(self._index)
-                self._mark_dead(self._index)
                 left = len(killers) <= self.max_restarts and self.owns_km
+                self._mark_dead(self._index, left)
                 flags.add(nb, [f"kernel died in {cell} ({self._death or UNKNOWN_DEATH}): "
                                + ("restarted, the cells after it graded" if left else
                                   f"no restart left ({self.max_restarts} a notebook): the cells after it earn nothing")])
@@ -267,35 +267,34 @@ class GradingExecute(Execute):
         """Run again, in a new kernel, the cells before ``stop`` that may define what later
         cells use, their outputs discarded; the notebook's cells are left as they were."""
         sealed = SEALED_MARK + self.resources.get("rnn_course_sealed", {}).get("nonce", "")
-        self._replaying = True
-        try:
-            for index in range(stop):
-                cell = self.nb.cells[index]
-                if cell.cell_type != "code" or index in killers or _is_test_cell(cell) \
-                        or SKIP_TAG in cell.metadata.get("tags", []) or cell.source.startswith(sealed):
-                    continue
-                self._running = cell
-                try:
-                    self.execute_cell(nbformat.v4.new_code_cell(cell.source, metadata=copy.deepcopy(cell.metadata)),
-                                      index, store_history=True)
-                finally:
-                    self.nb.cells[index] = cell
-        finally:
-            self._replaying = False
+        self._replaying = True   # until every cell was replayed: a death meanwhile ends the notebook
+        for index in range(stop):
+            cell = self.nb.cells[index]
+            if cell.cell_type != "code" or index in killers or _is_test_cell(cell) \
+                    or SKIP_TAG in cell.metadata.get("tags", []) or cell.source.startswith(sealed):
+                continue
+            self._running, self._index = cell, index
+            try:
+                self.execute_cell(nbformat.v4.new_code_cell(cell.source, metadata=copy.deepcopy(cell.metadata)),
+                                  index, store_history=True)
+            finally:
+                self.nb.cells[index] = cell
+        self._replaying = False
 
-    def _mark_dead(self, index):
+    def _mark_dead(self, index, restarted):
         """The outputs of the cell a kernel died in end with the grader's note; a test cell
         that killed its kernel earns nothing (VerifyResults reads ``rnn_course_died``)."""
         cell = self.nb.cells[index]
+        after = "the grader restarted it for the cells after this one" if restarted else "no restart was left"
         cell.setdefault("outputs", []).append(new_output(
             "error", ename="KernelDied", evalue="the kernel died while this cell ran",
-            traceback=[f"the kernel died while this cell ran ({self._death or UNKNOWN_DEATH}); "
-                       "the grader restarted it for the cells after this one"]))
+            traceback=[f"the kernel died while this cell ran ({self._death or UNKNOWN_DEATH}); {after}"]))
         if _is_test_cell(cell):
             self.resources.setdefault("rnn_course_died", []).append(cell.metadata.nbgrader["grade_id"])
 
     def _name(self, index):
-        return self.nb.cells[index].metadata.get("nbgrader", {}).get("grade_id", f"cell {index}")
+        """A cell's grade id, else its position (1 for the first cell)."""
+        return self.nb.cells[index].metadata.get("nbgrader", {}).get("grade_id", f"cell {index + 1} (no grade id)")
 
     def preprocess_cell(self, cell, resources, index):
         """Cells tagged ``SKIP_TAG`` (plots, demos: never graded) are not run under the grader."""
@@ -313,7 +312,7 @@ class GradingExecute(Execute):
     def _current_cell_name(self):
         if self._running is None:
             return "startup"
-        return self._running.metadata.get("nbgrader", {}).get("grade_id", "a cell without grade id")
+        return self._name(self._index)
 
     def process_message(self, msg, cell, cell_index):
         """Every message of the kernel about a cell, of any kind, counts against

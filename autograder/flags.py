@@ -417,9 +417,13 @@ def _finite_differences(loop, source, called, results):
     return False
 
 
-def _segment(source, node):
-    """The source text of ``node``, spaces removed (a key that takes no recursion to make)."""
-    return re.sub(r"\s+", "", ast.get_source_segment(source, node) or f"<{id(node)}>")
+def _segment(source, node, longest=200):
+    """The source text of ``node`` on one line, spaces removed: a key made without recursion;
+    a longer or multi-line node gets a key of its position (keys cost O(1) each, chains of
+    calls ``f(1)(2)...`` included)."""
+    if node.lineno != node.end_lineno or node.end_col_offset - node.col_offset > longest:
+        return f"<{node.lineno}:{node.col_offset}>"
+    return re.sub(r"\s+", "", ast.get_source_segment(source, node) or f"<{node.lineno}:{node.col_offset}>")
 
 
 def late_cells(nb):

@@ -15,8 +15,6 @@ import sys
 
 import pytest
 
-from rnnkit.tasks import TASKS
-
 from autograder import batch, cli
 from points import cell_points, total_points
 from submissions import REPO, solution_cells, strip_solution_markers, student_notebook, write_submissions

@@ -108,6 +108,7 @@ def suspicious_code(source, parsed=None):
     tree, problem = parse(source) if parsed is None else parsed
     if tree is None:
         return found + [(problem, source.strip().splitlines()[0][:60] if source.strip() else "")]
+    lines = _lines(source)
     modules = {"np", "numpy", "scipy", "math", "rnnkit", "check"}   # objects a patch would change for others
     nodes = list(ast.walk(tree))   # walked once, looked at twice
     for node in nodes:
@@ -116,7 +117,7 @@ def suspicious_code(source, parsed=None):
                 modules.add((alias.asname or alias.name).split(".")[0])
                 path = f"{node.module}.{alias.name}" if isinstance(node, ast.ImportFrom) else alias.name
                 if node.__dict__.get("level") or not _allowed(path):
-                    found.append(("imports a module the exercises do not use", _text(source, node)))
+                    found.append(("imports a module the exercises do not use", _text(lines, node)))
         elif isinstance(node, ast.Name) and node.id in REACHING:
             found.append((REACHING[node.id], node.id))
         elif isinstance(node, ast.Name) and re.fullmatch(HISTORY, node.id):
@@ -125,19 +126,19 @@ def suspicious_code(source, parsed=None):
             func = node.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if called in FILE_CALLS:
-                found.append(("reads or writes files", _text(source, node)))
+                found.append(("reads or writes files", _text(lines, node)))
             if called in REFLECTION and node.args and _root(node.args[0]) in modules | set(REACHING):
                 found.append(("looks up attributes by name" if called == "getattr" else "patches functions",
-                              _text(source, node)))
+                              _text(lines, node)))
     for node in nodes:
         targets = node.targets if isinstance(node, ast.Assign) else \
             [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else \
             node.targets if isinstance(node, ast.Delete) else []
         for target in targets:
             if isinstance(target, (ast.Attribute, ast.Subscript)) and _root(target) in modules:
-                found.append(("patches functions", _text(source, target)))
+                found.append(("patches functions", _text(lines, target)))
             if isinstance(target, ast.Name) and target.id == "check":
-                found.append(("redefines check()", _text(source, node)))
+                found.append(("redefines check()", _text(lines, node)))
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == "check":
             found.append(("redefines check()", f"def {node.name}"))
     return found
@@ -162,8 +163,20 @@ def _root(node):
             return getattr(node, "id", None)
 
 
-def _text(source, node):
-    return (ast.get_source_segment(source, node) or "").splitlines()[0][:80]
+def _lines(source):
+    """A source's lines as UTF-8 bytes (as the parser counts columns), split once: every
+    segment is then taken in O(its length), never by splitting the source again."""
+    return source.encode("utf-8", "surrogatepass").splitlines()
+
+
+def _text(lines, node, longest=80):
+    """The first line of ``node``'s source text, at most ``longest`` characters."""
+    try:
+        line = lines[node.lineno - 1]
+    except (IndexError, TypeError):
+        return ""
+    end = node.end_col_offset if node.end_lineno == node.lineno else len(line)
+    return line[node.col_offset:min(end, node.col_offset + 4 * longest)].decode("utf-8", "replace")[:longest]
 
 
 def without_hidden_tests(source):
@@ -270,22 +283,23 @@ def numerical_backward(nb, instructor_sources=(), code=None):
     """
     functions = {}   # name -> (node, source)
     for cell in student_code(nb, instructor_sources) if code is None else code:
+        lines = _lines(cell.source) if cell.tree is not None else []
         for node in cell.tree.body if cell.tree is not None else ():
             if len(functions) >= MAX_FUNCTIONS:
                 break
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                functions[node.name] = (node, cell.source)
+                functions[node.name] = (node, lines)
             elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                functions[node.targets[0].id] = (node.value, cell.source)
+                functions[node.targets[0].id] = (node.value, lines)
     defined = {n.name for f, _ in functions.values() for n in ast.walk(f)
                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))} | set(functions)
     mentions, own, told = {}, {}, {}   # own: why a function is numerical; told: what its callers are told
-    for name, (function, source) in functions.items():
+    for name, (function, lines) in functions.items():
         mentions[name] = {n.id for n in ast.walk(function) if isinstance(n, ast.Name)} \
             | {n.attr for n in ast.walk(function) if isinstance(n, ast.Attribute)}
         if re.fullmatch(NUMERICAL, name):
             told[name] = f"calls {name}"
-        elif _perturbs(function, source, defined):
+        elif _perturbs(function, lines, defined):
             own[name] = "perturbs its inputs in a loop"
             told[name] = f"calls {name}, which perturbs its inputs in a loop"
     callers = {}
@@ -320,8 +334,8 @@ IN_PLACE = {"at", "put", "itemset", "copyto", "place", "putmask", "put_along_axi
 LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp, ast.Lambda)
 
 
-def _perturbs(function, source, defined):
-    """Whether ``function`` (a node of ``source``) takes finite differences of a function of the
+def _perturbs(function, lines, defined):
+    """Whether ``function`` (a node of the source split in ``lines``: :func:`_lines`) takes finite differences of a function of the
     student's (a name not numpy's, math's or a builtin, a method of the student's, a function
     held in a variable or a parameter: ``defined`` names the student's functions) in a loop:
 
@@ -344,7 +358,7 @@ def _perturbs(function, source, defined):
             return None if func.id in PLAIN_CALLS or func.id in imported else func.id
         if isinstance(func, ast.Attribute):
             return func.attr if func.attr in defined or re.fullmatch(NUMERICAL, func.attr) else None
-        return _segment(source, func)   # fs[k](x), (lambda z: ...)(x), make(k)(x)
+        return _segment(lines, func)   # fs[k](x), (lambda z: ...)(x), make(k)(x)
 
     results = {}   # name -> keys of the functions whose evaluations it holds
     for node in ast.walk(function):
@@ -354,7 +368,7 @@ def _perturbs(function, source, defined):
                 for name in target.elts if isinstance(target, ast.Tuple) else [target]:
                     if keys and isinstance(name, ast.Name):
                         results.setdefault(name.id, set()).update(keys)
-    return any(_finite_differences(loop, source, called, results) for loop in _outermost_loops(function))
+    return any(_finite_differences(loop, lines, called, results) for loop in _outermost_loops(function))
 
 
 def _outermost_loops(function):
@@ -368,7 +382,7 @@ def _outermost_loops(function):
             todo.extend(ast.iter_child_nodes(node))
 
 
-def _finite_differences(loop, source, called, results):
+def _finite_differences(loop, lines, called, results):
     """See :func:`_perturbs`; ``results``: name -> keys of the functions whose values it holds."""
     def keys(node):
         if isinstance(node, ast.Call):
@@ -382,7 +396,7 @@ def _finite_differences(loop, source, called, results):
             for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
                 for element in target.elts if isinstance(target, ast.Tuple) else [target]:
                     if isinstance(element, ast.Subscript):   # set once its value is computed
-                        events.append(((node.end_lineno, node.end_col_offset), "set", _segment(source, element)))
+                        events.append(((node.end_lineno, node.end_col_offset), "set", _segment(lines, element)))
                         edited.add(_root(element))
         elif isinstance(node, ast.Call):
             func = node.func
@@ -392,7 +406,7 @@ def _finite_differences(loop, source, called, results):
                 where = node.args[1 if module else 0:-1]   # np.add.at(a, idx, v), a.itemset(i, v)
                 edited.add(_root(inside))
                 events.append(((node.end_lineno, node.end_col_offset), "set",
-                               "|".join(_segment(source, n) for n in [inside, *where])))
+                               "|".join(_segment(lines, n) for n in [inside, *where])))
             elif isinstance(func, ast.Attribute) and func.attr == "subtract" and len(node.args) >= 2 \
                     and keys(node.args[0]) & keys(node.args[1]):
                 return True
@@ -417,13 +431,13 @@ def _finite_differences(loop, source, called, results):
     return False
 
 
-def _segment(source, node, longest=200):
-    """The source text of ``node`` on one line, spaces removed: a key made without recursion;
-    a longer or multi-line node gets a key of its position (keys cost O(1) each, chains of
-    calls ``f(1)(2)...`` included)."""
+def _segment(lines, node, longest=200):
+    """The source text of ``node`` (:func:`_lines`), spaces removed: a key made without
+    recursion; a node longer than ``longest`` or on several lines gets a key of its position
+    (each key costs O(1), chains of calls ``f(1)(2)...`` included)."""
     if node.lineno != node.end_lineno or node.end_col_offset - node.col_offset > longest:
         return f"<{node.lineno}:{node.col_offset}>"
-    return re.sub(r"\s+", "", ast.get_source_segment(source, node) or f"<{node.lineno}:{node.col_offset}>")
+    return re.sub(r"\s+", "", _text(lines, node, longest)) or f"<{node.lineno}:{node.col_offset}>"
 
 
 def late_cells(nb):

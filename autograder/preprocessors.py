@@ -97,10 +97,14 @@ def death_of(km):
         return UNKNOWN_DEATH
     if status is None:
         return None
-    signum = -status if status < 0 else status - 128 if status > 128 else 0   # bubblewrap: 128 + signal
+    # a signal, or 128 + a signal as the zygote and bubblewrap say it; any other status is an exit
+    signum = -status if status < 0 else status - 128 if 128 < status < 128 + signal.NSIG else 0
     if not signum:
         return f"it exited with status {status}: {flags.OWN_DEATH}"
-    name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else str(signum)
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
     if signum in OWN_SIGNALS:
         return f"ended by {name}: {flags.OWN_DEATH}"
     if signum == signal.SIGKILL and _memory_limit_reached(km):
@@ -134,7 +138,7 @@ class GradingExecute(Execute):
       counts (see :meth:`process_message`);
     * a kernel that dies costs only the cell it died in: the grader sees the death from the
       kernel's process (never from what the kernel says), keeps that cell's outputs with a
-      note of its own and no points (:data:`DIED`), starts a new kernel in a new jail with
+      note of its own (a test cell: no points), starts a new kernel in a new jail with
       the same limits, replays the cells before (test cells, sealed cells, skipped cells
       and cells that killed a kernel excepted) with their outputs discarded, and goes on
       with the next cell. At most ``max_restarts`` restarts a notebook; a kernel that dies

@@ -155,3 +155,23 @@ def test_the_notebook_time_limit_holds_across_restarts(tmp_path):
     assert outcome.retry
     row = next(r for r in batch.grade_rows(course) if r["student"] == "slow")
     assert row["cells"]["test_rnn_backward"] == row["cells"]["test_numerical_gradient"] == 0
+
+
+@pytest.mark.parametrize("status, memory_failures, words", [
+    (1, 0, "it exited with status 1: " + flags.OWN_DEATH),
+    (-11, 0, "ended by SIGSEGV: " + flags.OWN_DEATH),
+    (128 + 6, 0, "ended by SIGABRT: " + flags.OWN_DEATH),           # the zygote's 128 + signal
+    (128 + 9, 3, "killed at its memory limit: " + flags.OWN_DEATH),  # its cgroup hit its limit
+    (-9, 0, "killed by SIGKILL from outside the kernel: graded again by the next run"),
+    (128 + 15, 0, "killed by SIGTERM from outside the kernel: graded again by the next run"),
+    (245, 0, "it exited with status 245: " + flags.OWN_DEATH),       # not 128 + a signal
+])
+def test_how_a_kernel_ended_is_read_from_its_process_and_cgroup(tmp_path, status, memory_failures, words):
+    from types import SimpleNamespace
+    from autograder.preprocessors import death_of
+    (tmp_path / "memory.failcnt").write_text(f"{memory_failures}\n")
+    km = SimpleNamespace(provisioner=SimpleNamespace(process=SimpleNamespace(poll=lambda: status)),
+                         cgroup=SimpleNamespace(dirs=[tmp_path]))
+    assert death_of(km) == words
+    km.provisioner.process.poll = lambda: None
+    assert death_of(km) is None   # still running

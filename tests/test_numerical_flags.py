@@ -302,6 +302,12 @@ def test_deep_but_parsable_code_is_walked_without_recursion():
     nb = notebook(f"def g_backward(x):\n    for i in range(3):\n        x[i] = {chain}\n        y = f(x)\n        x[i] = {chain}\n")
     assert flags.numerical_backward(nb) == ["backward pass by numerical differentiation: g_backward perturbs its inputs in a loop"]
     assert flags.suspicious_source(nb) == []
+    # a chain of calls f(x)(x)...: each key of a node is made in O(1), not from its text
+    calls = "f" + "(x)" * 1000
+    nb = notebook(f"def g_backward(x):\n    for i in range(3):\n        y = {calls} - {calls}\n")
+    assert flags.numerical_backward(nb) == []
+    # many findings of one kind: each quoted from the cell's lines, split once
+    assert len(flags.suspicious_code("import numpy as np\n" + "np.save('a', 1)\n" * 5000)) == 5000
 
 
 def test_ten_thousand_functions_are_bounded():

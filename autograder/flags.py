@@ -279,18 +279,24 @@ def numerical_backward(nb, instructor_sources=(), code=None):
     (:func:`_perturbs`) computes its gradient from the forward, not by the chain rule.
     ``code``: :func:`student_code` of ``nb``, if already parsed (unparsable cells are flagged
     by :func:`suspicious_source`). Linear in the code's size: one walk of each function, one
-    search of the graph backwards from what is numerical, at most ``MAX_FUNCTIONS`` functions.
+    search of the graph backwards from what is numerical, at most ``MAX_FUNCTIONS`` functions
+    (more are flagged as not reviewed: padding cannot hide a backward).
     """
-    functions = {}   # name -> (node, source)
+    functions, skipped = {}, 0   # name -> (node, the lines of its cell)
     for cell in student_code(nb, instructor_sources) if code is None else code:
         lines = _lines(cell.source) if cell.tree is not None else []
         for node in cell.tree.body if cell.tree is not None else ():
-            if len(functions) >= MAX_FUNCTIONS:
-                break
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                functions[node.name] = (node, lines)
-            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                functions[node.targets[0].id] = (node.value, lines)
+                name, body = node.name, node
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                    and (isinstance(node.value, ast.Lambda) or node.targets[0].id.endswith("_backward")):
+                name, body = node.targets[0].id, node.value
+            else:
+                continue
+            if len(functions) < MAX_FUNCTIONS or name in functions:
+                functions[name] = (body, lines)
+            else:
+                skipped += 1
     defined = {n.name for f, _ in functions.values() for n in ast.walk(f)
                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))} | set(functions)
     mentions, own, told = {}, {}, {}   # own: why a function is numerical; told: what its callers are told
@@ -318,7 +324,8 @@ def numerical_backward(nb, instructor_sources=(), code=None):
                 told.setdefault(caller, told[current])
                 todo.append(caller)
     return [f"backward pass by numerical differentiation: {name} {own[name]}"
-            for name in sorted(functions) if name.endswith("_backward") and name in own]
+            for name in sorted(functions) if name.endswith("_backward") and name in own] \
+        + [f"backward passes not reviewed: {skipped} functions past the first {MAX_FUNCTIONS}"] * bool(skipped)
 
 
 #: Calls that evaluate no function of the student's: numpy and math, and builtins of loops.

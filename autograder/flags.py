@@ -342,9 +342,10 @@ LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.GeneratorExp, ast.D
 
 
 def _perturbs(function, lines, defined):
-    """Whether ``function`` (a node of the source split in ``lines``: :func:`_lines`) takes finite differences of a function of the
-    student's (a name not numpy's, math's or a builtin, a method of the student's, a function
-    held in a variable or a parameter: ``defined`` names the student's functions) in a loop:
+    """Whether ``function`` (a node of the source split in ``lines``: :func:`_lines`) takes
+    finite differences of a function of the student's (a name not numpy's, math's or a
+    builtin, a method of the student's, a function held in a variable or a parameter:
+    ``defined`` names the student's functions) in a loop:
 
     * the difference of two evaluations of the same function (``f(x + h) - f(x - h)``,
       ``up - down`` with both computed by calls of ``f``, ``np.subtract``), or

@@ -221,7 +221,8 @@ def _grade_one(grading, student, assignment, before, digest, notebooks):
             feedback = api.generate_feedback(assignment, student, force=True)
             if not feedback.get("success"):
                 notes.append(f"no feedback: {reason(feedback)}")
-            retry = any(f.startswith(_RETRY_FLAGS) for f in flagged) or not feedback.get("success")
+            retry = any(f.startswith(_RETRY_FLAGS) and review.OWN_DEATH not in f for f in flagged) \
+                or not feedback.get("success")
             return Outcome(student, assignment, True, notes=tuple(notes), retry=retry)
         return Outcome(student, assignment, False, retry=True,
                        notes=(f"not graded, the grader failed: {reason(result)}; a rerun grades it again",))

@@ -7,6 +7,7 @@ notebook's metadata (``rnn_course.flags``) and reach the gradebook and the CSV.
 """
 import ast
 import re
+from dataclasses import dataclass
 
 from nbgrader import utils
 from rnnkit import compare
@@ -47,7 +48,7 @@ PATTERNS = [
     (r"\bautograder\b", "imports the grader's references"),
     (r"__(dict|globals|code|closure|subclasses|getattribute|class|bases|mro|loader|spec)__",
      "reaches into the interpreter"),
-    (r"class\s+\w+\s*\([^)]*ndarray[^)]*\)|def\s+__(eq|ne|lt|le|gt|ge|abs|sub|rsub|array_\w+)__\s*\(",
+    (r"class\s+\w+\s*\([^)\n]{0,200}ndarray[^)\n]{0,200}\)|def\s+__(eq|ne|lt|le|gt|ge|abs|sub|rsub|array_\w+)__\s*\(",
      "redefines how arrays compare"),
     (r"^\s*[!%]", "runs shell commands or IPython magics"),
 ]
@@ -60,26 +61,54 @@ def student_cells(nb, instructor_sources=()):
             and (known or utils.is_solution(c) or "nbgrader" not in c.metadata)]
 
 
-def suspicious_source(nb, instructor_sources=()):
-    """One flag per (cell, kind of reach) found in the student's code, with the first instance."""
+@dataclass(frozen=True)
+class Code:
+    """One cell of the student's code, parsed once: ``tree`` is None when the parser refused it
+    (``problem`` says why: not Python, or too deep or too large for the parser)."""
+    name: str
+    source: str
+    tree: ast.Module = None
+    problem: str = ""
+
+
+def parse(source):
+    """(tree, "") or (None, why not): a source too deeply nested or too large for Python's
+    parser (RecursionError, MemoryError) is refused like one that is not Python, never raised."""
+    try:
+        return ast.parse(source), ""
+    except SyntaxError:
+        return None, "is not plain Python"
+    except (RecursionError, MemoryError, ValueError, OverflowError):
+        return None, "could not be parsed (too deeply nested or too large)"
+
+
+def student_code(nb, instructor_sources=()):
+    """The student's code cells (:func:`student_cells`), each parsed once, as :class:`Code`."""
+    return [Code(cell.metadata.get("nbgrader", {}).get("grade_id", f"added cell {index}"), cell.source,
+                 *parse(cell.source)) for index, cell in enumerate(student_cells(nb, instructor_sources))]
+
+
+def suspicious_source(nb, instructor_sources=(), code=None):
+    """One flag per (cell, kind of reach) found in the student's code, with the first instance.
+    ``code``: :func:`student_code` of ``nb``, if already parsed."""
     flags = []
-    for index, cell in enumerate(student_cells(nb, instructor_sources)):
-        name = cell.metadata.get("nbgrader", {}).get("grade_id", f"added cell {index}")
+    for cell in student_code(nb, instructor_sources) if code is None else code:
         said = {}
-        for words, what in suspicious_code(cell.source):
+        for words, what in suspicious_code(cell.source, (cell.tree, cell.problem)):
             said.setdefault(words, what)
-        flags.extend(f"suspicious code in {name}: {words} ({what})" for words, what in said.items())
+        flags.extend(f"suspicious code in {cell.name}: {words} ({what})" for words, what in said.items())
     return flags
 
 
-def suspicious_code(source):
-    """(words, the code that earned them) for everything in ``source`` worth a look."""
+def suspicious_code(source, parsed=None):
+    """(words, the code that earned them) for everything in ``source`` worth a look.
+    ``parsed``: :func:`parse` of ``source``, if already done."""
     found = [(words, match.group(0).strip()) for pattern, words in PATTERNS
              for match in [re.search(pattern, source, flags=re.M)] if match]
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return found + [("is not plain Python", source.strip().splitlines()[0][:60] if source.strip() else "")]
+    tree, problem = parse(source) if parsed is None else parsed
+    if tree is None:
+        return found + [(problem, source.strip().splitlines()[0][:60] if source.strip() else "")]
+    lines = _lines(source)
     modules = {"np", "numpy", "scipy", "math", "rnnkit", "check"}   # objects a patch would change for others
     nodes = list(ast.walk(tree))   # walked once, looked at twice
     for node in nodes:
@@ -88,7 +117,7 @@ def suspicious_code(source):
                 modules.add((alias.asname or alias.name).split(".")[0])
                 path = f"{node.module}.{alias.name}" if isinstance(node, ast.ImportFrom) else alias.name
                 if node.__dict__.get("level") or not _allowed(path):
-                    found.append(("imports a module the exercises do not use", _text(source, node)))
+                    found.append(("imports a module the exercises do not use", _text(lines, node)))
         elif isinstance(node, ast.Name) and node.id in REACHING:
             found.append((REACHING[node.id], node.id))
         elif isinstance(node, ast.Name) and re.fullmatch(HISTORY, node.id):
@@ -97,19 +126,19 @@ def suspicious_code(source):
             func = node.func
             called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if called in FILE_CALLS:
-                found.append(("reads or writes files", _text(source, node)))
+                found.append(("reads or writes files", _text(lines, node)))
             if called in REFLECTION and node.args and _root(node.args[0]) in modules | set(REACHING):
                 found.append(("looks up attributes by name" if called == "getattr" else "patches functions",
-                              _text(source, node)))
+                              _text(lines, node)))
     for node in nodes:
         targets = node.targets if isinstance(node, ast.Assign) else \
             [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else \
             node.targets if isinstance(node, ast.Delete) else []
         for target in targets:
             if isinstance(target, (ast.Attribute, ast.Subscript)) and _root(target) in modules:
-                found.append(("patches functions", _text(source, target)))
+                found.append(("patches functions", _text(lines, target)))
             if isinstance(target, ast.Name) and target.id == "check":
-                found.append(("redefines check()", _text(source, node)))
+                found.append(("redefines check()", _text(lines, node)))
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == "check":
             found.append(("redefines check()", f"def {node.name}"))
     return found
@@ -134,8 +163,20 @@ def _root(node):
             return getattr(node, "id", None)
 
 
-def _text(source, node):
-    return (ast.get_source_segment(source, node) or "").splitlines()[0][:80]
+def _lines(source):
+    """A source's lines as UTF-8 bytes (as the parser counts columns), split once: every
+    segment is then taken in O(its length), never by splitting the source again."""
+    return source.encode("utf-8", "surrogatepass").splitlines()
+
+
+def _text(lines, node, longest=80):
+    """The first line of ``node``'s source text, at most ``longest`` characters."""
+    try:
+        line = lines[node.lineno - 1]
+    except (IndexError, TypeError):
+        return ""
+    end = node.end_col_offset if node.end_lineno == node.lineno else len(line)
+    return line[node.col_offset:min(end, node.col_offset + 4 * longest)].decode("utf-8", "replace")[:longest]
 
 
 def without_hidden_tests(source):
@@ -183,8 +224,13 @@ def review(nb, source_nb):
     """Tampering and suspicious code of submission ``nb`` against the instructor's ``source_nb``."""
     instructor = {c.metadata["nbgrader"]["grade_id"]: (c.source, c.metadata["nbgrader"]) for c in source_nb.cells
                   if "grade_id" in c.metadata.get("nbgrader", {})}
-    sources = instructor_sources(instructor)
-    return tampering(nb, instructor) + suspicious_source(nb, sources) + numerical_backward(nb, sources)
+    code = student_code(nb, instructor_sources(instructor))
+    return tampering(nb, instructor) + suspicious_source(nb, code=code) + numerical_backward(nb, code=code)
+
+
+#: Words of a "kernel died" flag whose death the kernel caused itself (its exit, a fault of its
+#: own, its memory limit): graded fairly with a new kernel, final (see GradingExecute).
+OWN_DEATH = "the submission's own doing"
 
 
 def execution_problems(nb):
@@ -226,76 +272,183 @@ NUMERICAL = r"\w+_forward|numerical_gradient"
 MAX_FUNCTIONS = 2000
 
 
-def numerical_backward(nb, instructor_sources=()):
+def numerical_backward(nb, instructor_sources=(), code=None):
     """Backward functions that differentiate numerically, one flag each.
 
-    Over the call graph of the student's functions (every name a function's body mentions,
-    called or passed on, lambdas included), a ``*_backward`` function that reaches a
-    ``*_forward`` function, ``numerical_gradient``, or a function with a perturbation
-    loop (:func:`_perturbs`) computes its gradient from the forward, not by the chain rule.
+    Over the call graph of the student's top-level functions (and names bound at top level to
+    an expression: ``f_backward = lambda ...``), an edge for every name a body mentions (called
+    or passed on, lambdas and nested functions included), a ``*_backward`` that reaches a
+    ``*_forward``, ``numerical_gradient``, or a function that takes finite differences
+    (:func:`_perturbs`) computes its gradient from the forward, not by the chain rule.
+    ``code``: :func:`student_code` of ``nb``, if already parsed (unparsable cells are flagged
+    by :func:`suspicious_source`). Linear in the code's size: one walk of each function, one
+    search of the graph backwards from what is numerical, at most ``MAX_FUNCTIONS`` functions
+    (more are flagged as not reviewed: padding cannot hide a backward).
     """
-    functions = {}
-    for cell in student_cells(nb, instructor_sources):
-        try:
-            tree = ast.parse(cell.source)
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and len(functions) < MAX_FUNCTIONS:
-                functions[node.name] = node
-    mentions = {name: {n.id for n in ast.walk(f) if isinstance(n, ast.Name)}
-                | {n.attr for n in ast.walk(f) if isinstance(n, ast.Attribute)} for name, f in functions.items()}
-    flags = []
-    for name in sorted(functions):
-        if not name.endswith("_backward"):
-            continue
-        seen, todo, found = {name}, [name], None
-        while todo and found is None:
-            current = todo.pop()
-            if current != name and re.fullmatch(NUMERICAL, current):
-                found = f"calls {current}"
-            elif current in functions and _perturbs(functions[current]):
-                found = "perturbs its inputs in a loop" if current == name else f"calls {current}, which perturbs its inputs in a loop"
-            for other in mentions.get(current, ()):
-                if other not in seen and (other in functions or re.fullmatch(NUMERICAL, other)):
-                    seen.add(other)
-                    todo.append(other)
-        if found:
-            flags.append(f"backward pass by numerical differentiation: {name} {found}")
-    return flags
+    functions, skipped = {}, 0   # name -> (node, the lines of its cell)
+    for cell in student_code(nb, instructor_sources) if code is None else code:
+        lines = _lines(cell.source) if cell.tree is not None else []
+        for node in cell.tree.body if cell.tree is not None else ():
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                name, body = node.name, node
+            elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                    and (isinstance(node.value, ast.Lambda) or node.targets[0].id.endswith("_backward")):
+                name, body = node.targets[0].id, node.value
+            else:
+                continue
+            if len(functions) < MAX_FUNCTIONS or name in functions:
+                functions[name] = (body, lines)
+            else:
+                skipped += 1
+    defined = {n.name for f, _ in functions.values() for n in ast.walk(f)
+               if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))} | set(functions)
+    mentions, own, told = {}, {}, {}   # own: why a function is numerical; told: what its callers are told
+    for name, (function, lines) in functions.items():
+        mentions[name] = {n.id for n in ast.walk(function) if isinstance(n, ast.Name)} \
+            | {n.attr for n in ast.walk(function) if isinstance(n, ast.Attribute)}
+        if re.fullmatch(NUMERICAL, name):
+            told[name] = f"calls {name}"
+        elif _perturbs(function, lines, defined):
+            own[name] = "perturbs its inputs in a loop"
+            told[name] = f"calls {name}, which perturbs its inputs in a loop"
+    callers = {}
+    for name, mentioned in mentions.items():
+        for other in mentioned - {name}:
+            if other in functions or re.fullmatch(NUMERICAL, other):
+                callers.setdefault(other, []).append(name)
+                if other not in functions:   # a forward or numerical_gradient defined elsewhere
+                    told.setdefault(other, f"calls {other}")
+    todo = list(told)   # backwards from every numerical name, each function reached once
+    while todo:
+        current = todo.pop()
+        for caller in callers.get(current, ()):
+            if caller not in own:
+                own[caller] = told[current]
+                told.setdefault(caller, told[current])
+                todo.append(caller)
+    return [f"backward pass by numerical differentiation: {name} {own[name]}"
+            for name in sorted(functions) if name.endswith("_backward") and name in own] \
+        + [f"backward passes not reviewed: {skipped} functions past the first {MAX_FUNCTIONS}"] * bool(skipped)
 
 
 #: Calls that evaluate no function of the student's: numpy and math, and builtins of loops.
 PLAIN_CALLS = {"range", "len", "zip", "reversed", "enumerate", "float", "int", "abs", "min", "max", "sum",
-               "list", "tuple", "dict", "print", "isinstance", "sorted", "round"}
-NUMERIC_MODULES = {"np", "numpy", "math", "scipy"}
+               "list", "tuple", "dict", "print", "isinstance", "sorted", "round", "iter", "next", "map",
+               "filter", "any", "all", "set", "bool", "complex", "slice", "type", "str", "repr"}
+NUMERIC_MODULES = {"np", "numpy", "math", "scipy", "itertools", "operator", "functools", "copy"}
+
+#: numpy functions and array methods that change elements of an array in place.
+IN_PLACE = {"at", "put", "itemset", "copyto", "place", "putmask", "put_along_axis", "fill"}
+
+#: Where a finite difference repeats: loops, comprehensions, and lambdas (``map(lambda e: ...)``).
+LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp, ast.Lambda)
 
 
-def _perturbs(function):
-    """A loop (or comprehension) of finite differences: it calls something that is not numpy,
-    math or a builtin, and either takes a difference quotient (``(f(xp) - f(xm)) / (2 * h)``)
-    or writes one element of an array twice (``x[i] = old + h; f(x); x[i] = old - h``)."""
-    loops = (ast.For, ast.While, ast.ListComp, ast.GeneratorExp, ast.DictComp, ast.SetComp)
-    for loop in ast.walk(function):
-        if not isinstance(loop, loops):
-            continue
-        nodes = list(ast.walk(loop))
-        writes = {}
-        for node in nodes:
-            targets = node.targets if isinstance(node, ast.Assign) else \
-                [node.target] if isinstance(node, ast.AugAssign) else []
-            for target in targets:
-                if isinstance(target, ast.Subscript):
-                    text = ast.unparse(target)
-                    writes[text] = writes.get(text, 0) + 1
-        calls = any(isinstance(node, ast.Call) and not (
-            isinstance(node.func, ast.Name) and node.func.id in PLAIN_CALLS
-            or isinstance(node.func, ast.Attribute) and _root(node.func) in NUMERIC_MODULES) for node in nodes)
-        quotient = any(isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
-                       and isinstance(node.left, ast.BinOp) and isinstance(node.left.op, ast.Sub) for node in nodes)
-        if calls and (quotient or max(writes.values(), default=0) >= 2):
+def _perturbs(function, lines, defined):
+    """Whether ``function`` (a node of the source split in ``lines``: :func:`_lines`) takes
+    finite differences of a function of the student's (a name not numpy's, math's or a
+    builtin, a method of the student's, a function held in a variable or a parameter:
+    ``defined`` names the student's functions) in a loop:
+
+    * the difference of two evaluations of the same function (``f(x + h) - f(x - h)``,
+      ``up - down`` with both computed by calls of ``f``, ``np.subtract``), or
+    * an element set, the function evaluated, the same element set again
+      (``x[i] = old + h; f(); x[i] = old - h``, ``x.flat[i] += h``), or
+    * the function evaluated on a whole array whose elements the loop edits
+      (``xp = x.copy(); xp[i] += h; f(xp)``, ``np.add.at(x, i, h); f(x)``, ``np.nditer``).
+
+    One walk of the function (each node is in at most one outermost loop), no recursion.
+    """
+    imported = {a.asname or a.name for n in ast.walk(function) if isinstance(n, ast.ImportFrom)
+                for a in n.names}
+
+    def called(call):
+        """The key of the function a call evaluates, if it is the student's; else None."""
+        func = call.func
+        if isinstance(func, ast.Name):
+            return None if func.id in PLAIN_CALLS or func.id in imported else func.id
+        if isinstance(func, ast.Attribute):
+            return func.attr if func.attr in defined or re.fullmatch(NUMERICAL, func.attr) else None
+        return _segment(lines, func)   # fs[k](x), (lambda z: ...)(x), make(k)(x)
+
+    results = {}   # name -> keys of the functions whose evaluations it holds
+    for node in ast.walk(function):
+        if isinstance(node, ast.Assign):
+            keys = {k for n in ast.walk(node.value) if isinstance(n, ast.Call) for k in [called(n)] if k}
+            for target in node.targets:
+                for name in target.elts if isinstance(target, ast.Tuple) else [target]:
+                    if keys and isinstance(name, ast.Name):
+                        results.setdefault(name.id, set()).update(keys)
+    return any(_finite_differences(loop, lines, called, results) for loop in _outermost_loops(function))
+
+
+def _outermost_loops(function):
+    """The loops of ``function`` that are inside no other loop of it (iterative)."""
+    todo = list(ast.iter_child_nodes(function))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, LOOPS):
+            yield node
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def _finite_differences(loop, lines, called, results):
+    """See :func:`_perturbs`; ``results``: name -> keys of the functions whose values it holds."""
+    def keys(node):
+        if isinstance(node, ast.Call):
+            key = called(node)
+            return {key} if key else set()
+        return results.get(node.id, set()) if isinstance(node, ast.Name) else set()
+
+    events, edited, evaluated = [], set(), []   # events: (position, kind, element)
+    for node in ast.walk(loop):
+        if isinstance(node, (ast.Assign, ast.AugAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                for element in target.elts if isinstance(target, ast.Tuple) else [target]:
+                    if isinstance(element, ast.Subscript):   # set once its value is computed
+                        events.append(((node.end_lineno, node.end_col_offset), "set", _segment(lines, element)))
+                        edited.add(_root(element))
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute) and func.attr in IN_PLACE:
+                module = _root(func) in NUMERIC_MODULES
+                inside = node.args[0] if module and node.args else func.value
+                where = node.args[1 if module else 0:-1]   # np.add.at(a, idx, v), a.itemset(i, v)
+                edited.add(_root(inside))
+                events.append(((node.end_lineno, node.end_col_offset), "set",
+                               "|".join(_segment(lines, n) for n in [inside, *where])))
+            elif isinstance(func, ast.Attribute) and func.attr == "subtract" and len(node.args) >= 2 \
+                    and keys(node.args[0]) & keys(node.args[1]):
+                return True
+            if called(node):
+                evaluated.append(node)
+                events.append(((node.lineno, node.col_offset), "call", None))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub) and keys(node.left) & keys(node.right):
             return True
+    for call in evaluated:
+        for arg in call.args:
+            arg = arg.value if isinstance(arg, ast.Starred) else arg
+            if isinstance(arg, ast.Name) and arg.id in edited:
+                return True
+    state = {}   # element -> 1 once set, 2 once evaluated after being set
+    for _, kind, element in sorted(events, key=lambda e: e[0]):
+        if kind == "call":
+            state = {e: 2 for e in state}
+        elif state.get(element) == 2:
+            return True
+        else:
+            state.setdefault(element, 1)
     return False
+
+
+def _segment(lines, node, longest=200):
+    """The source text of ``node`` (:func:`_lines`), spaces removed: a key made without
+    recursion; a node longer than ``longest`` or on several lines gets a key of its position
+    (each key costs O(1), chains of calls ``f(1)(2)...`` included)."""
+    if node.lineno != node.end_lineno or node.end_col_offset - node.col_offset > longest:
+        return f"<{node.lineno}:{node.col_offset}>"
+    return re.sub(r"\s+", "", _text(lines, node, longest)) or f"<{node.lineno}:{node.col_offset}>"
 
 
 def late_cells(nb):

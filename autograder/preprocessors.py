@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import threading
 import types
 import uuid
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import nbformat
 
+from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat import NotebookNode
@@ -70,9 +72,9 @@ class ReviewSubmission(NbGraderPreprocessor):
                 if grade is not None:
                     meta.update(points=grade.max_score, grade=True)
                 found[cell.name] = (cell.source, meta)
-        sources = flags.instructor_sources(found)
-        flags.add(nb, flags.tampering(nb, found, optional) + flags.suspicious_source(nb, sources)
-                  + flags.numerical_backward(nb, sources))
+        code = flags.student_code(nb, flags.instructor_sources(found))   # each cell parsed once
+        flags.add(nb, flags.tampering(nb, found, optional) + flags.suspicious_source(nb, code=code)
+                  + flags.numerical_backward(nb, code=code))
         return nb, resources
 
 
@@ -82,6 +84,50 @@ NOTEBOOK_TIMEOUT = 300
 #: Tag of instructor cells that only demonstrate (plots, training runs) or are optional
 #: (exercise 5's LSTM paste): never run under the grader, never flagged when deleted.
 SKIP_TAG = "skip-in-grading"
+
+#: What a dead kernel's flag says when its process's end could not be read.
+UNKNOWN_DEATH = "how it ended is unknown: graded again by the next run"
+
+#: Signals a process gets from its own faults (a bad access, an abort, a refused syscall,
+#: a file over its size limit), never from the machine.
+OWN_SIGNALS = {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGABRT, signal.SIGSYS,
+               signal.SIGXFSZ, signal.SIGXCPU, signal.SIGPIPE, signal.SIGTRAP}
+
+
+def death_of(km):
+    """How the kernel of ``km`` ended, in the grader's words (None while it runs), read from
+    its process's exit status and its memory cgroup, never from the kernel's messages. The
+    words contain :data:`flags.OWN_DEATH` when the kernel itself is the cause (GradingExecute)."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    try:
+        status = process.poll() if process is not None else None
+    except Exception:
+        return UNKNOWN_DEATH
+    if status is None:
+        return None
+    # a signal, or 128 + a signal as the zygote and bubblewrap say it; any other status is an exit
+    signum = -status if status < 0 else status - 128 if 128 < status < 128 + signal.NSIG else 0
+    if not signum:
+        return f"it exited with status {status}: {flags.OWN_DEATH}"
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = f"signal {signum}"
+    if signum in OWN_SIGNALS:
+        return f"ended by {name}: {flags.OWN_DEATH}"
+    if signum == signal.SIGKILL and _memory_limit_reached(km):
+        return f"killed at its memory limit: {flags.OWN_DEATH}"
+    return f"killed by {name} from outside the kernel: graded again by the next run"
+
+
+def _memory_limit_reached(km):
+    for folder in getattr(getattr(km, "cgroup", None), "dirs", ()):
+        try:
+            if (folder / "memory.failcnt").exists() and int((folder / "memory.failcnt").read_text()) > 0:
+                return True
+        except (OSError, ValueError):
+            pass
+    return False
 
 
 def skipped_cells(release_path):
@@ -102,18 +148,35 @@ class GradingExecute(Execute):
     """nbgrader's Execute in the sandboxed kernel, with limits that hold whatever the student does.
 
     * the kernel's environment says it is being graded;
-    * ``notebook_timeout``: wall-clock limit of the whole notebook; past it the
-      kernel and all its processes are killed, the cells not run earn nothing;
+    * ``notebook_timeout``: wall-clock limit of the whole notebook, restarts included; past
+      it the kernel and all its processes are killed, the cells not run earn nothing;
     * ``max_output_bytes``: outputs beyond this many bytes per notebook are dropped as
       they arrive (the grader's memory is not the student's to fill); every kind of message
       counts (see :meth:`process_message`);
-    * a kernel that dies is recorded, not fatal: the cells run before keep their results.
+    * a kernel that dies costs only the cell it died in: the grader sees the death from the
+      kernel's process (never from what the kernel says), keeps that cell's outputs with a
+      note of its own (a test cell: no points), starts a new kernel in a new jail with
+      the same limits, replays the cells before (test cells, sealed cells, skipped cells
+      and cells that killed a kernel excepted) with their outputs discarded, and goes on
+      with the next cell. At most ``max_restarts`` restarts a notebook; a kernel that dies
+      while cells are replayed, or once no restart is left, ends the notebook (what ran
+      before keeps its results).
+
+    Retried or final: a death is the submission's own (:data:`flags.OWN_DEATH` in its flag:
+    its final grade is fair, no rerun needed) when its process exited by itself, was ended
+    by a fault of its own (SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGSYS, SIGXFSZ, ...)
+    or was killed after its memory cgroup reached its limit. A kernel killed by SIGKILL or
+    SIGTERM otherwise (the host's OOM killer, an operator, a zygote that died), or whose
+    status is unknown, may be the machine's doing: the later cells are still graded, and
+    the submission is graded again by the next run (batch ``_RETRY_FLAGS``). A kernel that
+    kills itself with SIGKILL is graded the same way on every run, so a rerun only costs time.
     """
 
     notebook_timeout = Integer(NOTEBOOK_TIMEOUT, help="Seconds a whole notebook may run").tag(config=True)
     max_output_bytes = Integer(1_000_000, help="Output bytes kept per notebook").tag(config=True)
     max_result_bytes = Integer(2_000_000, help="Largest message from the kernel that is decoded at all "
                                                "(a results message is far smaller)").tag(config=True)
+    max_restarts = Integer(2, help="New kernels a notebook may get after its kernel died").tag(config=True)
 
     def __init__(self, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
@@ -132,6 +195,14 @@ class GradingExecute(Execute):
         return kc
 
     start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+    async def _async_cleanup_kernel(self):
+        """nbclient's, after reading how the kernel ended (its cgroup goes with it)."""
+        if self.km is not None and getattr(self, "_death", None) is None:
+            self._death = death_of(self.km)
+        await super()._async_cleanup_kernel()
+
+    _cleanup_kernel = run_sync(_async_cleanup_kernel)
 
     def _bounded(self, unpack):
         """``unpack`` that refuses a part over ``max_result_bytes`` undecoded, and gives a part
@@ -152,15 +223,11 @@ class GradingExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._output_bytes, self._truncated, self._out_of_time, self._running = 0, set(), False, None
-        self._refused, self._malformed = set(), set()
+        self._refused, self._malformed, self._replaying, self._death, self._index = set(), set(), False, None, None
         watchdog = threading.Timer(self.notebook_timeout, self._time_is_up)
         watchdog.start()
         try:
-            nb, resources = super().preprocess(nb, resources, km)
-        except DeadKernelError:
-            cell = self._current_cell_name()
-            flags.add(nb, [f"time limit of {self.notebook_timeout} s reached in {cell}" if self._out_of_time
-                           else f"kernel died in {cell}"])
+            nb, resources = self._execute(nb, resources, km)
         except CellTimeoutError:  # the kernel ignored the interrupt: nothing more can run
             flags.add(nb, [f"timed out in {self._current_cell_name()} (the kernel ignored the interrupt)"])
         finally:
@@ -174,22 +241,99 @@ class GradingExecute(Execute):
         flags.add(nb, flags.execution_problems(nb))
         return nb, resources
 
+    def _execute(self, nb, resources, km):
+        """nbconvert's ExecutePreprocessor.preprocess, with a new kernel after a death (see class doc)."""
+        NotebookClient.__init__(self, nb, km)
+        self.reset_execution_trackers()
+        self._check_assign_resources(resources)
+        start, killers = 0, []
+        while True:
+            self._death, self._running, self._index, self._replaying = None, None, None, False
+            try:
+                with self.setup_kernel():
+                    if self._out_of_time:   # the limit passed while this kernel started
+                        self._time_is_up()
+                    info_msg = self.wait_for_reply(self.kc.kernel_info())
+                    self.nb.metadata["language_info"] = info_msg["content"]["language_info"]
+                    self._replay(start, killers)
+                    for index in range(start, len(self.nb.cells)):
+                        self.preprocess_cell(self.nb.cells[index], resources, index)
+                break
+            except DeadKernelError:
+                cell = self._current_cell_name()
+                if self._out_of_time:
+                    flags.add(nb, [f"time limit of {self.notebook_timeout} s reached in {cell}"])
+                    break
+                if self._replaying:
+                    flags.add(nb, [f"kernel died again in {cell} while the cells before "
+                                   f"{self._name(killers[-1])} were replayed: the cells after it earn nothing"
+                                   f" ({self._death or UNKNOWN_DEATH})"])
+                    break
+                if self._index is None:   # at start-up: nothing to skip
+                    flags.add(nb, [f"kernel died in {cell} ({self._death or UNKNOWN_DEATH})"])
+                    break
+                killers.append(self._index)
+                left = len(killers) <= self.max_restarts and self.owns_km
+                self._mark_dead(self._index, left)
+                flags.add(nb, [f"kernel died in {cell} ({self._death or UNKNOWN_DEATH}): "
+                               + ("restarted, the cells after it graded" if left else
+                                  f"no restart left ({self.max_restarts} a notebook): the cells after it earn nothing")])
+                if not left:
+                    break
+                start = self._index + 1
+        self.set_widgets_metadata()
+        return self.nb, self.resources
+
+    def _replay(self, stop, killers):
+        """Run again, in a new kernel, the cells before ``stop`` that may define what later
+        cells use, their outputs discarded; the notebook's cells are left as they were."""
+        sealed = SEALED_MARK + self.resources.get("rnn_course_sealed", {}).get("nonce", "")
+        self._replaying = True   # until every cell was replayed: a death meanwhile ends the notebook
+        for index in range(stop):
+            cell = self.nb.cells[index]
+            if cell.cell_type != "code" or index in killers or _is_test_cell(cell) \
+                    or SKIP_TAG in cell.metadata.get("tags", []) or cell.source.startswith(sealed):
+                continue
+            self._running, self._index = cell, index
+            try:
+                self.execute_cell(nbformat.v4.new_code_cell(cell.source, metadata=copy.deepcopy(cell.metadata)),
+                                  index, store_history=True)
+            finally:
+                self.nb.cells[index] = cell
+        self._replaying = False
+
+    def _mark_dead(self, index, restarted):
+        """The outputs of the cell a kernel died in end with the grader's note; a test cell
+        that killed its kernel earns nothing (VerifyResults reads ``rnn_course_died``)."""
+        cell = self.nb.cells[index]
+        after = "the grader restarted it for the cells after this one" if restarted else "no restart was left"
+        cell.setdefault("outputs", []).append(new_output(
+            "error", ename="KernelDied", evalue="the kernel died while this cell ran",
+            traceback=[f"the kernel died while this cell ran ({self._death or UNKNOWN_DEATH}); {after}"]))
+        if _is_test_cell(cell):
+            self.resources.setdefault("rnn_course_died", []).append(cell.metadata.nbgrader["grade_id"])
+
+    def _name(self, index):
+        """A cell's grade id, else its position (1 for the first cell)."""
+        return self.nb.cells[index].metadata.get("nbgrader", {}).get("grade_id", f"cell {index + 1} (no grade id)")
+
     def preprocess_cell(self, cell, resources, index):
         """Cells tagged ``SKIP_TAG`` (plots, demos: never graded) are not run under the grader."""
         if SKIP_TAG in cell.metadata.get("tags", []):
             return cell, resources
-        self._running = cell
+        self._running, self._index = cell, index
         return super().preprocess_cell(cell, resources, index)
 
     def _time_is_up(self):
         self._out_of_time = True
-        if isinstance(self.km, SandboxedKernelManager):
-            self.km.kill_all()
+        km = self.km
+        if isinstance(km, SandboxedKernelManager):
+            km.kill_all()
 
     def _current_cell_name(self):
         if self._running is None:
             return "startup"
-        return self._running.metadata.get("nbgrader", {}).get("grade_id", "a cell without grade id")
+        return self._name(self._index)
 
     def process_message(self, msg, cell, cell_index):
         """Every message of the kernel about a cell, of any kind, counts against
@@ -198,6 +342,8 @@ class GradingExecute(Execute):
         kept (nothing graded reads them: kept, they would copy one output into many), nor is a
         message nbclient cannot read."""
         kind, content = str(msg.get("msg_type")), msg.get("content")
+        if self._replaying and kind != "status":   # a replayed cell's outputs are not kept
+            return None
         try:
             readable = isinstance(content, dict) and "rnn_course_malformed" not in content
             if kind in ("status", "execute_input") and readable:
@@ -452,6 +598,7 @@ class VerifyResults(NbGraderPreprocessor):
     secret_file = Unicode("", help="the course's grading secret (as SealTests')").tag(config=True)
 
     def preprocess(self, nb, resources):
+        self._died = set(resources.pop("rnn_course_died", []))   # test cells that killed their kernel
         fresh = unseal(nb, resources)
         # not sealed: the twins never ran, and public cases earn nothing
         self._sealing = (_sealing(resources, self.secret_file)[0], fresh or "fresh|unsealed")
@@ -467,12 +614,14 @@ class VerifyResults(NbGraderPreprocessor):
         points = float(cell.metadata.nbgrader["points"])
         timed_out = any(o.get("ename") == "CellTimeoutError" for o in cell.outputs)
         reports = verdict(cell.source, cell.outputs, self._sealing)
-        earned = score(reports, points)
+        died = cell.metadata.nbgrader["grade_id"] in self._died
+        earned = 0.0 if died else score(reports, points)
         resources.setdefault("rnn_course_flags", []).extend(
             flags.missing_results(reports, cell.metadata.nbgrader["grade_id"])
             + flags.modified_inputs(reports, cell.metadata.nbgrader["grade_id"])
             + flags.not_general(reports, cell.metadata.nbgrader["grade_id"]))
         text = "\n".join(["this cell timed out: the tests below could not finish"] * timed_out
+                         + ["the kernel died while this cell ran: it earns nothing"] * died
                          + [r.text() for r in reports])
         cell.outputs = verified_outputs(text + "\n", earned)
         cell.metadata["rnn_course"] = {

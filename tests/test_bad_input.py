@@ -15,8 +15,6 @@ import sys
 
 import pytest
 
-from rnnkit.tasks import TASKS
-
 from autograder import batch, cli, gradescsv, grader, layout, markers, notebookcheck, verdicts
 from autograder.outcome import GradingError
 from points import cell_points, total_points

@@ -4,6 +4,9 @@
   count is written to $RNN_SKIP_COUNT_FILE when set (.ci/run prints it).
 * ``class_01``: exercise 01's solution, blank release and one partial-credit bug, graded once by
   the batch in this process; tests that write into it take ``class_01_copy``.
+* The jail tests' fixtures (tests/jail_support.py): ``needs_bwrap`` and ``needs_cgroups`` (skip,
+  or fail on CI, where the sandbox cannot run), ``kernel_start`` (how kernels start: used by
+  the jail modules), ``jail_course`` (a small nbgrader course directory for a kernel).
 * ``paths_class``: the class of tests/test_grader_paths.py graded once on clean code by the grade
   command (also the clean run of tests/test_guards.py).
 """
@@ -16,6 +19,9 @@ from pathlib import Path
 import pytest
 
 from ci import on_ci
+from jail_support import KERNEL_START, REPO, require
+
+from autograder.sandbox import CGROUP_ROOT, Sandbox, cgroup_controllers
 
 SKIPPED = []
 
@@ -86,3 +92,44 @@ def paths_class(tmp_path_factory):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         course, code, own_csv = grade_class(tmp_path_factory.mktemp("paths_class"))
     return {"course": course, "code": code, "csv": own_csv, "out": out.getvalue(), "err": err.getvalue()}
+
+
+# ---------------------------------------------------------------- the jail tests (tests/jail_support.py)
+
+@pytest.fixture
+def needs_bwrap():
+    require(shutil.which(Sandbox().bwrap), "bubblewrap (bwrap) is not installed")
+
+
+@pytest.fixture
+def needs_cgroups(needs_bwrap):
+    require(cgroup_controllers(), f"no writable pids and memory cgroups (cgroup v1) under {CGROUP_ROOT}")
+
+
+@pytest.fixture
+def kernel_start(request, monkeypatch):
+    """"forked" unless the test is marked ``BOTH_WAYS`` and this is its "one by one" run."""
+    how = getattr(request, "param", "forked")
+    monkeypatch.setitem(KERNEL_START, "forked", how == "forked")
+    return how
+
+
+@pytest.fixture
+def jail_course(tmp_path):
+    """nbgrader's layout, with the files a cheater wants; the kernel runs in autograded/alice/01_rnn."""
+    root = tmp_path / "course"
+    notebook = (REPO / "solutions" / "01_rnn" / "01_rnn.ipynb").read_text()
+    files = {
+        "gradebook.db": "SQLite format 3\0 the gradebook",
+        "source/01_rnn/01_rnn.ipynb": notebook,
+        "release/01_rnn/01_rnn.ipynb": notebook,
+        "submitted/alice/01_rnn/01_rnn.ipynb": notebook,
+        "submitted/bob/01_rnn/01_rnn.ipynb": notebook,
+        "autograded/bob/01_rnn/01_rnn.ipynb": notebook,
+        "autograded/alice/gradebook.db": "SQLite format 3\0 beside the notebook's folder",
+        "autograded/alice/01_rnn/01_rnn.ipynb": notebook,
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root

@@ -26,8 +26,7 @@ from autograder import batch, gradescsv, grader, layout, markers, notebookcheck,
 from autograder.sandbox import Sandbox, SandboxedKernelManager, cgroup_controllers
 from points import total_points
 from submissions import solution_cells, student_notebook, write_submissions
-from test_sandbox import (AS_ROOT, KERNEL_START, course, in_jail, needs_bwrap, needs_cgroups,  # noqa: F401
-                          require, workdir)
+from jail_support import AS_ROOT, KERNEL_START, in_jail, require, workdir
 
 pytestmark = pytest.mark.xdist_group("grading")
 
@@ -262,7 +261,7 @@ def test_a_kernel_manager_starts_whatever_a_clean_up_left_or_failed(tmp_path, mo
 
 
 @pytest.mark.parametrize("forked", [True, False], ids=["forked", "one by one"])
-def test_a_kernel_that_fills_its_spaces_costs_only_itself(needs_cgroups, course, forked, monkeypatch):
+def test_a_kernel_that_fills_its_spaces_costs_only_itself(needs_cgroups, jail_course, forked, monkeypatch):
     """Files until no more can be made in its private folder, /tmp and /dev/shm, and a tree
     5000 folders deep: each space stops it at its own bound (a file system of its own), the
     kernel's box goes with it (checked by jailed_kernel), and the next kernel works."""
@@ -293,7 +292,7 @@ def test_a_kernel_that_fills_its_spaces_costs_only_itself(needs_cgroups, course,
             print(json.dumps(seen))
         """, timeout=300)).json()
 
-    seen = in_jail(workdir(course), filler, max_inodes=inodes)
+    seen = in_jail(workdir(jail_course), filler, max_inodes=inodes)
     assert seen.pop("depth") == 5000
     for folder, (made, error) in seen.items():
         assert error in ("No space left on device", "Permission denied"), (folder, made, error)
@@ -301,7 +300,7 @@ def test_a_kernel_that_fills_its_spaces_costs_only_itself(needs_cgroups, course,
 
     async def next_student(jail):
         return (await jail.run("print('next')")).text
-    assert in_jail(workdir(course), next_student) == "next\n"
+    assert in_jail(workdir(jail_course), next_student) == "next\n"
 
 
 # ---------------------------------------------------------------- a worker killed mid-batch

@@ -13,10 +13,9 @@ import pytest
 
 from ci import unavailable
 from autograder import sandbox
-from test_sandbox import (AS_ROOT, REPO, course, in_jail, jailed_kernel, kernel_start, needs_bwrap,  # noqa: F401
-                          require, workdir)
+from jail_support import AS_ROOT, REPO, in_jail, jailed_kernel, require, workdir
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = [pytest.mark.xdist_group("grading"), pytest.mark.usefixtures("kernel_start")]
 
 #: add_key, request_key and keyctl of this machine, in the order of KEYRING_SYSCALLS.
 KEYRING = {"x86_64": (248, 249, 250), "aarch64": (217, 218, 219)}
@@ -40,7 +39,7 @@ KEYS = """
 """
 
 
-def test_a_key_stored_by_one_student_cannot_be_read_by_the_next(needs_bwrap, course):
+def test_a_key_stored_by_one_student_cannot_be_read_by_the_next(needs_bwrap, jail_course):
     """The keyring's syscalls (per user: every kernel is the same user) are refused in the jail,
     whatever the keyring and however they are reached."""
     numbers = KEYRING.get(os.uname().machine)
@@ -50,8 +49,8 @@ def test_a_key_stored_by_one_student_cannot_be_read_by_the_next(needs_bwrap, cou
     async def student(jail):
         return (await jail.run(KEYS.format(numbers=numbers))).json()
 
-    alice = in_jail(workdir(course), student)
-    bob = in_jail(workdir(course), student)
+    alice = in_jail(workdir(jail_course), student)
+    bob = in_jail(workdir(jail_course), student)
     refused = os.strerror(errno.EPERM)
     for seen in (alice, bob):
         assert set(seen.values()) == {refused}, seen
@@ -110,7 +109,7 @@ LOOK = """
 """
 
 
-def test_a_kernel_sees_neither_other_boxes_nor_host_paths(needs_bwrap, course, tmp_path, kernel_start):
+def test_a_kernel_sees_neither_other_boxes_nor_host_paths(needs_bwrap, jail_course, tmp_path, kernel_start):
     """Two kernels graded beside each other (the second forked after the first): the second
     finds the first's box name nowhere (mount table, cgroups, /run, /proc, sockets, hostname,
     environment, the objects and frames it inherited from the zygote), nor the host path of
@@ -120,13 +119,13 @@ def test_a_kernel_sees_neither_other_boxes_nor_host_paths(needs_bwrap, course, t
     other.mkdir(parents=True)
 
     async def main():
-        async with jailed_kernel(workdir(course)) as first, jailed_kernel(other) as second:
+        async with jailed_kernel(workdir(jail_course)) as first, jailed_kernel(other) as second:
             assert (await first.run("x = 1")).ename == ""
             return first.km.box.name, (await second.run(LOOK)).json()
 
     first_box, texts = asyncio.run(main())
     secrets = {"the other kernel's box": first_box, "the grader's venv": sys.prefix, "the repository": str(REPO),
-               "the course": str(course)}
+               "the course": str(jail_course)}
     if sys.prefix == sys.base_prefix:
         secrets.pop("the grader's venv")
     if not AS_ROOT:   # the grader's own user cannot mount the neutral views: box names only

@@ -10,216 +10,33 @@ Without bubblewrap (or writable cgroups) these tests are skipped, except under C
 where an untested jail is a failure.
 """
 import asyncio
-import contextlib
 import importlib.util
 import json
 import os
-import queue
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import zmq
 from traitlets.config import Config
 
-import ci
-
 from rnnkit.probe import GRADING_ENV
 from autograder import sandbox as sandbox_module
 from autograder.forkserver import SCRIPT_IN_JAIL
-from autograder.sandbox import (BLOCKED_MARKER, CGROUP_ROOT, KIT, KIT_ROOT, RECONNECT_MS, STUDENT_HOME,
+from autograder.sandbox import (BLOCKED_MARKER, KIT, KIT_ROOT, RECONNECT_MS, STUDENT_HOME,
                                 Sandbox, SandboxedKernelManager, SandboxUnavailable, cgroup_controllers,
                                 jail_path, kernel_modules)
 
-pytestmark = pytest.mark.xdist_group("grading")
+from jail_support import (AS_ROOT, BOTH_WAYS, KERNEL_START, KERNEL_UID, NOBODY, REPO, Jail, cmdline, gone, host_uid,
+                          in_jail, jailed_kernel, remove_cgroups, require, workdir)
 
-REPO = Path(__file__).resolve().parent.parent
-NOBODY = 65534
-AS_ROOT = os.geteuid() == 0
-#: The kernel's host user: nobody when the grader is root, else the grader's own user.
-KERNEL_UID = NOBODY if AS_ROOT else os.getuid()
-
-
-def require(ok, what):
-    """Skip when this machine cannot enforce ``what``; on CI (CI=true) fail instead."""
-    ci.require(ok, f"{what}: the sandbox cannot be tested on this machine",
-               "bash scripts/system-deps.sh as root (bubblewrap), cgroup v1 pids and memory controllers")
-
-
-@pytest.fixture
-def needs_bwrap():
-    require(shutil.which(Sandbox().bwrap), "bubblewrap (bwrap) is not installed")
-
-
-@pytest.fixture
-def needs_cgroups(needs_bwrap):
-    require(cgroup_controllers(), f"no writable pids and memory cgroups (cgroup v1) under {CGROUP_ROOT}")
-
-
-#: How kernels start in this test: forked by the zygote (the default), or each in bubblewrap
-#: from nothing (``Sandbox.fork_kernels = False``, and where the zygote cannot run).
-KERNEL_START = {"forked": True}
-
-
-@pytest.fixture(autouse=True)
-def kernel_start(request, monkeypatch):
-    """"forked" unless the test is marked ``BOTH_WAYS`` and this is its "one by one" run."""
-    how = getattr(request, "param", "forked")
-    monkeypatch.setitem(KERNEL_START, "forked", how == "forked")
-    return how
-
-
-#: Tests whose jail, limits or isolation depend on how the kernel started run both ways; the
-#: rest (no kernel, or the zygote's own behaviour) run once.
-BOTH_WAYS = pytest.mark.parametrize("kernel_start", ["forked", "one by one"], indirect=True)
-
-
-# ---------------------------------------------------------------- a course directory and a kernel in it
-
-@pytest.fixture
-def course(tmp_path):
-    """nbgrader's layout, with the files a cheater wants; the kernel runs in autograded/alice/01_rnn."""
-    root = tmp_path / "course"
-    notebook = (REPO / "solutions" / "01_rnn" / "01_rnn.ipynb").read_text()
-    files = {
-        "gradebook.db": "SQLite format 3\0 the gradebook",
-        "source/01_rnn/01_rnn.ipynb": notebook,
-        "release/01_rnn/01_rnn.ipynb": notebook,
-        "submitted/alice/01_rnn/01_rnn.ipynb": notebook,
-        "submitted/bob/01_rnn/01_rnn.ipynb": notebook,
-        "autograded/bob/01_rnn/01_rnn.ipynb": notebook,
-        "autograded/alice/gradebook.db": "SQLite format 3\0 beside the notebook's folder",
-        "autograded/alice/01_rnn/01_rnn.ipynb": notebook,
-    }
-    for name, text in files.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(text)
-    return root
-
-
-def workdir(course):
-    return course / "autograded" / "alice" / "01_rnn"
-
-
-@dataclass
-class Run:
-    """What one execution printed; ``dead`` if the kernel died during it."""
-    text: str = ""
-    ename: str = ""
-    dead: bool = False
-
-    def json(self):
-        assert not self.ename and not self.dead, self
-        return json.loads(self.text.strip().splitlines()[-1])
-
-
-class Jail:
-    def __init__(self, km, kc):
-        self.km, self.kc = km, kc
-
-    async def run(self, code, timeout=60):
-        """Execute ``code``; its stdout, and the error name if it raised."""
-        msg_id = self.kc.execute(textwrap.dedent(code))
-        run, deadline = Run(), time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                msg = await self.kc.get_iopub_msg(timeout=0.5)
-            except queue.Empty:
-                if not await self.km.is_alive():
-                    run.dead = True
-                    return run
-                continue
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                run.text += content["text"]
-            elif kind == "error":
-                run.ename = content["ename"]
-            elif kind == "status" and content["execution_state"] == "idle":
-                return run
-        raise TimeoutError(f"no answer from the kernel in {timeout} s to:\n{code}")
-
-    def host_pids(self):
-        """Host pids of every process in the kernel's cgroups."""
-        pids = set()
-        for d in self.km.cgroup.dirs if self.km.cgroup else ():
-            pids.update(int(p) for p in (d / "cgroup.procs").read_text().split())
-        return pids
-
-    def cgroup_file(self, controller, name):
-        d = next(d for d in self.km.cgroup.dirs if d.parent.parent.name == controller)
-        return (d / name).read_text()
-
-
-@contextlib.asynccontextmanager
-async def jailed_kernel(cwd, **sandbox):
-    """A started, ready kernel in ``cwd``; shut down on exit, then checked for leftovers."""
-    config = Config({"Sandbox": {"fork_kernels": KERNEL_START["forked"], **sandbox}})
-    km = SandboxedKernelManager(kernel_name="python3", config=config)
-    await km.start_kernel(cwd=str(cwd), env={**os.environ, GRADING_ENV: "1"})
-    cgroups, box = list(km.cgroup.dirs) if km.cgroup else [], km.box
-    kc = km.client()
-    kc.start_channels()
-    try:
-        await kc.wait_for_ready(timeout=60)
-        yield Jail(km, kc)
-    finally:
-        kc.stop_channels()
-        await km.shutdown_kernel()   # graceful, as nbclient does; now=True races (see test_releasing_...)
-    assert cgroups or not cgroup_controllers(), "the kernel was not put in cgroups"
-    leftovers = [str(d) for d in cgroups if d.exists()] + [str(box)] * box.exists()
-    remove_cgroups(cgroups)
-    assert not leftovers, f"left after the kernel shut down: {leftovers}"
-
-
-def remove_cgroups(dirs, wait=10):
-    """A test cleans up after a failed check: the cgroups left by a kernel are removed once empty."""
-    deadline = time.monotonic() + wait
-    for d in dirs:
-        while d.exists() and time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                d.rmdir()
-                break
-            time.sleep(0.05)
-
-
-def in_jail(cwd, scenario, **sandbox):
-    """Run ``await scenario(jail)`` against a fresh kernel; return what it returns."""
-    async def main():
-        async with jailed_kernel(cwd, **sandbox) as jail:
-            return await scenario(jail)
-    return asyncio.run(main())
-
-
-def host_uid(pid):
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
-
-
-def gone(pid):
-    """True once ``pid`` has exited (a zombie counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ("Z", "X")
-
-
-def cmdline(pid):
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
-    except OSError:
-        return []
-
+pytestmark = [pytest.mark.xdist_group("grading"), pytest.mark.usefixtures("kernel_start")]
 
 def test_the_grader_retries_connecting_to_a_starting_kernel_every_few_milliseconds():
     """The grader's client connects before the kernel has bound its sockets: every one of its
@@ -247,7 +64,7 @@ def test_the_grader_retries_connecting_to_a_starting_kernel_every_few_millisecon
 # ---------------------------------------------------------------- who the kernel is
 
 @BOTH_WAYS
-def test_kernel_runs_as_nobody_without_capabilities(needs_cgroups, course):
+def test_kernel_runs_as_nobody_without_capabilities(needs_cgroups, jail_course):
     async def scenario(jail):
         inside = (await jail.run("""
             import json, os
@@ -257,14 +74,14 @@ def test_kernel_runs_as_nobody_without_capabilities(needs_cgroups, course):
         """)).json()
         return inside, jail.host_pids()
 
-    inside, pids = in_jail(workdir(course), scenario)
+    inside, pids = in_jail(workdir(jail_course), scenario)
     assert inside["uid"] == [NOBODY, NOBODY] and inside["gid"] == [NOBODY, NOBODY], inside
     assert int(inside["cap"], 16) == 0 and inside["nnp"] == "1", inside
     assert pids, "no process in the kernel's cgroups"
 
 
 @BOTH_WAYS
-def test_kernel_is_not_root_on_the_host(needs_cgroups, course):
+def test_kernel_is_not_root_on_the_host(needs_cgroups, jail_course):
     """On the host, the kernel's processes and the files it makes belong to an unprivileged
     user (nobody under a root grader), which alone can enter its private folder."""
     async def scenario(jail):
@@ -275,7 +92,7 @@ def test_kernel_is_not_root_on_the_host(needs_cgroups, course):
         processes = {pid: (host_uid(pid), cmdline(pid)) for pid in jail.host_pids()}
         return processes, owner, (folder.st_uid, folder.st_mode & 0o777)
 
-    processes, owner, folder = in_jail(workdir(course), scenario)
+    processes, owner, folder = in_jail(workdir(jail_course), scenario)
     # bubblewrap (the jailer, root) runs no student code; everything else is the kernel's user.
     kernel = {pid: uid for pid, (uid, argv) in processes.items() if not argv[:1] or not argv[0].endswith(b"bwrap")}
     assert kernel and set(kernel.values()) == {KERNEL_UID} and KERNEL_UID != 0, processes
@@ -284,7 +101,7 @@ def test_kernel_is_not_root_on_the_host(needs_cgroups, course):
 
 
 @BOTH_WAYS
-def test_kernel_cannot_read_root_only_files(needs_bwrap, course):
+def test_kernel_cannot_read_root_only_files(needs_bwrap, jail_course):
     """A 0600 root-owned canary in a folder the jail binds (/etc) stays unreadable."""
     require(AS_ROOT, "the grader is not root: the kernel is the grader's own user")
     fd, canary = tempfile.mkstemp(prefix="rnn-canary-", dir="/etc")
@@ -306,7 +123,7 @@ def test_kernel_cannot_read_root_only_files(needs_bwrap, course):
                                    "access": os.access("/etc/shadow", os.R_OK),
                                    "init environ": attempt("/proc/1/environ")}}))
             """)).json()
-        seen = in_jail(workdir(course), scenario)
+        seen = in_jail(workdir(jail_course), scenario)
     finally:
         os.unlink(canary)
     assert seen == {"canary": "PermissionError", "shadow": "PermissionError", "access": False,
@@ -314,13 +131,13 @@ def test_kernel_cannot_read_root_only_files(needs_bwrap, course):
 
 
 @BOTH_WAYS
-def test_user_namespace_form_of_a_grader_that_is_not_root(needs_cgroups, course, monkeypatch):
+def test_user_namespace_form_of_a_grader_that_is_not_root(needs_cgroups, jail_course, monkeypatch):
     """A grader that is not root cannot give its kernel another host user: the jail is then a
     user namespace (nobody inside, the grader's uid outside), with the same view and imports.
     Simulated here when the grader is root."""
     monkeypatch.setattr(Sandbox, "separate_user", lambda self: False)
-    command = Sandbox().wrap(["python"], course, None, {}, course / "args")
-    options = (course / "args").read_bytes().split(b"\0")
+    command = Sandbox().wrap(["python"], jail_course, None, {}, jail_course / "args")
+    options = (jail_course / "args").read_bytes().split(b"\0")
     assert b"--unshare-all" in options and b"--uid" in options and not any("setpriv" in a for a in command)
 
     async def scenario(jail):
@@ -337,7 +154,7 @@ def test_user_namespace_form_of_a_grader_that_is_not_root(needs_cgroups, course,
                               "torch": torch}))
         """)).json()
 
-    seen = in_jail(workdir(course), scenario)
+    seen = in_jail(workdir(jail_course), scenario)
     assert seen["uid"] == NOBODY and int(seen["cap"], 16) == 0 and seen["cwd"] == f"{STUDENT_HOME}/01_rnn", seen
     assert BLOCKED_MARKER in seen["torch"] or importlib.util.find_spec("torch") is None, seen
 
@@ -345,11 +162,11 @@ def test_user_namespace_form_of_a_grader_that_is_not_root(needs_cgroups, course,
 # ---------------------------------------------------------------- what the kernel can see
 
 @BOTH_WAYS
-def test_kernel_sees_only_its_notebook_folder_read_only(needs_bwrap, course):
-    here = workdir(course)
-    secrets = [course / "gradebook.db", here.parent / "gradebook.db", course / "source" / "01_rnn" / "01_rnn.ipynb",
-               course / "release" / "01_rnn", course / "submitted" / "alice" / "01_rnn" / "01_rnn.ipynb",
-               course / "autograded" / "bob" / "01_rnn" / "01_rnn.ipynb",
+def test_kernel_sees_only_its_notebook_folder_read_only(needs_bwrap, jail_course):
+    here = workdir(jail_course)
+    secrets = [jail_course / "gradebook.db", here.parent / "gradebook.db", jail_course / "source" / "01_rnn" / "01_rnn.ipynb",
+               jail_course / "release" / "01_rnn", jail_course / "submitted" / "alice" / "01_rnn" / "01_rnn.ipynb",
+               jail_course / "autograded" / "bob" / "01_rnn" / "01_rnn.ipynb",
                REPO / "solutions", REPO / "solutions" / "01_rnn" / "01_rnn.ipynb",
                REPO / "tests", REPO / "tests" / "test_sandbox.py", REPO / ".git", REPO / "README.md"]
     relative = ["../gradebook.db", "../../../gradebook.db", "../../../source/01_rnn/01_rnn.ipynb",
@@ -375,7 +192,7 @@ def test_kernel_sees_only_its_notebook_folder_read_only(needs_bwrap, course):
                     return os.strerror(err.errno)
             print(json.dumps({{
                 "secrets": {{p: attempt(p) for p in {[str(p) for p in secrets] + relative!r}}},
-                "ancestors": {{p: attempt(p) for p in {[str(course), str(course / "autograded"),
+                "ancestors": {{p: attempt(p) for p in {[str(jail_course), str(jail_course / "autograded"),
                                                         str(here.parent), str(REPO)]!r}}},
                 "here": attempt("."), "notebook": attempt("01_rnn.ipynb"), "cwd": os.getcwd(),
                 "writes": {{
@@ -405,7 +222,7 @@ def test_kernel_sees_only_its_notebook_folder_read_only(needs_bwrap, course):
 
 
 @BOTH_WAYS
-def test_tmp_is_private_and_empty(needs_bwrap, course, tmp_path):
+def test_tmp_is_private_and_empty(needs_bwrap, jail_course, tmp_path):
     host_marker = Path(tempfile.mkstemp(prefix="rnn-sandbox-host-", dir="/tmp")[1])
     try:
         async def scenario(jail):
@@ -415,7 +232,7 @@ def test_tmp_is_private_and_empty(needs_bwrap, course, tmp_path):
                 open("/tmp/written-in-the-jail", "w").write("x")
             """)).json()
             return listing, jail.km.private
-        listing, private = in_jail(workdir(course), scenario)
+        listing, private = in_jail(workdir(jail_course), scenario)
     finally:
         host_marker.unlink()
     # Besides what the kernel made itself (its IPython folder), only mount points of its own
@@ -428,11 +245,11 @@ def test_tmp_is_private_and_empty(needs_bwrap, course, tmp_path):
 
 
 @BOTH_WAYS
-def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course, monkeypatch):
+def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, jail_course, monkeypatch):
     """bubblewrap's options (host paths of the course, the kit, the private folder's box) come
     from a file the jail cannot see; what the jail's processes show names none of them, nor
     the folders on the grader's PATH."""
-    monkeypatch.setenv("PATH", f"{REPO / '.venv' / 'bin'}:{course / 'bin'}:{os.environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{REPO / '.venv' / 'bin'}:{jail_course / 'bin'}:{os.environ['PATH']}")
     async def scenario(jail):
         seen = (await jail.run(f"""
             import json, os
@@ -449,7 +266,7 @@ def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course, mo
         """)).json()
         return seen, jail.km.box, jail.km.server
 
-    seen, box, forked = in_jail(workdir(course), scenario)
+    seen, box, forked = in_jail(workdir(jail_course), scenario)
     init = seen["cmdlines"][0].split("\0") if seen["cmdlines"] else []
     if forked:   # PID 1 is the jail's reaper, forked by the zygote; the kernel, its child, is not
         # PID 1 (which ignores its own signals: a kernel that kills itself must die)
@@ -457,18 +274,18 @@ def test_kernel_sees_no_host_command_line_or_environment(needs_bwrap, course, mo
     else:        # PID 1 is bubblewrap's reaper, which shows how it was started
         assert any(arg.endswith("bwrap") for arg in init) and "--args" in init, init
     shown = "\n".join(seen["cmdlines"] + seen["environs"])
-    hidden = [str(course), str(KIT), str(REPO), sys.prefix, "--ro-bind", "--setenv", str(box / "bwrap-args")]
+    hidden = [str(jail_course), str(KIT), str(REPO), sys.prefix, "--ro-bind", "--setenv", str(box / "bwrap-args")]
     assert not [h for h in hidden if h in shown], [h for h in hidden if h in shown]
     assert not seen["args file"]
     # The notebook's folder is mounted from a copy in the kernel's box: no course path there either.
-    assert f"{STUDENT_HOME}/01_rnn" in seen["mounts"] and str(course) not in seen["mounts"], seen["mounts"][:2000]
+    assert f"{STUDENT_HOME}/01_rnn" in seen["mounts"] and str(jail_course) not in seen["mounts"], seen["mounts"][:2000]
 
 
 @BOTH_WAYS
-def test_imports_come_from_the_system_and_the_kit(needs_bwrap, course):
+def test_imports_come_from_the_system_and_the_kit(needs_bwrap, jail_course):
     """A numpy package and a numpy.py beside the notebook shadow nothing; autograd frameworks
     installed for the grader cannot be imported; numpy, scipy, matplotlib and the kit can."""
-    here = workdir(course)
+    here = workdir(jail_course)
     (here / "numpy").mkdir()
     (here / "numpy" / "__init__.py").write_text("array_equal = lambda *a, **k: True\nSHADOW = True\n")
     (here / "scipy.py").write_text("SHADOW = True\n")
@@ -505,7 +322,7 @@ def test_imports_come_from_the_system_and_the_kit(needs_bwrap, course):
 
 
 @BOTH_WAYS
-def test_no_network(needs_bwrap, course):
+def test_no_network(needs_bwrap, jail_course):
     server = socket.create_server(("127.0.0.1", 0))
     server.settimeout(0.5)
     port = server.getsockname()[1]
@@ -523,7 +340,7 @@ def test_no_network(needs_bwrap, course):
                 print(json.dumps({{"loopback": connect(("127.0.0.1", {port})), "outside": connect(("192.0.2.1", 80)),
                                    "interfaces": interfaces}}))
             """)).json()
-        seen = in_jail(workdir(course), scenario)
+        seen = in_jail(workdir(jail_course), scenario)
         with pytest.raises(socket.timeout):
             server.accept()
     finally:
@@ -535,7 +352,7 @@ def test_no_network(needs_bwrap, course):
 # ---------------------------------------------------------------- what the kernel can take
 
 @BOTH_WAYS
-def test_background_processes_die_with_the_kernel(needs_cgroups, course):
+def test_background_processes_die_with_the_kernel(needs_cgroups, jail_course):
     # Durations of this run alone: other runs on the machine (or the other kernel start) leave theirs.
     first, second = (f"{n}.{os.getpid()}{secrets.randbelow(10 ** 6)}" for n in (1717, 1718))
 
@@ -555,7 +372,7 @@ def test_background_processes_die_with_the_kernel(needs_cgroups, course):
         found = {pid: cmdline(pid) for pid in jail.host_pids()}
         return {pid for pid, argv in found.items() if argv in ([b"sleep", first.encode()], [b"sleep", second.encode()])}, found
 
-    sleepers, found = in_jail(workdir(course), scenario)
+    sleepers, found = in_jail(workdir(jail_course), scenario)
     assert len(sleepers) == 2, f"both sleepers should be in the kernel's cgroup: {found}"
     deadline = time.monotonic() + 10
     while not all(gone(pid) for pid in sleepers) and time.monotonic() < deadline:
@@ -566,7 +383,7 @@ def test_background_processes_die_with_the_kernel(needs_cgroups, course):
 
 
 @BOTH_WAYS
-def test_fork_bomb_hits_the_process_limit(needs_cgroups, course):
+def test_fork_bomb_hits_the_process_limit(needs_cgroups, jail_course):
     limit = Sandbox().max_processes
 
     async def scenario(jail):
@@ -588,7 +405,7 @@ def test_fork_bomb_hits_the_process_limit(needs_cgroups, course):
         alive = await jail.run("print('still here')")
         return started, events, alive
 
-    started, events, alive = in_jail(workdir(course), scenario)
+    started, events, alive = in_jail(workdir(jail_course), scenario)
     assert 0 < started["started"] < limit and started["error"] == "BlockingIOError", started
     assert int(events.split()[1]) > 0, events           # the cgroup refused forks
     assert alive.text == "still here\n"                 # the kernel survived its bomb
@@ -596,7 +413,7 @@ def test_fork_bomb_hits_the_process_limit(needs_cgroups, course):
 
 
 @BOTH_WAYS
-def test_memory_bomb_fails_while_numpy_works(needs_cgroups, course):
+def test_memory_bomb_fails_while_numpy_works(needs_cgroups, jail_course):
     async def scenario(jail):
         matmul = await jail.run("""
             import numpy as np
@@ -606,13 +423,13 @@ def test_memory_bomb_fails_while_numpy_works(needs_cgroups, course):
         bomb = await jail.run("hog = np.ones(3 * 1024 ** 3 // 8)  # 3 GB, every page touched")
         return matmul, bomb
 
-    matmul, bomb = in_jail(workdir(course), scenario)
+    matmul, bomb = in_jail(workdir(jail_course), scenario)
     assert matmul.text == "1000.0\n" and not matmul.ename, matmul
     assert bomb.dead or bomb.ename == "MemoryError", bomb
     assert subprocess.run(["true"]).returncode == 0
 
 
-def test_private_space_is_bounded_and_off_the_disk(needs_cgroups, course):
+def test_private_space_is_bounded_and_off_the_disk(needs_cgroups, jail_course):
     """Files under the per-file cap written in a loop to /tmp and to the private folder stop at
     the jail's limits (the size of /tmp, the memory cgroup), in RAM: the host disk is untouched,
     a file over the cap is cut, and the grader goes on with the next kernel."""
@@ -651,7 +468,7 @@ def test_private_space_is_bounded_and_off_the_disk(needs_cgroups, course):
         written = sum(f.stat().st_size for f in jail.km.private.glob("filler-*"))
         return big, tmp, private, written, filesystem(jail.km.private)
 
-    big, tmp, private, written, where = in_jail(workdir(course), scenario, **limits)
+    big, tmp, private, written, where = in_jail(workdir(jail_course), scenario, **limits)
     assert big.text == "File too large\n", big
     assert tmp.text.endswith(" No space left on device\n"), tmp
     assert int(tmp.text.split()[0]) * 4 * mb <= limits["tmp_bytes"], tmp
@@ -665,10 +482,10 @@ def test_private_space_is_bounded_and_off_the_disk(needs_cgroups, course):
 
     async def next_student(jail):
         return (await jail.run("print('next')")).text
-    assert in_jail(workdir(course), next_student) == "next\n"
+    assert in_jail(workdir(jail_course), next_student) == "next\n"
 
 
-def test_releasing_a_running_kernel_leaves_no_cgroup(needs_cgroups, course):
+def test_releasing_a_running_kernel_leaves_no_cgroup(needs_cgroups, jail_course):
     async def scenario(jail):
         await jail.run("""
             import subprocess
@@ -683,7 +500,7 @@ def test_releasing_a_running_kernel_leaves_no_cgroup(needs_cgroups, course):
 
     async def main():
         km = SandboxedKernelManager(kernel_name="python3")
-        await km.start_kernel(cwd=str(workdir(course)), env={**os.environ, GRADING_ENV: "1"})
+        await km.start_kernel(cwd=str(workdir(jail_course)), env={**os.environ, GRADING_ENV: "1"})
         kc = km.client()
         kc.start_channels()
         try:
@@ -740,12 +557,12 @@ def test_problems_name_what_is_not_bounded_or_not_separate(needs_bwrap, monkeypa
     assert len(problems) == 1 and "private folder is not bounded" in problems[0], problems
 
 
-def test_required_sandbox_refuses_to_start_without_bubblewrap(course):
+def test_required_sandbox_refuses_to_start_without_bubblewrap(jail_course):
     config = Config({"Sandbox": {"bwrap": "/nonexistent/bwrap", "required": True}})
     km = SandboxedKernelManager(kernel_name="python3", config=config)
     try:
         with pytest.raises(SandboxUnavailable, match="bubblewrap"):
-            asyncio.run(km.start_kernel(cwd=str(workdir(course)), env={**os.environ, GRADING_ENV: "1"}))
+            asyncio.run(km.start_kernel(cwd=str(workdir(jail_course)), env={**os.environ, GRADING_ENV: "1"}))
         assert not km.has_kernel and km.cgroup is None
     finally:
         km.release()
@@ -789,7 +606,7 @@ LOOK_AROUND = """
 
 
 @BOTH_WAYS
-def test_nothing_of_one_student_reaches_the_next(needs_cgroups, course):
+def test_nothing_of_one_student_reaches_the_next(needs_cgroups, jail_course):
     """A variable, a patched numpy function and kit, an environment variable, files in /tmp
     and /dev/shm, a thread and a process left by one kernel: the next kernel (same zygote)
     sees none of them, and its only process is itself."""
@@ -800,22 +617,22 @@ def test_nothing_of_one_student_reaches_the_next(needs_cgroups, course):
     async def bob(jail):
         return (await jail.run(LOOK_AROUND)).json()
 
-    alices = in_jail(workdir(course), alice)
-    seen = in_jail(workdir(course), bob)
+    alices = in_jail(workdir(jail_course), alice)
+    seen = in_jail(workdir(jail_course), bob)
     assert seen == {"variable": False, "numpy patched": False, "kit patched": False, "environment": None,
                     "files": [], "threads": [], "processes": []}, seen
     assert all(gone(pid) for pid in alices), [cmdline(pid) for pid in alices]
 
 
 @BOTH_WAYS
-def test_two_kernels_at_once_cannot_see_each_other(needs_cgroups, course, tmp_path):
+def test_two_kernels_at_once_cannot_see_each_other(needs_cgroups, jail_course, tmp_path):
     """Two students graded at the same time by one grader process: neither sees the other's
     files or processes."""
     other = tmp_path / "other" / "autograded" / "bob" / "01_rnn"
     other.mkdir(parents=True)
 
     async def main():
-        async with jailed_kernel(workdir(course)) as first, jailed_kernel(other) as second:
+        async with jailed_kernel(workdir(jail_course)) as first, jailed_kernel(other) as second:
             assert (await first.run(LEAVE_BEHIND)).ename == ""
             return (await second.run(LOOK_AROUND)).json(), first.km.server is second.km.server
 
@@ -824,7 +641,7 @@ def test_two_kernels_at_once_cannot_see_each_other(needs_cgroups, course, tmp_pa
     assert shared or not KERNEL_START["forked"], "each kernel manager started its own zygote"
 
 
-def test_a_dead_kernel_or_zygote_costs_only_its_own_student(needs_cgroups, course):
+def test_a_dead_kernel_or_zygote_costs_only_its_own_student(needs_cgroups, jail_course):
     """A kernel that kills itself ends its own run only; if the zygote itself is killed, its
     kernels die with it and the next kernel gets a new zygote."""
 
@@ -834,21 +651,21 @@ def test_a_dead_kernel_or_zygote_costs_only_its_own_student(needs_cgroups, cours
     async def works(jail):
         return (await jail.run("print(sum(range(4)))")).text, jail.km.server
 
-    assert in_jail(workdir(course), suicide).dead
-    text, server = in_jail(workdir(course), works)
+    assert in_jail(workdir(jail_course), suicide).dead
+    text, server = in_jail(workdir(jail_course), works)
     assert text == "6\n"
 
     async def zygote_killed(jail):
         jail.km.server.process.kill()
         return await jail.run("import time; time.sleep(20)", timeout=30)
 
-    assert in_jail(workdir(course), zygote_killed).dead
-    text, again = in_jail(workdir(course), works)
+    assert in_jail(workdir(jail_course), zygote_killed).dead
+    text, again = in_jail(workdir(jail_course), works)
     assert text == "6\n" and again is not server and not server.alive
 
 
 @BOTH_WAYS
-def test_a_namespace_of_its_own_uncovers_nothing(needs_bwrap, course):
+def test_a_namespace_of_its_own_uncovers_nothing(needs_bwrap, jail_course):
     """A kernel that makes itself root of a new user namespace may unmount in its own view,
     but the jail's mounts are locked there: what they cover (other kernels' boxes, the
     host's folders) stays covered."""
@@ -863,13 +680,13 @@ def test_a_namespace_of_its_own_uncovers_nothing(needs_bwrap, course):
             print(json.dumps(seen))
         """)).json()
 
-    seen = in_jail(workdir(course), scenario)
+    seen = in_jail(workdir(jail_course), scenario)
     assert all(seen[t] == -1 for t in ("/run", "/tmp", "/home/student", "/proc")), seen
     assert "boxes" not in (seen["run"] or []) and "cgroups" not in (seen["run"] or []), seen
 
 
 def test_a_forked_grader_process_shares_the_zygote_and_takes_its_kernels_when_it_dies(
-        needs_cgroups, course):
+        needs_cgroups, jail_course):
     """A batch's workers are forked from the process that started the zygote: they ask the same
     zygote, each on a connection of its own; a worker that dies (here without any clean-up,
     its kernel still running) takes its kernels with it, and the zygote serves on."""
@@ -877,14 +694,14 @@ def test_a_forked_grader_process_shares_the_zygote_and_takes_its_kernels_when_it
     async def server(jail):
         return jail.km.server
 
-    parent_server = in_jail(workdir(course), server)
+    parent_server = in_jail(workdir(jail_course), server)
     reading, writing = os.pipe()
     child = os.fork()
     if child == 0:   # a worker: starts a kernel, reports, and dies with it running
         try:
             async def crash():
                 km = SandboxedKernelManager(kernel_name="python3", config=Config({"Sandbox": {}}))
-                await km.start_kernel(cwd=str(workdir(course)), env={**os.environ, GRADING_ENV: "1"})
+                await km.start_kernel(cwd=str(workdir(jail_course)), env={**os.environ, GRADING_ENV: "1"})
                 kc = km.client()
                 kc.start_channels()
                 await kc.wait_for_ready(timeout=60)
@@ -908,7 +725,7 @@ def test_a_forked_grader_process_shares_the_zygote_and_takes_its_kernels_when_it
     async def works(jail):
         return (await jail.run("print(6 * 7)")).text, jail.km.server
 
-    text, again = in_jail(workdir(course), works)
+    text, again = in_jail(workdir(jail_course), works)
     assert text == "42\n" and again is parent_server
     for box in parent_server.boxes.glob("rnn-kernel-*"):   # the dead worker's: swept by the grader later
         remove_cgroups([base / "rnn-course" / box.name for base in cgroup_controllers().values()])

@@ -4,15 +4,18 @@ The task, the model and the training loop are the student kit's
 (:mod:`rnnkit.adding`), so a student trains their own layer with the very code
 the book uses; here they get the references and clipping by global norm.
 """
+import time
+
 from rnnkit.adding import BASELINE_MSE, EVAL_SEED, adam_update, init_params, loss_and_grads, make_adding_batch
 from rnnkit.adding import train as train_layer
 
+from autograder.experiments.pool import map_in_workers
 from autograder.reference.long_term import clip_by_global_norm
 from autograder.reference.lstm import lstm_backward, lstm_forward
 from autograder.reference.rnn import rnn_backward, rnn_forward
 
 __all__ = ["BASELINE_MSE", "EVAL_SEED", "REFERENCE_LAYERS", "adam_update", "init_params", "loss_and_grads",
-           "make_adding_batch", "train"]
+           "make_adding_batch", "train", "train_many"]
 
 #: Reference (forward, backward) pair of each cell kind.
 REFERENCE_LAYERS = {
@@ -35,3 +38,18 @@ def train(cell, T, steps, seed, hidden=32, batch=64, lr=1e-2, clip=1.0, forget_b
                        hidden=hidden, batch=batch, lr=lr, forget_bias=forget_bias,
                        clip=lambda grads: clip_by_global_norm(grads, clip)[0],
                        eval_every=eval_every, eval_batch=eval_batch)
+
+
+def timed_train(job):
+    """train(**job), with "cpu": the CPU time (s) of the run, in the process that ran it."""
+    start = time.process_time()
+    result = train(**job)
+    result["cpu"] = time.process_time() - start
+    return result
+
+
+def train_many(jobs):
+    """{key: timed_train(job)} for a dict of jobs (keyword dicts of :func:`train`),
+    trained in worker processes (:mod:`autograder.experiments.pool`)."""
+    keys = list(jobs)
+    return dict(zip(keys, map_in_workers(timed_train, [jobs[k] for k in keys])))

@@ -18,6 +18,7 @@ import torch
 
 from rnnkit.conventions import GATES
 from autograder.experiments.adding import EVAL_SEED, make_adding_batch
+from autograder.experiments.pool import map_in_workers
 
 #: LSTM variant flags and their defaults: the forget gate's bias at
 #: initialisation, whether the forget / output gate exists (else it is 1),
@@ -95,37 +96,46 @@ def train_gap_sweep(Ts, steps, seed=0, hidden=32, batch=32, lr=1e-2,
 
     Ts: sequence lengths; steps: Adam updates per run, batches of ``batch``
     fresh sequences, gradient norm clipped to ``clip``; the LSTM's forget bias
-    starts at 1. Returns {(model name, T): held-out MSE after training}.
+    starts at 1. The runs are independent and go to worker processes
+    (:mod:`autograder.experiments.pool`). Returns {(model name, T): held-out
+    MSE after training}.
     """
+    jobs = [dict(name=name, T=T, steps=steps, seed=seed, hidden=hidden, batch=batch,
+                 lr=lr, clip=clip, eval_batch=eval_batch)
+            for T in Ts for name in (models or SWEEP_MODELS)]
+    return {(job["name"], job["T"]): mse
+            for job, mse in zip(jobs, map_in_workers(gap_run, jobs))}
+
+
+def gap_run(job):
+    """One run of :func:`train_gap_sweep` (job: its arguments, one model name and one T):
+    the held-out MSE after training."""
     torch.set_num_threads(1)
-    out = {}
-    for T in Ts:
-        x_eval, y_eval = _tensors(*make_adding_batch(
-            np.random.default_rng(EVAL_SEED), eval_batch, T))
-        for name in models or SWEEP_MODELS:
-            kind, init = SWEEP_MODELS[name]
-            torch.manual_seed(seed)
-            layer = getattr(torch.nn, kind)(2, hidden, batch_first=True)
-            if init is not None:
-                init(layer)
-            if kind == "LSTM":
-                _lstm_forget_bias(layer, 1.0)
-            readout = torch.nn.Linear(hidden, 1)
-            params = list(layer.parameters()) + list(readout.parameters())
-            opt = torch.optim.Adam(params, lr=lr)
-            rng = np.random.default_rng(seed)
-            for _ in range(steps):
-                x, y = _tensors(*make_adding_batch(rng, batch, T))
-                y_hat = readout(layer(x)[0][:, -1]).squeeze(-1)
-                loss = torch.mean((y_hat - y) ** 2)
-                opt.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, clip)
-                opt.step()
-            with torch.no_grad():
-                y_hat = readout(layer(x_eval)[0][:, -1]).squeeze(-1)
-                out[name, T] = torch.mean((y_hat - y_eval) ** 2).item()
-    return out
+    T, batch = job["T"], job["batch"]
+    x_eval, y_eval = _tensors(*make_adding_batch(
+        np.random.default_rng(EVAL_SEED), job["eval_batch"], T))
+    kind, init = SWEEP_MODELS[job["name"]]
+    torch.manual_seed(job["seed"])
+    layer = getattr(torch.nn, kind)(2, job["hidden"], batch_first=True)
+    if init is not None:
+        init(layer)
+    if kind == "LSTM":
+        _lstm_forget_bias(layer, 1.0)
+    readout = torch.nn.Linear(job["hidden"], 1)
+    params = list(layer.parameters()) + list(readout.parameters())
+    opt = torch.optim.Adam(params, lr=job["lr"])
+    rng = np.random.default_rng(job["seed"])
+    for _ in range(job["steps"]):
+        x, y = _tensors(*make_adding_batch(rng, batch, T))
+        y_hat = readout(layer(x)[0][:, -1]).squeeze(-1)
+        loss = torch.mean((y_hat - y) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, job["clip"])
+        opt.step()
+    with torch.no_grad():
+        y_hat = readout(layer(x_eval)[0][:, -1]).squeeze(-1)
+        return torch.mean((y_hat - y_eval) ** 2).item()
 
 
 class StackedLSTM(torch.nn.Module):

@@ -24,7 +24,7 @@ from pg_server import PostgresServer, find_bin
 from points import total_points
 from submissions import solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("paths")
+pytestmark = pytest.mark.xdist_group("grading")
 A = "01_rnn"
 TOTAL = total_points(A)
 SOL = solution_cells(A)

@@ -22,7 +22,7 @@ from ci import require
 from points import total_points
 from submissions import student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("paths")
+pytestmark = pytest.mark.xdist_group("grading")
 A = "01_rnn"
 USER = "rnn-test-grader"
 

@@ -22,7 +22,7 @@ from benchmarks import grading_speed as benchmark
 from autograder.sandbox import CGROUP_ROOT, private_root
 from points import cell_points
 
-pytestmark = pytest.mark.xdist_group("throughput")   # its own: the longest batch
+pytestmark = pytest.mark.xdist_group("grading")
 A = "01_rnn"
 N = 200
 EARLY, LATE = range(25, 76), range(N - 50, N + 1)   # submissions done, around 50 and up to 200

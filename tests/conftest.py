@@ -7,6 +7,8 @@
 * The jail tests' fixtures (tests/jail_support.py): ``needs_bwrap`` and ``needs_cgroups`` (skip,
   or fail on CI, where the sandbox cannot run), ``kernel_start`` (how kernels start: used by
   the jail modules), ``jail_course`` (a small nbgrader course directory for a kernel).
+* ``postgres``: a PostgreSQL server of the test's own (tests/pg_server.py), stopped after it;
+  ``tmpfs_disk``: a 64 MB tmpfs of the test's own (root only), to fill or make read-only.
 * ``paths_class``: the class of tests/test_grader_paths.py graded once on clean code by the grade
   command (also the clean run of tests/test_guards.py).
 """
@@ -14,12 +16,15 @@ import contextlib
 import io
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from ci import on_ci
+import ci
+from ci import on_ci, unavailable
 from jail_support import KERNEL_START, REPO, require
+from pg_server import PostgresServer, find_bin
 
 from autograder.sandbox import CGROUP_ROOT, Sandbox, cgroup_controllers
 
@@ -133,3 +138,27 @@ def jail_course(tmp_path):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_text(text)
     return root
+
+
+# ---------------------------------------------------------------- servers and disks of a test's own
+
+@pytest.fixture
+def postgres():
+    ci.require(find_bin(), "PostgreSQL server programs (initdb, pg_ctl, createdb) not installed",
+               "apt-get install postgresql (scripts/system-deps.sh)")
+    with PostgresServer() as server:   # stopped also when start() or the test failed
+        yield server
+
+
+@pytest.fixture
+def tmpfs_disk(tmp_path):
+    """A 64 MB tmpfs mounted at ``tmp_path / "disk"`` (root only): a disk to fill or make read-only."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode:
+        unavailable(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})", "run the tests as root")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)

@@ -12,8 +12,6 @@ import sys
 import pytest
 
 from autograder import cli, coursesettings, gradescsv
-from ci import require
-from pg_server import PostgresServer, find_bin
 from points import total_points
 from submissions import student_notebook, write_submissions
 
@@ -138,14 +136,6 @@ def test_due_date_and_penalty_set_after_grading_count_at_the_next_grade_without_
     # stock autograde in the course directory takes the same penalty
     nbgrader(course, "autograde", A, "--student", "late", "--force")
     assert float(exported(course)["late"]["late_submission_penalty"]) == TOTAL
-
-
-@pytest.fixture
-def postgres():
-    require(find_bin(), "PostgreSQL server programs (initdb, pg_ctl, createdb) not installed",
-            "apt-get install postgresql (scripts/system-deps.sh)")
-    with PostgresServer() as server:
-        yield server
 
 
 @pytest.mark.xdist_group("grading")

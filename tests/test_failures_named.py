@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from autograder import cli, grader, gradescsv, journal, markers, stats, verdicts
-from ci import require_module, unavailable
+from ci import require_module
 from dask_support import dask_cluster
 from submissions import solution_cells, student_notebook, write_submissions
 
@@ -47,30 +47,16 @@ def test_an_empty_autograded_notebook_is_named_by_stats_and_grades_csv(class_01_
     assert "db_mean" in cli.format_table(list(rows.values()), course)
 
 
-@pytest.fixture
-def disk(tmp_path):
-    """A tmpfs of our own (root only), to be made read-only."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode:
-        unavailable(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})", "run the tests as root")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
 def read_only(mount):
     subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
 
 
-def test_a_read_only_course_disk_is_one_line_and_changes_nothing(disk, tmp_path):
+def test_a_read_only_course_disk_is_one_line_and_changes_nothing(tmpfs_disk, tmp_path):
     subs = write_submissions(tmp_path / "submissions", A, {"ana": student_notebook(A, released=True)})
-    course = disk / "course"
+    course = tmpfs_disk / "course"
     assert grade(course, subs, "--workers", "1").returncode == 0
     csv_before = (course / "grades.csv").read_bytes()
-    read_only(disk)
+    read_only(tmpfs_disk)
     for args in ([], ["--force"]):
         run = grade(course, subs, "--workers", "1", *args)
         assert run.returncode == 2, run.stdout + run.stderr
@@ -78,15 +64,15 @@ def test_a_read_only_course_disk_is_one_line_and_changes_nothing(disk, tmp_path)
     assert (course / "grades.csv").read_bytes() == csv_before
     assert {r["student"]: r["score"] for r in gradescsv.grade_rows(course)} == {"ana": 0}
     assert cli.main(["stats", str(course), "--out", str(tmp_path / "stats.html")]) == 0   # reading still works
-    fresh = grade(disk / "new_course", subs, "--workers", "1")
+    fresh = grade(tmpfs_disk / "new_course", subs, "--workers", "1")
     assert fresh.returncode == 2 and "Read-only file system" in one_error_line(fresh.stderr)
 
 
-def test_a_read_only_submissions_disk_is_graded(disk, tmp_path):
-    write_submissions(disk / "submissions", A, {"ana": student_notebook(A), "bo": student_notebook(A, released=True)})
-    read_only(disk)
+def test_a_read_only_submissions_disk_is_graded(tmpfs_disk, tmp_path):
+    write_submissions(tmpfs_disk / "submissions", A, {"ana": student_notebook(A), "bo": student_notebook(A, released=True)})
+    read_only(tmpfs_disk)
     course = tmp_path / "course"
-    run = grade(course, disk / "submissions", "--workers", "2")
+    run = grade(course, tmpfs_disk / "submissions", "--workers", "2")
     assert run.returncode == 0, run.stderr
     assert sorted(r["student"] for r in gradescsv.grade_rows(course)) == ["ana", "bo"]
 

@@ -20,7 +20,6 @@ from autograder import cli, forkserver, gradescsv, grader, sandbox, verdicts
 from ci import require
 from guards import (assert_every_student_graded, assert_feedback_hides_hidden_tests, assert_later_cells_saw_no_hidden_case,
                     assert_stopped_at_time_limit)
-from pg_server import PostgresServer, find_bin
 from points import total_points
 from submissions import solution_cells, student_notebook, write_submissions
 
@@ -168,14 +167,6 @@ def test_late_penalty_from_timestamps_and_due_date_reaches_the_canvas_csv(tmp_pa
     assert cli.main(["stats", str(course), "--canvas", str(canvas), "--points", f"{A}=20"]) == 0
     lines = list(csv.reader(canvas.open(newline="")))
     assert {line[3]: float(line[-1]) for line in lines[2:]} == {"on_time": 20.0, "late": 20.0 * (TOTAL - 3) / TOTAL}
-
-
-@pytest.fixture
-def postgres():
-    require(find_bin(), "PostgreSQL server programs (initdb, pg_ctl, createdb) not installed",
-            "apt-get install postgresql (scripts/system-deps.sh)")
-    with PostgresServer() as server:
-        yield server
 
 
 def test_grade_and_stats_on_postgresql_through_the_command_line(postgres, tmp_path, capsys):

@@ -11,9 +11,8 @@ import nbformat
 import pytest
 
 from autograder import batch, cli, gradescsv, grader, layout
-from ci import require, require_module
+from ci import require_module
 from dask_support import dask_cluster
-from pg_server import PostgresServer, find_bin
 from points import total_points
 from submissions import db_mean_notebook, student_notebook, write_submissions
 
@@ -63,18 +62,6 @@ def reference(class_01):
 def graded_copy(class_01_copy):
     """A private copy of the graded reference course (its SQLite gradebook and done markers included)."""
     return class_01_copy
-
-
-@pytest.fixture
-def postgres():
-    require(find_bin(), "PostgreSQL server programs (initdb, pg_ctl, createdb) not installed",
-            "apt-get install postgresql (scripts/system-deps.sh)")
-    server = PostgresServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()   # also when start() or the test failed
 
 
 def test_postgresql_gradebook(postgres, submissions, tmp_path, request):

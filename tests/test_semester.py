@@ -20,7 +20,6 @@ import pytest
 from rnnkit import expected
 
 from autograder import batch, gradescsv, grader, kitdata, layout, markers, verdicts
-from ci import unavailable
 from submissions import REPO, solution_cells, student_notebook, write_submissions
 
 
@@ -320,20 +319,6 @@ def test_kill_9_of_the_grade_command_takes_its_workers_with_it(tmp_path):
     assert not list((course / ".rnn-course" / "inflight").glob("*/*"))
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 24 MB tmpfs of our own (root only): a disk that can be filled."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(disk)], capture_output=True)
-    if mounted.returncode:
-        unavailable(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})", "run the tests as root")
-    try:
-        yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=True)
-
-
 def fill(disk):
     with open(disk / "filler", "wb") as f:
         try:
@@ -344,19 +329,19 @@ def fill(disk):
 
 
 @pytest.mark.xdist_group("grading")
-def test_a_full_disk_is_named_exits_non_zero_and_keeps_what_was_graded(small_disk, tmp_path):
-    course = small_disk / "course"
+def test_a_full_disk_is_named_exits_non_zero_and_keeps_what_was_graded(tmpfs_disk, tmp_path):
+    course = tmpfs_disk / "course"
     run = grade(course, blank_class(tmp_path / "submissions", ["ana", "bo"], ["01_rnn"]), "--workers", "2")
     assert run.returncode == 0, run.stderr
     before = sorted((r["student"], r["score"]) for r in gradescsv.grade_rows(course))
-    fill(small_disk)
+    fill(tmpfs_disk)
     run = grade(course, course / "submitted", "--workers", "2", "--force")
     assert run.returncode == 1, run.stdout + run.stderr
     assert "Traceback" not in run.stderr and "lost their kernel" not in run.stdout
     assert "error: no space left on device for" in run.stderr
     assert "ana/01_rnn: not graded: no space left on device" in run.stderr
     assert sorted((r["student"], r["score"]) for r in gradescsv.grade_rows(course)) == before   # kept
-    (small_disk / "filler").unlink()
+    (tmpfs_disk / "filler").unlink()
     run = grade(course, course / "submitted", "--workers", "2")   # a plain rerun grades what is missing
     assert run.returncode == 0, run.stderr
     assert "not graded" not in run.stderr

@@ -15,6 +15,7 @@ Grading a submission is all or nothing (:mod:`autograder.journal`); a done marke
 (:mod:`autograder.markers`) records a final grade with what it depends on, so a rerun
 grades only what is missing, changed, or may have been the machine's fault.
 """
+import dataclasses
 import errno
 import json
 import shutil
@@ -115,11 +116,15 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
     finally:
         session.SharedGradebook.release()   # nothing of this batch's stays connected in this process
         forkserver.close_all()              # nor running: the kernels' zygote ends with the batch
+    by_pair = {**earlier, **{(o.student, o.assignment): o for o in fresh}}
     if api.config.AssignLatePenalties.plugin_class is latepenalty.CoursePenalty:
         with grading.gradebook() as gb:   # a policy or due date changed since: counts for earlier grades too
-            latepenalty.apply_settings(gb, settings)
+            changed = latepenalty.apply_settings(gb, settings)
         session.SharedGradebook.release()
-    by_pair = {**earlier, **{(o.student, o.assignment): o for o in fresh}}
+        for pair, why in latepenalty.refresh_feedback(api, changed).items():   # pages show the new penalty
+            if pair in by_pair:
+                note = f"feedback not updated for its new late penalty: {why}"
+                by_pair[pair] = dataclasses.replace(by_pair[pair], message="", notes=(*by_pair[pair].notes, note))
     return [by_pair[p] for p in pairs]
 
 

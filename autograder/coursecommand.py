@@ -149,7 +149,11 @@ def apply_now(course, settings, removed=()):
                 for assignment in gb.assignments:
                     if assignment.name == name:
                         assignment.duedate = None
-            latepenalty.apply_settings(gb, settings)
+            changed = latepenalty.apply_settings(gb, settings)
     except SQLAlchemyError as exc:
         return f"the gradebook could not be updated now ({type(exc).__name__}): the next grade does it"
-    return "the gradebook has it now; grades.csv and the Canvas CSV follow at the next grade (no --force needed)"
+    failed = latepenalty.refresh_feedback(grader.Grading(str(course), url).api(), changed)
+    pages = (f"; {len(changed) - len(failed)} feedback page(s) written again" if changed else "") + (
+        f", {len(failed)} could not be ({next(iter(failed.values()))})" if failed else "")
+    return ("the gradebook has it now" + pages
+            + "; grades.csv and the Canvas CSV follow at the next grade (no --force needed)")

@@ -4,13 +4,15 @@
 ``nbgrader autograde`` in the course directory take the same points off.
 :func:`apply_settings` writes the course's due dates into the gradebook and recomputes
 every graded submission's penalty, so a due date or policy changed after grading counts
-at the next grade without regrading anything.
+at the next grade without regrading anything; :func:`refresh_feedback` writes the feedback
+pages of the submissions whose penalty changed again (the page shows the score after it).
 """
 from nbgrader.api import MissingEntry
 from nbgrader.plugins import BasePlugin
 from traitlets import Dict
 
 from .coursesettings import late_penalty
+from .outcome import reason
 
 
 class CoursePenalty(BasePlugin):
@@ -39,8 +41,10 @@ def write_due_dates(gb, settings):
 
 def apply_settings(gb, settings):
     """Due dates from ``settings``, then every submission's late penalty recomputed as
-    :class:`CoursePenalty` gives it (0..the notebook's score, None when on time)."""
+    :class:`CoursePenalty` gives it (0..the notebook's score, None when on time). Returns the
+    (student, assignment) pairs whose penalty changed, sorted: their feedback is out of date."""
     write_due_dates(gb, settings)
+    changed = set()
     for assignment in gb.assignments:
         for submission in assignment.submissions:
             late = submission.total_seconds_late
@@ -48,4 +52,17 @@ def apply_settings(gb, settings):
                 penalty = late_penalty(settings.penalty, nb.score, late) if late > 0 else None
                 if nb.late_submission_penalty != penalty:
                     nb.late_submission_penalty = penalty
+                    changed.add((submission.student_id, assignment.name))
     gb.db.commit()
+    return sorted(changed)
+
+
+def refresh_feedback(api, pairs):
+    """The feedback pages of ``pairs`` ((student, assignment)) written again by ``api`` (an
+    nbgrader API of the course); returns {pair: why} for those that could not be."""
+    failed = {}
+    for student, assignment in pairs:
+        result = api.generate_feedback(assignment, student, force=True)
+        if not result.get("success"):
+            failed[(student, assignment)] = reason(result)
+    return failed

@@ -6,12 +6,14 @@ a due date or policy changed after grading counts at the next ``grade`` without 
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 from autograder import cli, coursesettings, gradescsv
+from page_text import visible_text
 from points import total_points
 from submissions import student_notebook, write_submissions
 
@@ -20,6 +22,13 @@ TOTAL = total_points(A)
 #: What nbgrader's own commands run with: no gradebook or course variable of ours.
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("RNN_GRADER", "NBGRADER"))}
 ENV["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+
+
+def penalty_on_page(course, student):
+    """The late penalty the student's feedback page shows ("-2"), or None."""
+    text = visible_text((course / "feedback" / student / A / f"{A}.html").read_text())
+    found = re.search(r"Late submission penalty \(Score: (-[\d.]+)\)", text)
+    return found and found.group(1).removesuffix(".0")
 
 
 def course_cli(course, *args):
@@ -115,6 +124,8 @@ def test_due_date_and_penalty_set_after_grading_count_at_the_next_grade_without_
     assert course_cli(course, "set", "penalty", "1", "per", "hour", "cap", "2") == 0
     export = exported(course)   # the gradebook has them at once: nbgrader's own commands agree
     assert float(export["late"]["late_submission_penalty"]) == 2 and export["late"]["duedate"].startswith("2026-03-01 17:00")
+    assert "1 feedback page(s) written again" in capsys.readouterr().out
+    assert penalty_on_page(course, "late") == "-2" and penalty_on_page(course, "on_time") is None   # pages follow
     capsys.readouterr()
     assert cli.main(grade) == 0
     out = capsys.readouterr().out
@@ -133,6 +144,7 @@ def test_due_date_and_penalty_set_after_grading_count_at_the_next_grade_without_
     assert cli.main(grade) == 0
     assert {s: float(r["late_penalty"]) for s, r in grades_csv(course).items()} == {"on_time": 0, "late": TOTAL}
     assert canvas(course, tmp_path) == {"on_time": 20.0, "late": 0.0}
+    assert penalty_on_page(course, "late") == f"-{TOTAL:g}"   # the page the student reads, not stale
     # stock autograde in the course directory takes the same penalty
     nbgrader(course, "autograde", A, "--student", "late", "--force")
     assert float(exported(course)["late"]["late_submission_penalty"]) == TOTAL

@@ -29,6 +29,7 @@ from nbgrader.api import MissingEntry
 
 from . import coursesettings
 from . import feedback
+from . import feedbackrefresh
 from . import flags as review
 from . import forkserver
 from . import handgrades
@@ -121,7 +122,7 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
         with grading.gradebook() as gb:   # a policy or due date changed since: counts for earlier grades too
             changed = latepenalty.apply_settings(gb, settings)
         session.SharedGradebook.release()
-        for pair, why in latepenalty.refresh_feedback(api, changed).items():   # pages show the new penalty
+        for pair, why in feedbackrefresh.refresh_feedback(grading, changed, workers).items():   # the new penalty
             if pair in by_pair:
                 note = f"feedback not updated for its new late penalty: {why}"
                 by_pair[pair] = dataclasses.replace(by_pair[pair], message="", notes=(*by_pair[pair].notes, note))

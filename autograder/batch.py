@@ -123,7 +123,7 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
             changed = latepenalty.apply_settings(gb, settings)
         session.SharedGradebook.release()
         for pair, why in feedbackrefresh.refresh_feedback(grading, changed, workers).items():   # the new penalty
-            if pair in by_pair:
+            if why and pair in by_pair:
                 note = f"feedback not updated for its new late penalty: {why}"
                 by_pair[pair] = dataclasses.replace(by_pair[pair], message="", notes=(*by_pair[pair].notes, note))
     return [by_pair[p] for p in pairs]

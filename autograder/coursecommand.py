@@ -161,8 +161,9 @@ def apply_now(course, settings, removed=()):
             changed = latepenalty.apply_settings(gb, settings)
     except SQLAlchemyError as exc:
         return f"the gradebook could not be updated now ({type(exc).__name__}): the next grade does it", {}
-    failed = feedbackrefresh.refresh_feedback(grader.Grading(str(Path(course).resolve()), url), changed)
-    pages = (f"; {len(changed) - len(failed)} feedback page(s) written again" if changed else "") + (
+    pages = feedbackrefresh.refresh_feedback(grader.Grading(str(Path(course).resolve()), url), changed)
+    failed = {pair: why for pair, why in pages.items() if why}
+    written = (f"; {len(pages) - len(failed)} feedback page(s) written again" if pages else "") + (
         f", {len(failed)} could not be" if failed else "")
-    return ("the gradebook has it now" + pages
+    return ("the gradebook has it now" + written
             + "; grades.csv and the Canvas CSV follow at the next grade (no --force needed)"), failed

@@ -5,7 +5,9 @@ worker processes (:mod:`autograder.scheduling`), with a progress bar on stderr l
 batch's. Each submission's page is replaced whole or not at all: the page it had is kept
 aside (``.rnn-course/feedback-kept/<student>/<assignment>/``) while nbgrader writes the
 new one, and put back if nbgrader fails, the worker dies or the run is interrupted.
-One page that cannot be written costs only that page, and is named with why.
+One page that cannot be written costs only that page, and is named with why; it is owed
+(``.rnn-course/feedback-owed/<student>/<assignment>``) and written at the next refresh
+(the next ``grade`` or ``course set``), though its penalty does not change again.
 """
 import shutil
 import sys
@@ -17,24 +19,22 @@ from . import scheduling
 from .outcome import reason
 
 KEPT = Path(".rnn-course") / "feedback-kept"
+OWED = Path(".rnn-course") / "feedback-owed"
 
 
 def refresh_feedback(grading, pairs, workers=None):
     """The feedback pages of ``pairs`` ((student, assignment)) of ``grading``'s course written
-    again, ``workers`` at a time (default :func:`scheduling.default_workers`). Returns
-    {pair: why} of those that could not be (they keep the page they had)."""
-    pairs = list(pairs)
+    again, with those owed since an earlier refresh, ``workers`` at a time (default
+    :func:`scheduling.default_workers`). Returns {pair: None if written, else why not}
+    (a page not written keeps the one it had)."""
+    owed = Path(grading.course) / OWED
+    pairs = sorted(set(pairs) | {(s.name, a.name) for s in owed.glob("*") for a in s.glob("*")})
     if not pairs:
         return {}
-    failed = {}
     with tqdm(total=len(pairs), desc="feedback pages", unit="page", file=sys.stderr) as bar:
-        def progress(result):
-            bar.update(1)
-            if result[2] is not None:
-                failed[result[:2]] = result[2]
-        scheduling.run(rewrite_page, [(grading, s, a) for s, a in pairs], workers=workers, progress=progress,
-                       abort=put_back, lost=lost_page)
-    return failed
+        results = scheduling.run(rewrite_page, [(grading, s, a) for s, a in pairs], workers=workers,
+                                 progress=lambda _: bar.update(1), abort=put_back, lost=lost_page)
+    return {(student, assignment): why for student, assignment, why in results}
 
 
 def rewrite_page(grading, student, assignment):
@@ -50,10 +50,19 @@ def rewrite_page(grading, student, assignment):
         why = None if result.get("success") else reason(result)
     except Exception as exc:   # the grader's own failure (a full disk): this page only
         why = f"{type(exc).__name__}: {exc}"
+    owed = course / OWED / student / assignment
     if why is None:
         shutil.rmtree(kept, ignore_errors=True)
+        owed.unlink(missing_ok=True)
+        for empty in (kept.parent, owed.parent):   # nothing left behind for this student
+            try:
+                empty.rmdir()
+            except OSError:
+                pass
     else:
         put_back(grading, student, assignment)
+        owed.parent.mkdir(parents=True, exist_ok=True)
+        owed.touch()
     return student, assignment, why
 
 

@@ -1,8 +1,8 @@
 """Feedback pages rewritten after a late-penalty change (:mod:`autograder.feedbackrefresh`), as the
 instructor meets it: ``python -m autograder course set due ...`` on a graded class of three late
 students. The pages are written by a pool of workers with a progress bar; one page that cannot be
-written (its autograded notebook is gone) is named in one line, keeps the page it had, and makes
-the command exit 1; the others show the new penalty. And the late-penalty plugin, which every
+written (its autograded notebook is gone) is named in one line, keeps the page it had, makes
+the command exit 1, and is written at the next refresh; the others show the new penalty. And the late-penalty plugin, which every
 stock nbgrader command in the course directory loads, imports nothing of the grading pipeline.
 """
 import ast
@@ -35,7 +35,9 @@ def test_pages_of_a_penalty_change_are_written_in_parallel_with_progress_and_a_f
     assert cli.main(["grade", str(subs), "--course", str(course), "--workers", "1"]) == 0
     course_set = ["course", "--course", str(course), "set"]
     assert cli.main([*course_set, "penalty", "1", "per", "hour"]) == 0   # no due date yet: nothing late
-    (course / "autograded" / "bob" / A / f"{A}.ipynb").unlink()          # bob's page cannot be written now
+    graded = course / "autograded" / "bob" / A / f"{A}.ipynb"
+    notebook = graded.read_bytes()
+    graded.unlink()                                                       # bob's page cannot be written now
     bob_page = (course / "feedback" / "bob" / A / f"{A}.html").read_bytes()
     capsys.readouterr()
 
@@ -49,6 +51,14 @@ def test_pages_of_a_penalty_change_are_written_in_parallel_with_progress_and_a_f
     assert penalty_on_page(course, "ana") == "-3" and penalty_on_page(course, "cy") == "-3"
     assert (course / "feedback" / "bob" / A / f"{A}.html").read_bytes() == bob_page   # the page it had
     assert not any((course / feedbackrefresh.KEPT).rglob("*.html"))                   # nothing left aside
+
+    # the cause fixed (bob's graded notebook back), the next refresh writes the page it owes
+    graded.write_bytes(notebook)
+    capsys.readouterr()
+    assert cli.main([*course_set, "penalty", "1", "per", "hour"]) == 0       # the same value: nothing changes
+    assert "1 feedback page(s) written again" in capsys.readouterr().out
+    assert penalty_on_page(course, "bob") == "-3"
+    assert not any((course / feedbackrefresh.OWED).rglob("*"))
 
 
 def test_the_penalty_plugin_imports_nothing_of_the_pipeline():

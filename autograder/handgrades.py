@@ -38,11 +38,15 @@ MAX_COMMENT = 2000     # characters of an old comment kept as previous
 
 
 def record_dir(course, student, assignment):
+    if any(name in ("", ".", "..") or "/" in name or "\\" in name for name in (student, assignment)):
+        raise ValueError(f"not a student or assignment id: {student!r}, {assignment!r}")
     return Path(course) / RECORDS / student / assignment
 
 
 def answers_file(course, student, assignment, notebook):
     """The digests of the answers of ``notebook`` graded last: {"answers": {grade id: sha256}}."""
+    if "/" in notebook or "\\" in notebook or notebook in ("", ".", ".."):
+        raise ValueError(f"not a notebook name: {notebook!r}")
     return record_dir(course, student, assignment) / "answers" / f"{notebook}.json"
 
 

@@ -228,4 +228,6 @@ def test_a_record_is_bounded_and_read_from_the_course_only(tmp_path):
     assert handgrades.graded_answers(tmp_path, "s", A, A) is None
     path.write_text('{"answers": {"x": 1}}')
     assert handgrades.graded_answers(tmp_path, "s", A, A) is None
-    assert path.is_relative_to(tmp_path / ".rnn-course")
+    for student, notebook in (("..", A), ("a/../..", A), ("s", "../x")):
+        with pytest.raises(ValueError):
+            handgrades.answers_file(tmp_path, student, A, notebook)

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder import batch, cli, grader, gradescsv, handgrades, layout, stats
+from autograder import batch, cli, grader, gradescsv, handgrades, journal, layout, stats
 from page_text import visible_text
 from submissions import REPO, solution_cells, student_notebook, write_submissions
 
@@ -231,3 +231,20 @@ def test_a_record_is_bounded_and_read_from_the_course_only(tmp_path):
     for student, notebook in (("..", A), ("a/../..", A), ("s", "../x")):
         with pytest.raises(ValueError):
             handgrades.answers_file(tmp_path, student, A, notebook)
+
+
+def test_the_record_is_journaled_with_the_submission(tmp_path):
+    """A grading that never completes (put back by the journal) puts back the record of the answers
+    graded before, too: it never says an answer was judged that the gradebook does not hold."""
+    course = tmp_path / "course"
+    course.mkdir()
+    grading = grader.Grading(str(course))
+    handgrades.record_answers(course, "s", A, A, {ANSWER: "old"})
+    journal.begin(grading, "s", A)
+    handgrades.record_answers(course, "s", A, A, {ANSWER: "new"})   # written by an autograde cut short
+    journal.restore(grading, "s", A)
+    assert handgrades.graded_answers(course, "s", A, A) == {ANSWER: "old"}
+    journal.begin(grading, "t", A)   # a first grading cut short: no record at all
+    handgrades.record_answers(course, "t", A, A, {ANSWER: "new"})
+    journal.restore(grading, "t", A)
+    assert not handgrades.record_dir(course, "t", A).exists()

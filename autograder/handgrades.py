@@ -27,6 +27,7 @@ from nbgrader.api import Gradebook
 from nbgrader.preprocessors import SaveAutoGrades
 from traitlets import Unicode
 
+from .inert import terminal
 from .preprocessors import SaveAutoGradesAtOnce, _CommitLater
 
 #: How the comment box of a changed answer starts; the old comment follows.
@@ -140,9 +141,9 @@ class SaveKeepingHandGrades(SaveAutoGradesAtOnce):
             now = cell_answers(nb, set(before))
             graded = graded_answers(*where)
             if graded is None and any(m is not None for m, _, _ in before.values()):
-                self.log.warning("%s/%s/%s: no readable record of the answers graded before: its hand "
+                self.log.warning("%s: no readable record of the answers graded before: its hand "
                                  "grades count as for changed answers (sent back, shown as previous)",
-                                 self.student_id, self.assignment_id, self.notebook_id)
+                                 terminal(f"{self.student_id}/{self.assignment_id}/{self.notebook_id}"))
             sent_back = keep_hand_grades(notebook, before, graded, now)
             gradebook.db.commit()
         # after the commit: a record never says an answer was judged when the gradebook does not

@@ -40,8 +40,8 @@ from rnnkit.tasks import TASKS
 from traitlets import Integer, Unicode
 
 from . import flags, secret
-from .sandbox import SandboxedKernelManager
 from .outcome import NOTE
+from .sandbox import SandboxedKernelManager
 from .verify import HIDDEN, fresh_purpose, grade_check, require_twins, sealed_source
 
 

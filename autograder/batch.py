@@ -29,6 +29,7 @@ from nbgrader.api import MissingEntry
 
 from . import coursesettings
 from . import feedback
+from . import feedbackrefresh
 from . import flags as review
 from . import forkserver
 from . import handgrades
@@ -121,8 +122,8 @@ def autograde(course, pairs, progress=None, cell_timeout=None, workers=1, schedu
         with grading.gradebook() as gb:   # a policy or due date changed since: counts for earlier grades too
             changed = latepenalty.apply_settings(gb, settings)
         session.SharedGradebook.release()
-        for pair, why in latepenalty.refresh_feedback(api, changed).items():   # pages show the new penalty
-            if pair in by_pair:
+        for pair, why in feedbackrefresh.refresh_feedback(grading, changed, workers).items():   # the new penalty
+            if why and pair in by_pair:
                 note = f"feedback not updated for its new late penalty: {why}"
                 by_pair[pair] = dataclasses.replace(by_pair[pair], message="", notes=(*by_pair[pair].notes, note))
     return [by_pair[p] for p in pairs]
@@ -150,12 +151,12 @@ def grade_submission(grading, student, assignment):
     """
     with _GRADING, session.sharing():
         try:
-            before = begin(grading, student, assignment)
+            begin(grading, student, assignment)
             notebooks = {}   # the submission's notebooks, read once: hashed, then checked
             printed = fingerprint(grading.course, student, assignment, notebooks)
             with warnings.catch_warnings():   # nbgrader re-adds cells without an id: nbformat warns
                 warnings.filterwarnings("ignore", message="Cell is missing an id field")
-                outcome = _grade_one(grading, student, assignment, before, printed["hash"], notebooks)
+                outcome = _grade_one(grading, student, assignment, notebooks)
         except Exception as exc:   # the grader's own failure: keep what was there, retry next run
             if scheduling.stop_requested():
                 raise scheduling.Stopped() from None
@@ -205,19 +206,15 @@ def lost_submission(grading, student, assignment, why):
 _RETRY_FLAGS = ("kernel died", "time limit", "timed out")
 
 
-def _grade_one(grading, student, assignment, before, digest, notebooks):
-    """Grade and write feedback; ``digest``: the submission's hash; ``notebooks``: its notebooks' bytes."""
+def _grade_one(grading, student, assignment, notebooks):
+    """Grade and write feedback (hand grades kept or sent back by the pipeline:
+    :mod:`autograder.handgrades`); ``notebooks``: the submission's notebooks' bytes."""
     api, course = grading.api(), grading.course
     problem = check_submission(course, student, assignment, notebooks)
     if problem is None:
-        previous = {}
-        journal = journal_dir(course, student, assignment) / "done.json"
-        if journal.exists():
-            previous = json.loads(journal.read_text())
-        unchanged = previous.get("hash") == digest
+        handgrades.record_old_copy(course, student, assignment, journal_dir(course, student, assignment) / "autograded")
         result = api.autograde(assignment, student, force=True, create=True)
         if result.get("success"):
-            _keep_hand_grades(grading, student, assignment, before, unchanged)
             flagged = review_flags(course, student, assignment, result.get("flags"), notebooks)
             if flagged:
                 mark_flagged(grading, student, assignment)
@@ -234,17 +231,6 @@ def _grade_one(grading, student, assignment, before, digest, notebooks):
     _record_zero(grading, student, assignment)
     return Outcome(student, assignment, False,
                    notes=(problem, *submitted_flags(course, student, assignment, notebooks)))
-
-
-def _keep_hand_grades(grading, student, assignment, before, unchanged):
-    """Hand grades after an autograde, answer by answer (:mod:`autograder.handgrades`)."""
-    course = Path(grading.course)
-    with grading.gradebook() as gb:
-        sent_back = handgrades.keep_hand_grades(
-            gb, gb.find_submission(assignment, student), before,
-            journal_dir(course, student, assignment) / "autograded", course / "autograded" / student / assignment,
-            unchanged)
-    handgrades.remember(course, student, assignment, sent_back)
 
 
 def submitted_flags(course, student, assignment, notebooks=None):

@@ -51,7 +51,7 @@ def main(argv=None):
         if args.command == "stats":
             stats.command(args)
         elif args.command == "course":
-            coursecommand.command(args)
+            return coursecommand.command(args) or 0   # 1: a feedback page could not be written again
         elif args.command == "init":
             layout.init_course(args.course)
             print(f"course directory {args.course} ready: nbgrader's own commands work there")

@@ -11,13 +11,15 @@ it exists (``nbgrader export`` sees them) and in ``grades.csv`` and the Canvas C
 next ``grade``, without regrading.
 """
 import dataclasses
+import sys
 from pathlib import Path
 
 from nbgrader.api import Gradebook
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from . import courselock, coursesettings, grader, latepenalty, layout
+from . import courselock, coursesettings, feedbackrefresh, grader, latepenalty, layout
+from .inert import terminal
 from .nbgrader_config import COURSE_ID
 from .outcome import GradingError
 
@@ -51,7 +53,12 @@ def command(args):
         path = coursesettings.save(course, new)
         print(f"{path}: {args.setting}: {describe(new)[args.setting]}")
         if args.setting in ("due", "penalty", "db"):
-            print(apply_now(course, new, removed=set(settings.due) - set(new.due)))
+            line, failed = apply_now(course, new, removed=set(settings.due) - set(new.due))
+            print(line)
+            for (student, assignment), why in failed.items():
+                print(terminal(f"{student}/{assignment}: feedback page not written again "
+                               f"(it keeps the one it had): {why}"), file=sys.stderr)
+            return 1 if failed else 0
 
 
 def known_assignments(course):
@@ -139,10 +146,12 @@ def describe(settings):
 
 
 def apply_now(course, settings, removed=()):
-    """Due dates and penalties into the course's gradebook, if it has one; one line saying what happened."""
+    """Due dates and penalties into the course's gradebook, if it has one, and the feedback pages
+    whose penalty changed written again (:mod:`autograder.feedbackrefresh`). Returns one line
+    saying what happened, and {(student, assignment): why} of the pages that could not be."""
     url = settings.gradebook_url() or grader.default_db_url(course)
     if not settings.db_url and not (Path(course) / "gradebook.db").is_file():
-        return "no gradebook yet: the next grade records it"
+        return "no gradebook yet: the next grade records it", {}
     try:
         with Gradebook(url, COURSE_ID) as gb:
             for name in removed:
@@ -151,9 +160,10 @@ def apply_now(course, settings, removed=()):
                         assignment.duedate = None
             changed = latepenalty.apply_settings(gb, settings)
     except SQLAlchemyError as exc:
-        return f"the gradebook could not be updated now ({type(exc).__name__}): the next grade does it"
-    failed = latepenalty.refresh_feedback(grader.Grading(str(course), url).api(), changed)
-    pages = (f"; {len(changed) - len(failed)} feedback page(s) written again" if changed else "") + (
-        f", {len(failed)} could not be ({next(iter(failed.values()))})" if failed else "")
-    return ("the gradebook has it now" + pages
-            + "; grades.csv and the Canvas CSV follow at the next grade (no --force needed)")
+        return f"the gradebook could not be updated now ({type(exc).__name__}): the next grade does it", {}
+    pages = feedbackrefresh.refresh_feedback(grader.Grading(str(Path(course).resolve()), url), changed)
+    failed = {pair: why for pair, why in pages.items() if why}
+    written = (f"; {len(pages) - len(failed)} feedback page(s) written again" if pages else "") + (
+        f", {len(failed)} could not be" if failed else "")
+    return ("the gradebook has it now" + written
+            + "; grades.csv and the Canvas CSV follow at the next grade (no --force needed)"), failed

@@ -1,93 +1,162 @@
 """Hand grades across regrades and resubmissions, answer by answer.
 
 nbgrader's autograde keeps a cell's manual score and comment whatever the student
-handed in since, and marks the cell for review again. The grader decides instead, per
-written (hand-graded) answer, by comparing the answer's text with the text that was
-graded (the autograded notebook kept in the submission's journal):
+handed in since, and marks the cell for review again. The course's autograde pipeline
+(the grade command and stock ``nbgrader autograde`` in the course directory, so the
+formgrader's *Autograde* button too) saves grades with :class:`SaveKeepingHandGrades`
+instead, which decides per graded cell by comparing the answer's text with the text that
+was graded last time (a digest in the course's record, :func:`answers_file`):
 
 * the same answer keeps its score, its comment and its *graded* status;
 * a changed answer goes back to awaiting hand grading: its manual score is removed (so
   it is counted nowhere), and the old one is kept as *previous*, shown in the
   formgrader's comment box and by ``stats`` (:func:`previous_grades`).
+
+No record (the answers graded before are unknown): every hand-graded answer counts as
+changed, and the log says so in one line. The record lives in the instructors' course
+directory (``.rnn-course/hand-grades/<student>/<assignment>/``), never in what a student
+hands in; the grade command journals it with the submission (:mod:`autograder.journal`).
 """
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import nbformat
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import SaveAutoGrades
+from traitlets import Unicode
+
+from .inert import terminal
+from .preprocessors import SaveAutoGradesAtOnce, _CommitLater
 
 #: How the comment box of a changed answer starts; the old comment follows.
 PREVIOUS = "Previous grade, for an earlier answer:"
+#: The course's records of hand grades, per submission: kept with it by the journal.
+RECORDS = ".rnn-course/hand-grades"
+MAX_RECORD = 1 << 20   # bytes; a larger record is not ours: unreadable
+MAX_COMMENT = 2000     # characters of an old comment kept as previous
+
+
+def record_dir(course, student, assignment):
+    if any(name in ("", ".", "..") or "/" in name or "\\" in name for name in (student, assignment)):
+        raise ValueError(f"not a student or assignment id: {student!r}, {assignment!r}")
+    return Path(course) / RECORDS / student / assignment
+
+
+def answers_file(course, student, assignment, notebook):
+    """The digests of the answers of ``notebook`` graded last: {"answers": {grade id: sha256}}."""
+    if "/" in notebook or "\\" in notebook or notebook in ("", ".", ".."):
+        raise ValueError(f"not a notebook name: {notebook!r}")
+    return record_dir(course, student, assignment) / "answers" / f"{notebook}.json"
 
 
 def previous_file(course, student, assignment):
-    return Path(course) / ".rnn-course" / "previous" / student / f"{assignment}.json"
+    return record_dir(course, student, assignment) / "previous.json"
 
 
-def answers(folder):
-    """(notebook name, grade id) -> source of the cells of the notebooks in ``folder``."""
+def digest(source):
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def cell_answers(nb, grade_ids):
+    """grade id -> digest of the source of the first cell holding it in ``nb``, for ``grade_ids``."""
     found = {}
-    for path in sorted(Path(folder).glob("*.ipynb")):
-        try:
-            nb = nbformat.read(path, as_version=4)
-        except Exception:   # an unreadable old copy: its answers count as changed
-            continue
-        for cell in nb.cells:
-            gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if gid is not None:
-                found.setdefault((path.stem, gid), cell.source)
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid in grade_ids and gid not in found:
+            found[gid] = digest(cell.source)
     return found
 
 
-def keep_hand_grades(gb, submission, before, old_folder, new_folder, unchanged):
-    """After an autograde of ``submission`` (a gradebook SubmittedAssignment): hand grades kept
-    or sent back, answer by answer (see the module's docstring). Returns grade id ->
-    previous grade of the answers sent back.
+def graded_answers(course, student, assignment, notebook):
+    """The recorded digests (grade id -> sha256) of ``notebook``; None without a readable record."""
+    answers = _read(answers_file(course, student, assignment, notebook)).get("answers")
+    if not isinstance(answers, dict) or not all(isinstance(v, str) for v in answers.values()):
+        return None
+    return answers
 
-    ``before``: the submission's gradebook state before (:func:`autograder.journal.begin`);
-    ``old_folder``, ``new_folder``: the autograded notebooks before and now;
-    ``unchanged``: the whole submission is the one graded before (nothing to compare).
-    """
-    if not before:
-        return {}
-    old = new = {}
-    if not unchanged:
-        old, new = answers(old_folder), answers(new_folder)
+
+def record_answers(course, student, assignment, notebook, answers):
+    _write(answers_file(course, student, assignment, notebook), {"answers": answers})
+
+
+def record_old_copy(course, student, assignment, folder):
+    """Records of the notebooks in ``folder`` (an autograded copy kept from before records
+    existed) for those that have none yet: a course graded by an earlier version keeps its
+    hand grades. Unreadable notebooks are left out (their answers count as changed)."""
+    for path in sorted(Path(folder).glob("*.ipynb")):
+        if answers_file(course, student, assignment, path.stem).exists():
+            continue
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:
+            continue
+        gids = {c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.cells} - {None}
+        record_answers(course, student, assignment, path.stem, cell_answers(nb, gids))
+
+
+def keep_hand_grades(notebook, before, graded, now):
+    """The rule (see the module's docstring), on ``notebook`` (a gradebook SubmittedNotebook
+    whose auto grades were just saved). ``before``: grade id -> (manual score, needed manual
+    grade, manual comment) before saving; ``graded``, ``now``: grade id -> digest of the answer
+    graded last (None: unknown, every answer counts as changed) and of the answer now.
+    Returns grade id -> previous grade of the answers sent back."""
     sent_back = {}
-    for nb in submission.notebooks:
-        saved = before["notebooks"].get(nb.name, {})
-        grades, comments = saved.get("grades", {}), saved.get("comments", {})
-        by_name = {c.name: c for c in nb.comments}
-        for g in nb.grades:
-            auto, manual, _, needed = grades.get(g.name, (None, None, None, None))
-            if manual is None:
-                continue
-            key = (nb.name, g.name)
-            if unchanged or (key in old and old[key] == new.get(key)):
-                if not needed and g.manual_score == manual:
-                    g.needs_manual_grade = False
-                continue
-            comment = (comments.get(g.name) or (None, None))[1] or ""
-            sent_back[g.name] = {"notebook": nb.name, "score": manual, "max_score": g.max_score,
-                                 "comment": comment[:2000]}
-            g.manual_score, g.needs_manual_grade = None, True
-            if g.name in by_name:
-                by_name[g.name].manual_comment = (f"{PREVIOUS} {manual:g} / {g.max_score:g}"
-                                                  + (f". Its comment: {comment}" if comment else "."))
-    gb.db.commit()
+    comments = {c.name: c for c in notebook.comments}
+    for g in notebook.grades:
+        manual, needed, comment = before.get(g.name, (None, None, None))
+        if manual is None:
+            continue
+        if graded is not None and g.name in graded and graded[g.name] == now.get(g.name):
+            g.needs_manual_grade = bool(needed)
+            continue
+        comment = (comment or "")[:MAX_COMMENT]
+        sent_back[g.name] = {"notebook": notebook.name, "score": manual, "max_score": g.max_score,
+                             "comment": comment}
+        g.manual_score, g.needs_manual_grade = None, True
+        if g.name in comments:
+            comments[g.name].manual_comment = (f"{PREVIOUS} {manual:g} / {g.max_score:g}"
+                                               + (f". Its comment: {comment}" if comment else "."))
     return sent_back
+
+
+class SaveKeepingHandGrades(SaveAutoGradesAtOnce):
+    """nbgrader's SaveAutoGrades (in one transaction), then :func:`keep_hand_grades` in the same
+    transaction; afterwards the answers graded now are recorded for the next autograde."""
+
+    course = Unicode("", help="the course directory, which holds the records of graded answers").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        self.notebook_id, self.assignment_id = info["notebook"], info["assignment"]
+        self.student_id, self.db_url = info["student"], info["db_url"]
+        where = (self.course, self.student_id, self.assignment_id, self.notebook_id)
+        with Gradebook(self.db_url) as gradebook:
+            notebook = gradebook.find_submission_notebook(self.notebook_id, self.assignment_id, self.student_id)
+            manual = {c.name: c.manual_comment for c in notebook.comments}
+            before = {g.name: (g.manual_score, g.needs_manual_grade, manual.get(g.name)) for g in notebook.grades}
+            self.gradebook = _CommitLater(gradebook)
+            nb, resources = super(SaveAutoGrades, self).preprocess(nb, resources)   # the cells
+            now = cell_answers(nb, set(before))
+            graded = graded_answers(*where)
+            if graded is None and any(m is not None for m, _, _ in before.values()):
+                self.log.warning("%s: no readable record of the answers graded before: its hand "
+                                 "grades count as for changed answers (sent back, shown as previous)",
+                                 terminal(f"{self.student_id}/{self.assignment_id}/{self.notebook_id}"))
+            sent_back = keep_hand_grades(notebook, before, graded, now)
+            gradebook.db.commit()
+        # after the commit: a record never says an answer was judged when the gradebook does not
+        record_answers(*where, now)
+        remember(self.course, self.student_id, self.assignment_id, sent_back)
+        return nb, resources
 
 
 def remember(course, student, assignment, sent_back):
     """Add ``sent_back`` (grade id -> previous grade) to the submission's record of previous grades."""
-    if not sent_back:
-        return
-    path = previous_file(course, student, assignment)
-    record = _read(path)
-    record.update(sent_back)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(path)
+    if sent_back:
+        path = previous_file(course, student, assignment)
+        _write(path, {**_read(path), **sent_back})
 
 
 def previous_grades(course, student, assignment, awaiting):
@@ -99,7 +168,20 @@ def previous_grades(course, student, assignment, awaiting):
 
 def _read(path):
     try:
-        record = json.loads(Path(path).read_text())
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_RECORD + 1)
+        record = json.loads(data) if len(data) <= MAX_RECORD else None
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def _write(path, record):
+    """``record`` as JSON at ``path``, atomically (a reader sees the old file or the new one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from nbgrader.api import MissingEntry
 
+from .handgrades import RECORDS
 from .markers import done_marker
 
-STAGES = ("autograded", "feedback")   # the course's folders that hold a submission's graded files
+#: The course's folders that hold a submission's graded files, and its record of hand grades.
+STAGES = ("autograded", "feedback", RECORDS)
 KEPT = "kept.json"   # which of them, and whether a done marker, the journal holds
 
 

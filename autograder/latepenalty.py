@@ -4,15 +4,17 @@
 ``nbgrader autograde`` in the course directory take the same points off.
 :func:`apply_settings` writes the course's due dates into the gradebook and recomputes
 every graded submission's penalty, so a due date or policy changed after grading counts
-at the next grade without regrading anything; :func:`refresh_feedback` writes the feedback
-pages of the submissions whose penalty changed again (the page shows the score after it).
+at the next grade without regrading anything; :mod:`autograder.feedbackrefresh` writes the
+feedback pages of the submissions whose penalty changed again (the page shows the score after it).
+
+Stock nbgrader commands in the course directory load this module (the plugin): it imports
+nothing of the grading pipeline.
 """
 from nbgrader.api import MissingEntry
 from nbgrader.plugins import BasePlugin
 from traitlets import Dict
 
 from .coursesettings import late_penalty
-from .outcome import reason
 
 
 class CoursePenalty(BasePlugin):
@@ -56,13 +58,3 @@ def apply_settings(gb, settings):
     gb.db.commit()
     return sorted(changed)
 
-
-def refresh_feedback(api, pairs):
-    """The feedback pages of ``pairs`` ((student, assignment)) written again by ``api`` (an
-    nbgrader API of the course); returns {pair: why} for those that could not be."""
-    failed = {}
-    for student, assignment in pairs:
-        result = api.generate_feedback(assignment, student, force=True)
-        if not result.get("success"):
-            failed[(student, assignment)] = reason(result)
-    return failed

@@ -18,10 +18,11 @@ from nbgrader.preprocessors import (AssignLatePenalties, ClearHiddenTests, Clear
 
 from . import coursesettings
 from .feedback import TEMPLATE_NAME, TEMPLATES, FeedbackExporter, FeedbackReport
+from .handgrades import SaveKeepingHandGrades
 from .kitdata import StampRelease
 from .latepenalty import CoursePenalty
 from .preprocessors import (NOTEBOOK_TIMEOUT, GradingExecute, HideLateOutputs, RestoreMetadata, ReviewSubmission,
-                            SaveAutoGradesAtOnce, SealTests, VerifyResults)
+                            SealTests, VerifyResults)
 from .safe_html import FILTERS
 from .secret import course_secret_path
 from .session import SchemaKept
@@ -87,8 +88,11 @@ def configure(c, root, source="source", release="release", db_url=None, cell_tim
     c.SealTests.secret_file = c.VerifyResults.secret_file = str(course_secret_path(root))
     c.Autograde.autograde_preprocessors = [
         SealTests, GradingExecute, IgnorePattern, ClearMetadataPreprocessor, VerifyResults,
-        LimitOutput, SaveAutoGradesAtOnce, AssignLatePenalties, SchemaKept,
+        LimitOutput, SaveKeepingHandGrades, AssignLatePenalties, SchemaKept,
     ]
+    # a resubmitted written answer that changed goes back to awaiting hand grading (before
+    # the late penalty, which is taken off the notebook's score without the old hand grade)
+    c.SaveKeepingHandGrades.course = str(root)
     c.Execute.timeout = cell_timeout or settings.cell_timeout or CELL_TIMEOUT
     c.GradingExecute.notebook_timeout = notebook_timeout or settings.notebook_timeout or NOTEBOOK_TIMEOUT
     # The sandbox kills the kernel and everything it started anyway: a polite shutdown

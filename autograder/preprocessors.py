@@ -40,11 +40,9 @@ from rnnkit.tasks import TASKS
 from traitlets import Integer, Unicode
 
 from . import flags, secret
+from .outcome import NOTE
 from .sandbox import SandboxedKernelManager
 from .verify import HIDDEN, fresh_purpose, grade_check, require_twins, sealed_source
-
-#: Prefix of log lines that tell the instructor what the grader repaired (see autograder.outcome.Outcome).
-NOTE = "rnn-course note: "
 
 
 class ReviewSubmission(NbGraderPreprocessor):

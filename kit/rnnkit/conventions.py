@@ -62,10 +62,44 @@ ATOL = 1e-5
 #: The exercises state these layouts in code outside the part a student writes.
 CACHES = {
     "rnn_step_forward": ("x", "prev_h", "Wx", "Wh", "next_h"),
+    "lstm_step_forward": ("x", "prev_h", "prev_c", "Wx", "Wh", "i", "f", "g", "o", "tanh_c"),
+    "gru_step_forward": ("x", "prev_h", "Wx", "Wh", "r", "z", "n", "ah_n"),
     "embedding_forward": ("x", "V"),
     "temporal_affine_forward": ("h", "W"),
 }
-SEQUENCE_CACHES = {"rnn_forward": "rnn_step_forward"}
+SEQUENCE_CACHES = {"rnn_forward": "rnn_step_forward", "lstm_forward": "lstm_step_forward",
+                   "gru_forward": "gru_step_forward"}
+
+#: What each element of a step's cache holds, (N, H) unless said: for messages and notebooks.
+CACHE_ELEMENTS = {
+    "x": "the step's input x_t (N, D)",
+    "prev_h": "h_{t-1}, the state the step starts from",
+    "prev_c": "c_{t-1}, the cell state the step starts from",
+    "Wx": "Wx (D, G*H), as given",
+    "Wh": "Wh (H, G*H), as given",
+    "next_h": "h_t, the step's output",
+    **{gate: f"the {name}'s activation" for gate, name in GATE_NAMES.items() if gate != "h"},
+    "tanh_c": "tanh(c_t), of the new cell state",
+    "ah_n": "the n block of h_{t-1} @ Wh + bh, before r multiplies it",
+}
+
+
+def cache_element(fwd, name):
+    """``cache[6] (f: the forget gate's activation)``; ``cache[t][6] (...)`` for a sequence."""
+    step = SEQUENCE_CACHES.get(fwd)
+    k = CACHES[step or fwd].index(name)
+    return f"cache{'[t]' if step else ''}[{k}] ({name}: {CACHE_ELEMENTS.get(name, name)})"
+
+
+def cache_layout(fwd):
+    """The cache ``fwd`` returns, as lines of text: its layout, then what each element holds."""
+    step = SEQUENCE_CACHES.get(fwd)
+    layout = CACHES[step or fwd]
+    head = (f"{fwd} returns cache = [the cache of step t=0, ..., of step t=T-1],\n"
+            f"each a tuple ({', '.join(layout)}):" if step
+            else f"{fwd} returns cache = ({', '.join(layout)}):")
+    return "\n".join([head] + [f"  {cache_element(fwd, name)}" for name in layout])
+
 
 #: Reference implementations compute in this dtype.
 DTYPE = np.float64

@@ -211,6 +211,8 @@ KNOWN_ERRORS = (
     (r"\w+ returned \d+ values, expected \d+", "returned the wrong number of values"),
     (r"[\w ]+ must return a tuple of \d+ values, got [\w ]+", "does not return the documented tuple"),
     (r"results were sent more than once", "results were sent more than once"),
+    (r"\w+'s cache[\[\]\w]* (must be|changes shape)[^\n]*",
+     "returns a cache without the course's layout (the public cases show how)"),
 )
 
 #: Exceptions whose names the grader may repeat: Python's own and numpy's.

@@ -16,10 +16,10 @@ from autograder import batch, gradescsv, layout, verdicts
 from autograder.reference import lstm as ref_lstm
 from page_text import visible_text
 from points import cell_points, total_points
-from public_check import namespace
+from public_check import namespace, public_check
 from rnnkit.compare import grader_error
 from rnnkit.conventions import CACHES
-from rnnkit.tasks import TASKS, sequence_inputs
+from rnnkit.tasks import TASKS, StudentError, sequence_inputs
 from submissions import REPO, mutate, solution_cells, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
@@ -164,7 +164,24 @@ def test_the_students_pipeline_runs_their_forward_into_their_backward():
         assert np.allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-def test_a_cache_layout_error_is_said_in_the_grader_s_words_on_hidden_cases():
-    said = grader_error(TASKS["lstm_forward_cache"], "lstm_forward's cache[0] must be a tuple of 10 elements "
-                        "(x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c), got a tuple of 9")
-    assert said == "returns a cache without the course's layout (the public cases show how)"
+def test_a_cache_of_the_wrong_form_is_named_and_said_in_the_grader_s_words_on_hidden_cases():
+    """Each way a forward's cache can miss the layout: the public report says which, the
+    grader's report of a hidden case says so in its own words."""
+    names = namespace(A)
+    wrong = {
+        "a list of T-1 steps": ("lstm_forward", lambda c: c[:-1], "got 2 of them"),
+        "a step of 9 elements": ("lstm_forward", lambda c: [s[:-1] for s in c], "got a tuple of 9"),
+        "a dict": ("lstm_step_forward", lambda c: {"x": c[0]}, "got dict"),
+        "shapes varying in time": ("gru_forward", lambda c: [c[0]] + [s[:4] + (s[4][:1],) + s[5:] for s in c[1:]],
+                                   "cache[t][4] changes shape from step to step (element r)"),
+    }
+    for what, (fwd, change, words) in wrong.items():
+        right = names[fwd]
+        bad = {**names, fwd: lambda *a, right=right, change=change: (*right(*a)[:-1], change(right(*a)[-1]))}
+        passed, text = public_check(f"{fwd}_cache", bad)
+        assert not passed and words in " ".join(text.split()), (what, text)
+        task = TASKS[f"{fwd}_cache"]
+        with pytest.raises(StudentError) as raised:
+            task.run(bad, task.make_inputs(task.public[0]))
+        assert grader_error(task, str(raised.value)) == \
+            "returns a cache without the course's layout (the public cases show how)", (what, raised.value)

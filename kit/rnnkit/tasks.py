@@ -294,7 +294,7 @@ def forward_cache(fwd, args, returns):
         for k, name in enumerate(layout):
             values = [np.asarray(c[k]) for c in steps]
             if any(v.shape != values[0].shape for v in values):
-                raise StudentError(f"{fwd}'s cache[t][{k}] ({name}) changes shape from step to step")
+                raise StudentError(f"{fwd}'s cache[t][{k}] changes shape from step to step (element {name})")
             elements.append(np.stack(values))
         return (*outputs, *elements)
     return run

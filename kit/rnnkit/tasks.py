@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .conventions import CACHES, GATE_NAMES, GATES, SEQUENCE_CACHES, cache_element
+from .conventions import CACHE_PARTS, CACHES, GATE_NAMES, GATES, SEQUENCE_CACHES, cache_element
 
 
 @dataclass(frozen=True)
@@ -240,29 +240,43 @@ def forward(name, args, returns):
 CACHE = "cache."
 
 
+def _parts(fwd):
+    """((input prefix, forward), ...): the parts of ``fwd``'s cache (CACHE_PARTS), or itself."""
+    if fwd in CACHE_PARTS:
+        return tuple((f"{p}.", sub) for p, sub, _ in CACHE_PARTS[fwd])
+    return (("", fwd),)
+
+
+def cache_names(fwd):
+    """Names of the elements of ``fwd``'s cache, flat: ``f``, or ``bwd.next_h`` for a part."""
+    return tuple(prefix + n for prefix, sub in _parts(fwd) for n in CACHES[SEQUENCE_CACHES.get(sub) or sub])
+
+
 def cache_inputs(fwd, args, returns):
     """``derive`` of a backward: the cache of forward ``fwd`` (run by the grader with the
     references) as inputs named by :data:`rnnkit.conventions.CACHES`; a sequence's step
-    caches stacked over time on a first axis."""
-    step = SEQUENCE_CACHES.get(fwd)
-    layout = CACHES[step or fwd]
-
+    caches stacked over time on a first axis; a cache of parts (CACHE_PARTS) part by part."""
     def derive(functions, inputs):
         cache = unpack(functions[fwd](*(inputs[k] for k in args)), returns, fwd)[-1]
-        if step:
-            return {CACHE + n: np.stack([c[k] for c in cache]) for k, n in enumerate(layout)}
-        return {CACHE + n: value for n, value in zip(layout, cache)}
-    derive.names, derive.forward = tuple(CACHE + n for n in layout), fwd
+        named = {}
+        for (prefix, sub), part in zip(_parts(fwd), cache if fwd in CACHE_PARTS else (cache,)):
+            step = SEQUENCE_CACHES.get(sub)
+            for k, n in enumerate(CACHES[step or sub]):
+                named[CACHE + prefix + n] = np.stack([c[k] for c in part]) if step else part[k]
+        return named
+    derive.names, derive.forward = tuple(CACHE + n for n in cache_names(fwd)), fwd
     return derive
 
 
 def given_cache(fwd, inputs):
     """The cache of ``fwd`` in the conventions' layout, from a case's inputs (:func:`cache_inputs`)."""
-    step = SEQUENCE_CACHES.get(fwd)
-    elements = [inputs[CACHE + n] for n in CACHES[step or fwd]]
-    if step:
-        return [tuple(e[t] for e in elements) for t in range(len(elements[0]))]
-    return tuple(elements)
+    parts = []
+    for prefix, sub in _parts(fwd):
+        step = SEQUENCE_CACHES.get(sub)
+        elements = [inputs[CACHE + prefix + n] for n in CACHES[step or sub]]
+        parts.append([tuple(e[t] for e in elements) for t in range(len(elements[0]))] if step
+                     else tuple(elements))
+    return tuple(parts) if fwd in CACHE_PARTS else parts[0]
 
 
 def _cache_tuple(cache, layout, what):
@@ -275,35 +289,47 @@ def _cache_tuple(cache, layout, what):
     return tuple(cache)
 
 
-def forward_cache(fwd, args, returns):
-    """Run forward ``fwd``; return its outputs and its cache's elements in the layout of
-    :data:`rnnkit.conventions.CACHES`, a sequence's stacked over time on a first axis."""
+def _cache_elements(fwd, cache, T, what):
+    """The elements of a student's cache ``cache`` of ``fwd`` (called ``what`` in messages),
+    a sequence's stacked over time on a first axis; a StudentError if it misses the layout."""
     step = SEQUENCE_CACHES.get(fwd)
     layout = CACHES[step or fwd]
+    if not step:
+        return _cache_tuple(cache, layout, what)
+    if not isinstance(cache, (tuple, list)) or len(cache) != T:
+        got = f"{len(cache)} of them" if isinstance(cache, (tuple, list)) else type(cache).__name__
+        raise StudentError(f"{what} must be a list of the T={T} steps' caches, got {got}")
+    steps = [_cache_tuple(c, layout, f"{what}[{t}]") for t, c in enumerate(cache)]
+    elements = []
+    for k, name in enumerate(layout):
+        values = [np.asarray(c[k]) for c in steps]
+        if any(v.shape != values[0].shape for v in values):
+            raise StudentError(f"{what}[t][{k}] changes shape from step to step (element {name})")
+        elements.append(np.stack(values))
+    return tuple(elements)
 
+
+def forward_cache(fwd, args, returns, outputs=True):
+    """Run forward ``fwd``; return its outputs (unless not ``outputs``) and its cache's
+    elements in the layout of :data:`rnnkit.conventions.CACHES` (:func:`cache_names`)."""
     def run(functions, inputs):
-        *outputs, cache = unpack(functions[fwd](*(inputs[k] for k in args)), returns, fwd)
-        if not step:
-            return (*outputs, *_cache_tuple(cache, layout, f"{fwd}'s cache"))
-        T = inputs["x"].shape[1]
-        if not isinstance(cache, (tuple, list)) or len(cache) != T:
-            got = f"{len(cache)} of them" if isinstance(cache, (tuple, list)) else type(cache).__name__
-            raise StudentError(f"{fwd}'s cache must be a list of the T={T} steps' caches, got {got}")
-        steps = [_cache_tuple(c, layout, f"{fwd}'s cache[{t}]") for t, c in enumerate(cache)]
-        elements = []
-        for k, name in enumerate(layout):
-            values = [np.asarray(c[k]) for c in steps]
-            if any(v.shape != values[0].shape for v in values):
-                raise StudentError(f"{fwd}'s cache[t][{k}] changes shape from step to step (element {name})")
-            elements.append(np.stack(values))
-        return (*outputs, *elements)
+        *results, cache = unpack(functions[fwd](*(inputs[k] for k in args)), returns, fwd)
+        T = inputs["x"].shape[1] if "x" in inputs else None
+        if fwd in CACHE_PARTS:
+            names = [p for p, _, _ in CACHE_PARTS[fwd]]
+            parts = _cache_tuple(cache, names, f"{fwd}'s cache")
+            elements = [e for k, ((_, sub), part) in enumerate(zip(_parts(fwd), parts))
+                        for e in _cache_elements(sub, part, T, f"{fwd}'s cache[{k}]")]
+        else:
+            elements = _cache_elements(fwd, cache, T, f"{fwd}'s cache")
+        return (*results, *elements) if outputs else tuple(elements)
     return run
 
 
 def cache_outputs(fwd):
     """Output names of a cache's elements (``cache.f``) and what each is (:func:`forward_cache`)."""
-    layout = CACHES[SEQUENCE_CACHES.get(fwd) or fwd]
-    return tuple(CACHE + n for n in layout), {CACHE + n: cache_element(fwd, n) for n in layout}
+    names = cache_names(fwd)
+    return tuple(CACHE + n for n in names), {CACHE + n: cache_element(fwd, n) for n in names}
 
 
 def backward_given(fwd, name, upstream, returns, extra=()):
@@ -314,17 +340,6 @@ def backward_given(fwd, name, upstream, returns, extra=()):
         args = [inputs[k] for k in upstream] + [given_cache(fwd, inputs)] + [inputs[k] for k in extra]
         result = functions[name](*args)
         return (result,) if returns == 1 else unpack(result, returns, name)
-    return run
-
-
-def backward(fwd, fwd_args, fwd_returns, name, upstream, returns, extra=()):
-    """Run the student's ``fwd`` for its cache, then backward function ``name(*upstream, cache, *extra)``:
-    for the cells whose cache layout is the student's own (exercise 6's), where a wrong
-    forward also costs the backward's points (the message says to fix it first)."""
-    def run(functions, inputs):
-        cache = unpack(functions[fwd](*(inputs[k] for k in fwd_args)), fwd_returns, fwd)[-1]
-        args = [inputs[k] for k in upstream] + [cache] + [inputs[k] for k in extra]
-        return unpack(functions[name](*args), returns, name)
     return run
 
 

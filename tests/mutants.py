@@ -359,6 +359,25 @@ MUTANTS += [
       "attention_backward", ["dWq: wrong", "gradient through the scores"], "tanh' written as 1 - u"),
 ]
 
+# Mistakes in the caches exercise 6 fixes (rnnkit.conventions CACHES, CACHE_PARTS): each
+# costs the forward's cache check, named by element, part and time step.
+MUTANTS += [
+    M("birnn_cache_directions_swapped", "06_seq2seq", "birnn_forward",
+      ("cache_fwd, cache_bwd = cache_f, cache_b", "cache_fwd, cache_bwd = cache_b, cache_f"),
+      "birnn_forward_cache", ["cache.fwd.next_h: cache[0][t][4]", "it holds cache[1][t][4]"],
+      "the backward direction's cache first", public=["it holds cache[1][t][4] (next_h:"]),
+    M("birnn_cache_bwd_in_time_order", "06_seq2seq", "birnn_forward",
+      ("cache_fwd, cache_bwd = cache_f, cache_b", "cache_fwd, cache_bwd = cache_f, cache_b[::-1]"),
+      "birnn_forward_cache", ["cache.bwd.next_h: cache[1][t][4]", "its steps are in reverse order"],
+      "the backward direction's step caches put in time order, not in the order it read x",
+      public=["cache.bwd.x: cache[1][t][0] (x: the step's input x_t (N, D); backward direction"]),
+    M("attention_cache_u_before_tanh", "06_seq2seq", "attention_forward",
+      (("u = np.tanh((q @ Wq)[:, None, :] + enc @ Wk)", "u = (q @ Wq)[:, None, :] + enc @ Wk"),
+       ("e = np.where(mask, u @ v, -np.inf)", "e = np.where(mask, np.tanh(u) @ v, -np.inf)")),
+      "attention_forward_cache", ["cache.u: cache[5] (u: tanh(q @ Wq + enc_j @ Wk)"],
+      "caches the scores' pre-activation instead of its tanh", public=["cache.u: cache[5] (u:"]),
+]
+
 
 #: Bugs that change a function's inputs in place and nothing else: the outputs are right.
 #: Only the student's kernel can see the change, and nothing the kernel says decides a

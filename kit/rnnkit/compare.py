@@ -272,6 +272,8 @@ def compare(task, name, payload, want, hidden=False):
             where.append("at step t it holds the right value of step t+1, one step early")
         elif error_ratio(got[1:], want[:-1]) <= 1:
             where.append("at step t it holds the right value of step t-1, one step late")
+        elif error_ratio(got[::-1], want) <= 1:
+            where.append("its steps are in reverse order")
     if name in task.timed and want.shape[1] > 1:
         bad = [t for t in range(want.shape[1]) if error_ratio(got[:, t], want[:, t]) > 1]
         good = [t for t in range(want.shape[1]) if t not in bad]

@@ -75,9 +75,8 @@ SEQUENCE_CACHES = {"rnn_forward": "rnn_step_forward", "lstm_forward": "lstm_step
 #: rnn_forward twice from a zero state; its output h (N, T, 2H) holds the forward
 #: direction in ``h[..., :H]``, the backward one in ``h[..., H:]``, both in time order.
 CACHE_PARTS = {"birnn_forward": (
-    ("fwd", "rnn_forward", "forward direction: rnn_forward over x"),
-    ("bwd", "rnn_forward", "backward direction: rnn_forward over x[:, ::-1], "
-                           "its step t reads x_{T-1-t}"),
+    ("fwd", "rnn_forward", "forward direction, rnn_forward over x"),
+    ("bwd", "rnn_forward", "backward direction, rnn_forward over x[:, ::-1]"),
 )}
 
 #: What each element of a step's cache holds, (N, H) unless said: for messages and notebooks.
@@ -122,7 +121,7 @@ def cache_layout(fwd):
         subs = sorted({sub for _, sub, _ in parts})
         return "\n".join([f"{fwd} returns cache = ({', '.join(f'cache_{p}' for p, _, _ in parts)}):"]
                          + [f"  cache[{k}]: {what}" for k, (_, _, what) in enumerate(parts)]
-                         + [cache_layout(sub) for sub in subs])
+                         + [f"each as {sub} returns it:\n{cache_layout(sub)}" for sub in subs])
     step = SEQUENCE_CACHES.get(fwd)
     layout = CACHES[step or fwd]
     head = (f"{fwd} returns cache = [the cache of step t=0, ..., of step t=T-1],\n"

@@ -18,7 +18,7 @@ from page_text import visible_text
 from points import cell_points, total_points
 from public_check import namespace, public_check
 from rnnkit.compare import grader_error
-from rnnkit.conventions import CACHES
+from rnnkit.conventions import CACHE_PARTS, CACHES
 from rnnkit.tasks import TASKS, StudentError, sequence_inputs
 from submissions import REPO, mutate, solution_cells, student_notebook, write_submissions
 
@@ -141,12 +141,13 @@ def fixed_layouts(assignment):
 def test_the_notebooks_cache_lines_quote_the_conventions():
     """The layouts written for the student (outside the part they complete) are CACHES'."""
     expected = {"01_rnn": {"rnn_step_forward"}, "03_gates": {"lstm_step_forward", "gru_step_forward"},
-                A: {"lstm_step_forward", "gru_step_forward"}}
+                A: {"lstm_step_forward", "gru_step_forward"}, "06_seq2seq": {"birnn_forward", "attention_forward"}}
     for assignment, functions in expected.items():
         found = fixed_layouts(assignment)
         assert set(found) == functions, (assignment, found)
         for name, names in found.items():
-            assert names == CACHES[name], (assignment, name)
+            parts = tuple(f"cache_{p}" for p, _, _ in CACHE_PARTS.get(name, ()))
+            assert names == (parts or CACHES[name]), (assignment, name)
     text = (REPO / "solutions" / "03_gates" / "03_gates.ipynb").read_text()
     for name in ("lstm_step_forward", "gru_step_forward"):
         assert f"`cache = ({', '.join(CACHES[name])})`" in text

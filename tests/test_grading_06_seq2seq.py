@@ -1,52 +1,67 @@
 """Autograde exercise 06 end to end through nbgrader: the solution, the blank release, another
 correct way of writing it (loops, float32, a finite stand-in for -inf), and every seeded bug of
-tests/mutants.py for this exercise, each with its message and hint."""
+tests/mutants.py for this exercise, each with its message and hint. One mistake, one penalty
+(issue 21, item 2): each backward is graded on the cache the conventions fix, built by the
+grader from the reference forward; a wrong forward costs its own checks only and the right
+backward's feedback points at the forward's check."""
 import re
 
 import nbformat
+import numpy as np
 import pytest
 from nbgrader.validator import Validator
 
 from autograder import batch, gradescsv, layout, verdicts
-from mutants import MUTANTS, notebook
-from rnnkit.tasks import TASKS
+from autograder.verify import REFERENCES
+from mutants import MUTANTS, notebook, source
+from page_text import visible_text
+from points import cell_points, total_points
+from public_check import namespace, public_check
+from rnnkit.compare import grader_error
+from rnnkit.tasks import TASKS, StudentError
+from rnnkit.tasks_seq2seq import ATTENTION_ARGS, BIRNN_P
 from submissions import student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
 A = "06_seq2seq"
 OURS = [m for m in MUTANTS if m.assignment == A]
 
+#: Right functions written another way: loops, float32 inside, lists for tuples, a finite
+#: stand-in for -inf; the caches in the layout the conventions fix (CACHES, CACHE_PARTS).
 OTHER_WAY = {
     "birnn_forward": '''
 def birnn_forward(x, Wx_f, Wh_f, b_f, Wx_b, Wh_b, b_b):
     N, T, _ = x.shape
     H = Wh_f.shape[0]
     h = np.zeros((N, T, 2 * H), dtype=np.float32)
-    steps_f, steps_b = [None] * T, [None] * T
+    steps_f, steps_b = [], []
     s_f, s_b = np.zeros((N, H)), np.zeros((N, H))
     for t in range(T):
-        s_f, steps_f[t] = rnn_step_forward(x[:, t].astype(np.float32), s_f, Wx_f, Wh_f, b_f)
+        s_f, step = rnn_step_forward(x[:, t].astype(np.float32), s_f, Wx_f, Wh_f, b_f)
         h[:, t, :H] = s_f
+        steps_f.append(step)
     for t in range(T - 1, -1, -1):
-        s_b, steps_b[t] = rnn_step_forward(x[:, t].astype(np.float32), s_b, Wx_b, Wh_b, b_b)
+        s_b, step = rnn_step_forward(x[:, t].astype(np.float32), s_b, Wx_b, Wh_b, b_b)
         h[:, t, H:] = s_b
-    return h, {"forward": steps_f, "backward": steps_b}
+        steps_b.append(step)
+    return h, [steps_f, steps_b]
 ''',
     "birnn_backward": '''
 def birnn_backward(dh, cache):
+    steps_f, steps_b = cache
     N, T, H2 = dh.shape
     H = H2 // 2
-    dx = np.zeros((N, T, cache["forward"][0][0].shape[1]))
+    dx = np.zeros((N, T, steps_f[0][0].shape[1]))
     grads = [0.0] * 6
     carry = np.zeros((N, H))
     for t in range(T - 1, -1, -1):
-        dx_t, carry, *g = rnn_step_backward(dh[:, t, :H] + carry, cache["forward"][t])
+        dx_t, carry, *g = rnn_step_backward(dh[:, t, :H] + carry, steps_f[t])
         dx[:, t] += dx_t
         grads[:3] = [a + b for a, b in zip(grads[:3], g)]
     carry = np.zeros((N, H))
-    for t in range(T):
-        dx_t, carry, *g = rnn_step_backward(dh[:, t, H:] + carry, cache["backward"][t])
-        dx[:, t] += dx_t
+    for k in range(T - 1, -1, -1):   # the backward direction's step k read x_{T-1-k}
+        dx_t, carry, *g = rnn_step_backward(dh[:, T - 1 - k, H:] + carry, steps_b[k])
+        dx[:, T - 1 - k] += dx_t
         grads[3:] = [a + b for a, b in zip(grads[3:], g)]
     return (dx, *grads)
 ''',
@@ -63,12 +78,11 @@ def attention_forward(q, enc, mask, Wq, Wk, v):
     context = np.zeros((N, He))
     for t in range(T):
         context += alpha[:, t:t + 1] * enc[:, t]
-    return context, alpha, {"q": q, "enc": enc, "W": (Wq, Wk, v), "u": u, "alpha": alpha}
+    return context, alpha, [q, enc, Wq, Wk, v, u, alpha]
 ''',
     "attention_backward": '''
 def attention_backward(dcontext, cache):
-    q, enc, u, alpha = cache["q"], cache["enc"], cache["u"], cache["alpha"]
-    Wq, Wk, v = cache["W"]
+    q, enc, Wq, Wk, v, u, alpha = cache
     dalpha = np.einsum("nth,nh->nt", enc, dcontext)
     de = alpha * dalpha - alpha * np.einsum("nt,nt->n", alpha, dalpha)[:, None]
     da = np.einsum("nt,a,nta->nta", de, v, 1 - u * u)
@@ -78,8 +92,14 @@ def attention_backward(dcontext, cache):
 ''',
 }
 
+#: One mistake in a forward and one in the backward that uses its cache.
+_MASK = next(m for m in OURS if m.name == "attention_mask_ignored")
+_TANH = next(m for m in OURS if m.name == "attention_bwd_tanh_derivative")
+BOTH_WRONG = {_MASK.cell: source(_MASK), _TANH.cell: source(_TANH)}
+
 STUDENTS = {"solution": student_notebook(A), "blank": student_notebook(A, released=True),
-            "other_way": student_notebook(A, OTHER_WAY), **{m.name: notebook(m) for m in OURS}}
+            "other_way": student_notebook(A, OTHER_WAY), "both_wrong": student_notebook(A, BOTH_WRONG),
+            **{m.name: notebook(m) for m in OURS}}
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +114,8 @@ def graded(tmp_path_factory):
 
 def test_solution_and_another_correct_way_get_full_marks_and_the_blank_zero(graded):
     course, rows, _ = graded
-    assert rows["solution"]["score"] == rows["solution"]["max_score"] == 12
-    assert rows["other_way"]["score"] == 12, verdicts.failures(course, "other_way", A)
+    assert rows["solution"]["score"] == rows["solution"]["max_score"] == total_points(A)
+    assert rows["other_way"]["score"] == total_points(A), verdicts.failures(course, "other_way", A)
     assert rows["blank"]["score"] == 0
     assert any("not implemented yet" in m for m in verdicts.failures(course, "blank", A))
 
@@ -128,3 +148,90 @@ def test_what_the_student_sees_before_submitting_is_what_the_grade_says(graded, 
     lost = {cell for cell, score in rows[student]["cells"].items() if cell in full and score < full[cell]}
     assert failed == lost
     assert bool(failed) == (student != "solution")
+
+
+FORWARD_CELLS = ("test_birnn_forward", "test_birnn_forward_cache", "test_attention_forward",
+                 "test_attention_forward_cache")
+BACKWARD_OF = {"birnn": "test_birnn_backward", "attention": "test_attention_backward"}
+FORWARD_MUTANTS = [m for m in OURS if m.task in {c[len("test_"):] for c in FORWARD_CELLS}]
+
+
+def feedback(course, student):
+    return " ".join(visible_text((course / "feedback" / student / A / f"{A}.html").read_text()).split())
+
+
+@pytest.mark.parametrize("mutant", FORWARD_MUTANTS, ids=lambda m: m.name)
+def test_a_wrong_forward_costs_its_own_checks_only(graded, mutant):
+    """The backwards keep their points; the score lost is the forward cells' alone."""
+    course, rows, _ = graded
+    points, cells = cell_points(A), rows[mutant.name]["cells"]
+    assert set(FORWARD_CELLS) | set(BACKWARD_OF.values()) <= set(points)
+    for cell in BACKWARD_OF.values():
+        assert cells[cell] == points[cell], (cell, verdicts.failures(course, mutant.name, A))
+    lost = sum(points[c] - cells[c] for c in FORWARD_CELLS)
+    assert lost > 0 and rows[mutant.name]["score"] == total_points(A) - lost
+
+
+@pytest.mark.parametrize("student, backward, forward", [
+    ("birnn_shared_weights", "birnn_backward", "birnn_forward_cache"),
+    ("birnn_cache_bwd_in_time_order", "birnn_backward", "birnn_forward_cache"),
+    ("attention_mask_ignored", "attention_backward", "attention_forward_cache"),
+    ("attention_cache_u_before_tanh", "attention_backward", "attention_forward_cache"),
+])
+def test_the_right_backward_points_at_the_forward_s_check(graded, student, backward, forward):
+    course, _, _ = graded
+    assert f"your {backward} is right; {forward} fails its own check: fix it first (" \
+        in feedback(course, student)
+    assert not any(m.startswith(f"{backward}:") for m in verdicts.failures(course, student, A))
+
+
+def test_a_wrong_backward_is_blamed_on_itself_not_on_the_wrong_forward(graded):
+    course, rows, _ = graded
+    cells, points = rows["both_wrong"]["cells"], cell_points(A)
+    assert cells["test_attention_backward"] < points["test_attention_backward"]
+    assert cells["test_attention_forward"] < points["test_attention_forward"]
+    own = [m for m in verdicts.failures(course, "both_wrong", A) if m.startswith("attention_backward:")]
+    assert any("dWq: wrong" in m and "gradient through the scores" in m for m in own), own
+    assert not any("first" in m for m in own), own
+
+
+# ---------------------------------------------------------------- without the grader
+
+def test_the_students_pipeline_runs_their_forward_into_their_backward():
+    """Section 3 joins the student's forwards and backwards: the solution's pairs give the
+    references' gradients on the caches they return themselves."""
+    names = namespace(A)
+    for task, forward, backward, args, upstream in (
+            ("birnn_backward", "birnn_forward", "birnn_backward", ("x",) + BIRNN_P, "dh"),
+            ("attention_backward", "attention_forward", "attention_backward", ATTENTION_ARGS, "dcontext")):
+        inputs = TASKS[task].make_inputs(TASKS[task].public[0])
+        values = [inputs[k] for k in args]
+        mine = names[backward](inputs[upstream], names[forward](*values)[-1])
+        theirs = REFERENCES[backward](inputs[upstream], REFERENCES[forward](*values)[-1])
+        for a, b in zip(mine, theirs):
+            assert np.allclose(a, b, rtol=1e-10, atol=1e-12), task
+
+
+def test_a_cache_of_the_wrong_form_is_named_and_said_in_the_grader_s_words_on_hidden_cases():
+    """Each way the two-part cache of birnn_forward (or attention's) can miss the layout: the
+    public report says which, the grader's report of a hidden case says so in its own words."""
+    names = namespace(A)
+    wrong = {
+        "one part": ("birnn_forward", lambda c: c[:1], "cache must be a tuple of 2 elements (fwd, bwd), got a tuple of 1"),
+        "a dict": ("birnn_forward", lambda c: {"f": c[0], "b": c[1]}, "cache must be a tuple of 2 elements"),
+        "a part of T-1 steps": ("birnn_forward", lambda c: (c[0], c[1][:-1]),
+                                "cache[1] must be a list of the T=4 steps' caches, got 3 of them"),
+        "a step without next_h": ("birnn_forward", lambda c: (c[0], [s[:4] for s in c[1]]),
+                                  "cache[1][0] must be a tuple of 5 elements (x, prev_h, Wx, Wh, next_h)"),
+        "attention without u": ("attention_forward", lambda c: c[:5] + c[6:], "must be a tuple of 7 elements"),
+    }
+    for what, (fwd, change, words) in wrong.items():
+        right = names[fwd]
+        bad = {**names, fwd: lambda *a, right=right, change=change: (*right(*a)[:-1], change(right(*a)[-1]))}
+        passed, text = public_check(f"{fwd}_cache", bad)
+        assert not passed and words in " ".join(text.split()), (what, text)
+        task = TASKS[f"{fwd}_cache"]
+        with pytest.raises(StudentError) as raised:
+            task.run(bad, task.make_inputs(task.public[0]))
+        assert grader_error(task, str(raised.value)) == \
+            "returns a cache without the course's layout (the public cases show how)", (what, raised.value)

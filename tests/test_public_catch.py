@@ -38,9 +38,10 @@ def language_function(mutant):
 
 
 def names_a_wrong_output(task, text):
-    """The report names an output of ``task`` as wrong: the mistake's place."""
+    """The report names an output of ``task`` as wrong, or a returned cache's layout: the
+    mistake's place."""
     outputs = "|".join(map(re.escape, TASKS[task].outputs))
-    return re.search(rf"^  \[[^]]*\] ({outputs}): ", text, flags=re.M) is not None
+    return re.search(rf"^  \[[^]]*\] ({outputs}: |\w+'s cache\S* must be )", text, flags=re.M) is not None
 
 
 def run_catalogue():
@@ -130,7 +131,8 @@ def test_a_given_cache_is_what_the_notebook_forward_returns(task):
     """The cache a backward is checked on (rnnkit.conventions.CACHES, derived by the references)
     equals, element by element, what the solution notebook's forward returns on the same inputs."""
     from autograder.verify import reference_inputs
-    assignment = {"rnn": "01_rnn"}.get(task.split("_")[0], "05_language_model")
+    assignment = {"rnn": "01_rnn", "lstm": "04_bptt", "gru": "04_bptt", "birnn": "06_seq2seq",
+                  "attention": "06_seq2seq"}.get(task.split("_")[0], "05_language_model")
     names = namespace(assignment)
     for case in TASKS[task].public:
         inputs = reference_inputs(TASKS[task], case)

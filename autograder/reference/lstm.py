@@ -31,16 +31,16 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     """One time step.
 
     x (N, D), prev_h (N, H), prev_c (N, H), Wx (D, 4H), Wh (H, 4H), b (4H,)
-    Returns next_h (N, H), next_c (N, H) and
-    cache = (x, prev_h, prev_c, Wx, Wh, gate, tanh_c), where gate maps each
-    gate name to its activation (N, H) and tanh_c = tanh(next_c) (N, H).
+    Returns next_h (N, H), next_c (N, H) and the cache of
+    ``CACHES["lstm_step_forward"]``: (x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c),
+    the gates' activations i, f, g, o and tanh_c = tanh(next_c) each (N, H).
     """
     a = split_gates(x @ Wx + prev_h @ Wh + b, "lstm")
-    gate = {k: ACTIVATION[k](a[k]) for k in GATES["lstm"]}
-    next_c = gate["f"] * prev_c + gate["i"] * gate["g"]
+    i, f, g, o = (ACTIVATION[k](a[k]) for k in GATES["lstm"])
+    next_c = f * prev_c + i * g
     tanh_c = np.tanh(next_c)
-    next_h = gate["o"] * tanh_c
-    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, gate, tanh_c)
+    next_h = o * tanh_c
+    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c)
 
 
 def lstm_step_backward(dnext_h, dnext_c, cache):
@@ -50,8 +50,7 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     next_h and next_c.
     Returns dx (N, D), dprev_h (N, H), dprev_c (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
     """
-    x, prev_h, prev_c, Wx, Wh, gate, tanh_c = cache
-    i, f, g, o = gate["i"], gate["f"], gate["g"], gate["o"]
+    x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c = cache
     dc = dnext_c + dnext_h * o * (1.0 - tanh_c**2)  # next_c reaches the loss directly and via next_h
     da = {  # gradient on each block of a: upstream on the gate times the activation's slope
         "i": dc * g * i * (1.0 - i),
@@ -99,7 +98,7 @@ def lstm_truncated_backward(dh, cache, k):
         raise ValueError(f"chunk length k must be at least 1, got {k}")
     steps = cache
     N, T, H = dh.shape
-    x0, _, _, Wx, Wh, _, _ = steps[0]
+    x0, _, _, Wx, Wh = steps[0][:5]
     dx = np.empty((N, T, x0.shape[1]), dtype=dh.dtype)
     dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(4 * H, dtype=dh.dtype)
     dprev_h, dprev_c = np.zeros((N, H), dtype=dh.dtype), np.zeros((N, H), dtype=dh.dtype)

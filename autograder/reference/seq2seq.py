@@ -22,8 +22,8 @@ def birnn_forward(x, Wx_f, Wh_f, b_f, Wx_b, Wh_b, b_b):
 
     x (N, T, D), Wx_* (D, H), Wh_* (H, H), b_* (H,)
     Returns h (N, T, 2H): h[:, t, :H] has read x_0 .. x_t, h[:, t, H:] has read
-    x_{T-1} .. x_t; and cache = (forward cache, backward cache) (see
-    :data:`rnnkit.conventions.BIRNN_CACHE`).
+    x_{T-1} .. x_t; and the cache of ``CACHE_PARTS["birnn_forward"]``:
+    (forward direction's rnn_forward cache, backward direction's over x[:, ::-1]).
     """
     N, H = x.shape[0], Wh_f.shape[0]
     h0 = np.zeros((N, H), dtype=np.result_type(x, Wh_f))
@@ -51,7 +51,8 @@ def attention_forward(q, enc, mask, Wq, Wk, v):
     scores e_j = v . tanh(q @ Wq + enc_j @ Wk) (N, T); alpha = softmax of e over the
     positions j with mask[:, j] (alpha_j = 0 at padding), context = sum_j alpha_j enc_j.
     q (N, Hq), enc (N, T, He), mask (N, T), Wq (Hq, A), Wk (He, A), v (A,)
-    Returns context (N, He), alpha (N, T) and a cache.
+    Returns context (N, He), alpha (N, T) and the cache of
+    ``CACHES["attention_forward"]``: (q, enc, Wq, Wk, v, u, alpha), u (N, T, A) the tanh.
     """
     mask = np.asarray(mask, dtype=bool)
     N, T, He = enc.shape

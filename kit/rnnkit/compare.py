@@ -102,9 +102,10 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
     task = TASKS[task_name]
     kernel_text = kernel_text and not hidden
     report = CheckReport(task_name)
-    broken = [] if hidden else broken_dependencies(task, results, expected)
+    broken = {} if hidden else broken_dependencies(task, results, expected)
     # a given cache comes from the reference forward: the student's forward explains nothing here
-    feeding = [name for name in broken if name != getattr(task.derive, "forward", None)]
+    given = getattr(task.derive, "forward", None)
+    feeding = [name for name in broken if given not in (name, *TASKS[name].needs)]
     for i, case in enumerate(cases):
         key, where = case_key(case), f"hidden case {i + 1}" if hidden else task.describe(case)
         units = len(task.outputs)
@@ -124,12 +125,13 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
         for name, value in zip(task.outputs, want):
             problem = compare(task, name, result["outputs"].get(name), value, not kernel_text)
             if problem:
-                wrong.append((name, problem))
+                wrong.append((name, problem + _holds(task, name, result["outputs"].get(name), want)))
         if wrong:
             hint = (depends_hint(task, feeding) if feeding
                     else diagnose(task, case, results, key, probes, dict(wrong)))
             for name, problem in wrong:
-                report.failures.append((where, f"{name}: {problem}{hint}"))
+                label = f"{task.labels[name]} differs: " if name in task.labels else ""
+                report.failures.append((where, f"{name}: {label}{problem}{hint}"))
         report.lost |= {(i, name) for name, _ in wrong}
         modified = _input_names(task, case, result.get("modified"))
         if modified:
@@ -139,8 +141,24 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
     if broken and cases and report.passed == report.total:
         report.notes.append((task.describe(cases[0]), f"your {task.name} is right; {' and '.join(broken)} "
                              f"{'fail' if len(broken) > 1 else 'fails'} {'their' if len(broken) > 1 else 'its'} "
-                             f"own check: fix {'them' if len(broken) > 1 else 'it'} first"))
+                             f"own check: fix {'them' if len(broken) > 1 else 'it'} first"
+                             + "".join(f" ({broken[name]})" for name in broken if broken[name])))
     return report
+
+
+def _holds(task, name, payload, want):
+    """For an output that is an element of a cache (:attr:`Task.labels`): which other output's
+    right value it holds (elements out of order, h_t stored for h_{t-1}), if one."""
+    if name not in task.labels or payload is None:
+        return ""
+    try:
+        got = wire.decode(payload)
+    except wire.WireError:
+        return ""
+    for other, value in zip(task.outputs, want):
+        if other != name and value.shape == got.shape and error_ratio(got, value) <= 1:
+            return f"; it holds {task.labels.get(other, f'the right {other}')}"
+    return ""
 
 
 def depends_key(name):
@@ -149,20 +167,24 @@ def depends_key(name):
 
 
 def broken_dependencies(task, results, expected):
-    """The functions of :attr:`Task.depends` that fail their first public case: reported so that
+    """The functions of :attr:`Task.depends` that fail their first public case, each with
+    what differs in a cache it returns ("" if no cache element or none): reported so that
     one mistake is fixed where it is (the kernel ran them; its word decides no point)."""
-    broken = []
+    broken = {}
     for name in task.depends:
         result = results.get(depends_key(name))
         if not isinstance(result, dict):
             continue
         dep = TASKS[name]
         if not isinstance(result.get("outputs"), dict):
-            broken.append(name)
+            broken[name] = ""
             continue
         want = expected(dep, dep.public[0])[0]
-        if any(compare(dep, n, result["outputs"].get(n), w, True) for n, w in zip(dep.outputs, want)):
-            broken.append(name)
+        wrong = [n for n, w in zip(dep.outputs, want) if compare(dep, n, result["outputs"].get(n), w, True)]
+        if wrong:
+            cache = [dep.labels[n] for n in wrong if n in dep.labels]
+            broken[name] = f"its {cache[0]} differs" if len(cache) == 1 else \
+                f"{len(cache)} elements of its cache differ, the first {cache[0]}" if cache else ""
     return broken
 
 
@@ -189,6 +211,8 @@ KNOWN_ERRORS = (
     (r"\w+ returned \d+ values, expected \d+", "returned the wrong number of values"),
     (r"[\w ]+ must return a tuple of \d+ values, got [\w ]+", "does not return the documented tuple"),
     (r"results were sent more than once", "results were sent more than once"),
+    (r"\w+'s cache[\[\]\w]* (must be|changes shape)[^\n]*",
+     "returns a cache without the course's layout (the public cases show how)"),
 )
 
 #: Exceptions whose names the grader may repeat: Python's own and numpy's.
@@ -240,6 +264,16 @@ def compare(task, name, payload, want, hidden=False):
     gates = GATES[task.kind]
     if name in task.gated and len(gates) > 1:
         where.append(_blocks(gates, np.split(got, len(gates), -1), np.split(want, len(gates), -1)))
+    if name in task.stepped and want.shape[0] > 1:
+        bad = [t for t in range(want.shape[0]) if error_ratio(got[t], want[t]) > 1]
+        good = [t for t in range(want.shape[0]) if t not in bad]
+        where.append(f"wrong at {_steps(bad)}, right at {_steps(good)}" if good else "wrong at every time step")
+        if error_ratio(got[:-1], want[1:]) <= 1:
+            where.append("at step t it holds the right value of step t+1, one step early")
+        elif error_ratio(got[1:], want[:-1]) <= 1:
+            where.append("at step t it holds the right value of step t-1, one step late")
+        elif error_ratio(got[::-1], want) <= 1:
+            where.append("its steps are in reverse order")
     if name in task.timed and want.shape[1] > 1:
         bad = [t for t in range(want.shape[1]) if error_ratio(got[:, t], want[:, t]) > 1]
         good = [t for t in range(want.shape[1]) if t not in bad]

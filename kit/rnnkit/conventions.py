@@ -62,10 +62,73 @@ ATOL = 1e-5
 #: The exercises state these layouts in code outside the part a student writes.
 CACHES = {
     "rnn_step_forward": ("x", "prev_h", "Wx", "Wh", "next_h"),
+    "lstm_step_forward": ("x", "prev_h", "prev_c", "Wx", "Wh", "i", "f", "g", "o", "tanh_c"),
+    "gru_step_forward": ("x", "prev_h", "Wx", "Wh", "r", "z", "n", "ah_n"),
     "embedding_forward": ("x", "V"),
     "temporal_affine_forward": ("h", "W"),
+    "attention_forward": ("q", "enc", "Wq", "Wk", "v", "u", "alpha"),
 }
-SEQUENCE_CACHES = {"rnn_forward": "rnn_step_forward"}
+SEQUENCE_CACHES = {"rnn_forward": "rnn_step_forward", "lstm_forward": "lstm_step_forward",
+                   "gru_forward": "gru_step_forward"}
+#: Caches made of other forwards' caches: forward -> its parts in order, each (name, the
+#: forward whose cache it is, what it covers). Exercise 6's bidirectional layer runs
+#: rnn_forward twice from a zero state; its output h (N, T, 2H) holds the forward
+#: direction in ``h[..., :H]``, the backward one in ``h[..., H:]``, both in time order.
+CACHE_PARTS = {"birnn_forward": (
+    ("fwd", "rnn_forward", "forward direction, rnn_forward over x"),
+    ("bwd", "rnn_forward", "backward direction, rnn_forward over x[:, ::-1]"),
+)}
+
+#: What each element of a step's cache holds, (N, H) unless said: for messages and notebooks.
+CACHE_ELEMENTS = {
+    "x": "the step's input x_t (N, D)",
+    "prev_h": "h_{t-1}, the state the step starts from",
+    "prev_c": "c_{t-1}, the cell state the step starts from",
+    "Wx": "Wx (D, G*H), as given",
+    "Wh": "Wh (H, G*H), as given",
+    "next_h": "h_t, the step's output",
+    **{gate: f"the {name}'s activation" for gate, name in GATE_NAMES.items() if gate != "h"},
+    "tanh_c": "tanh(c_t), of the new cell state",
+    "ah_n": "the n block of h_{t-1} @ Wh + bh, before r multiplies it",
+    "q": "the query q (N, Hq), as given",
+    "enc": "the encoder's states enc (N, T, He), as given",
+    "Wq": "Wq (Hq, A), as given",
+    "Wk": "Wk (He, A), as given",
+    "v": "v (A,), as given",
+    "u": "tanh(q @ Wq + enc_j @ Wk) at every position j (N, T, A)",
+    "alpha": "the attention weights alpha (N, T), as returned",
+}
+
+
+def cache_element(fwd, name):
+    """``cache[6] (f: the forget gate's activation)``; ``cache[t][6] (...)`` for a sequence;
+    ``cache[1][t][4] (next_h: ...; backward direction: ...)`` for part ``bwd.next_h``."""
+    where = part = ""
+    if fwd in CACHE_PARTS:
+        prefix, _, name = name.partition(".")
+        k = [p[0] for p in CACHE_PARTS[fwd]].index(prefix)
+        _, fwd, what = CACHE_PARTS[fwd][k]
+        where, part = f"[{k}]", f"; {what}"
+    step = SEQUENCE_CACHES.get(fwd)
+    k = CACHES[step or fwd].index(name)
+    return f"cache{where}{'[t]' if step else ''}[{k}] ({name}: {CACHE_ELEMENTS.get(name, name)}{part})"
+
+
+def cache_layout(fwd):
+    """The cache ``fwd`` returns, as lines of text: its layout, then what each element holds."""
+    if fwd in CACHE_PARTS:
+        parts = CACHE_PARTS[fwd]
+        subs = sorted({sub for _, sub, _ in parts})
+        return "\n".join([f"{fwd} returns cache = ({', '.join(f'cache_{p}' for p, _, _ in parts)}):"]
+                         + [f"  cache[{k}]: {what}" for k, (_, _, what) in enumerate(parts)]
+                         + [f"each as {sub} returns it:\n{cache_layout(sub)}" for sub in subs])
+    step = SEQUENCE_CACHES.get(fwd)
+    layout = CACHES[step or fwd]
+    head = (f"{fwd} returns cache = [the cache of step t=0, ..., of step t=T-1],\n"
+            f"each a tuple ({', '.join(layout)}):" if step
+            else f"{fwd} returns cache = ({', '.join(layout)}):")
+    return "\n".join([head] + [f"  {cache_element(fwd, name)}" for name in layout])
+
 
 #: Reference implementations compute in this dtype.
 DTYPE = np.float64
@@ -104,10 +167,3 @@ def layout_table(kind):
     for k, gate in enumerate(GATES[kind]):
         rows.append(f"| {k} | `{k}*H:{k + 1}*H` | `{gate}`: {GATE_NAMES[gate]} |")
     return "\n".join(rows)
-
-#: Exercise 6's bidirectional layer (``birnn_forward``/``birnn_backward``): the output
-#: h (N, T, 2H) holds the forward direction in ``h[..., :H]`` and the backward direction in
-#: ``h[..., H:]``, both in time order (``h[:, t, H:]`` has read x_{T-1} .. x_t); both start
-#: from a zero state. The cache is ``(forward cache, backward cache)``, each the cache of
-#: ``rnn_forward`` over the inputs that direction read (the backward one: ``x[:, ::-1]``).
-BIRNN_CACHE = "(rnn_forward cache over x, rnn_forward cache over x[:, ::-1])"

@@ -11,7 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-from .conventions import CACHES, GATE_NAMES, GATES, SEQUENCE_CACHES
+from .conventions import CACHE_PARTS, CACHES, GATE_NAMES, GATES, SEQUENCE_CACHES, cache_element
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class Task:
                                    # (a backward's given cache: cache_inputs); the kit ships them
     depends: tuple = ()            # tasks of the student functions this one uses (a forward's cache,
                                    # a step a layer calls): blamed first when they fail
+    stepped: tuple = ()            # outputs whose axis 0 is time (a sequence cache's elements)
+    labels: dict = field(default_factory=dict)  # output -> what it is, said before its problem
 
     def describe(self, case):
         return ", ".join(f"{k}={v}" for k, v in case.items() if k != "seed")
@@ -238,29 +240,96 @@ def forward(name, args, returns):
 CACHE = "cache."
 
 
+def _parts(fwd):
+    """((input prefix, forward), ...): the parts of ``fwd``'s cache (CACHE_PARTS), or itself."""
+    if fwd in CACHE_PARTS:
+        return tuple((f"{p}.", sub) for p, sub, _ in CACHE_PARTS[fwd])
+    return (("", fwd),)
+
+
+def cache_names(fwd):
+    """Names of the elements of ``fwd``'s cache, flat: ``f``, or ``bwd.next_h`` for a part."""
+    return tuple(prefix + n for prefix, sub in _parts(fwd) for n in CACHES[SEQUENCE_CACHES.get(sub) or sub])
+
+
 def cache_inputs(fwd, args, returns):
     """``derive`` of a backward: the cache of forward ``fwd`` (run by the grader with the
     references) as inputs named by :data:`rnnkit.conventions.CACHES`; a sequence's step
-    caches stacked over time on a first axis."""
-    step = SEQUENCE_CACHES.get(fwd)
-    layout = CACHES[step or fwd]
-
+    caches stacked over time on a first axis; a cache of parts (CACHE_PARTS) part by part."""
     def derive(functions, inputs):
         cache = unpack(functions[fwd](*(inputs[k] for k in args)), returns, fwd)[-1]
-        if step:
-            return {CACHE + n: np.stack([c[k] for c in cache]) for k, n in enumerate(layout)}
-        return {CACHE + n: value for n, value in zip(layout, cache)}
-    derive.names, derive.forward = tuple(CACHE + n for n in layout), fwd
+        named = {}
+        for (prefix, sub), part in zip(_parts(fwd), cache if fwd in CACHE_PARTS else (cache,)):
+            step = SEQUENCE_CACHES.get(sub)
+            for k, n in enumerate(CACHES[step or sub]):
+                named[CACHE + prefix + n] = np.stack([c[k] for c in part]) if step else part[k]
+        return named
+    derive.names, derive.forward = tuple(CACHE + n for n in cache_names(fwd)), fwd
     return derive
 
 
 def given_cache(fwd, inputs):
     """The cache of ``fwd`` in the conventions' layout, from a case's inputs (:func:`cache_inputs`)."""
+    parts = []
+    for prefix, sub in _parts(fwd):
+        step = SEQUENCE_CACHES.get(sub)
+        elements = [inputs[CACHE + prefix + n] for n in CACHES[step or sub]]
+        parts.append([tuple(e[t] for e in elements) for t in range(len(elements[0]))] if step
+                     else tuple(elements))
+    return tuple(parts) if fwd in CACHE_PARTS else parts[0]
+
+
+def _cache_tuple(cache, layout, what):
+    """``cache`` as the tuple of ``layout``'s elements, or a StudentError naming the layout."""
+    if not isinstance(cache, (tuple, list)) or len(cache) != len(layout):
+        got = f"a {type(cache).__name__} of {len(cache)}" if isinstance(cache, (tuple, list)) \
+            else type(cache).__name__
+        raise StudentError(f"{what} must be a tuple of {len(layout)} elements "
+                           f"({', '.join(layout)}), got {got}")
+    return tuple(cache)
+
+
+def _cache_elements(fwd, cache, T, what):
+    """The elements of a student's cache ``cache`` of ``fwd`` (called ``what`` in messages),
+    a sequence's stacked over time on a first axis; a StudentError if it misses the layout."""
     step = SEQUENCE_CACHES.get(fwd)
-    elements = [inputs[CACHE + n] for n in CACHES[step or fwd]]
-    if step:
-        return [tuple(e[t] for e in elements) for t in range(len(elements[0]))]
+    layout = CACHES[step or fwd]
+    if not step:
+        return _cache_tuple(cache, layout, what)
+    if not isinstance(cache, (tuple, list)) or len(cache) != T:
+        got = f"{len(cache)} of them" if isinstance(cache, (tuple, list)) else type(cache).__name__
+        raise StudentError(f"{what} must be a list of the T={T} steps' caches, got {got}")
+    steps = [_cache_tuple(c, layout, f"{what}[{t}]") for t, c in enumerate(cache)]
+    elements = []
+    for k, name in enumerate(layout):
+        values = [np.asarray(c[k]) for c in steps]
+        if any(v.shape != values[0].shape for v in values):
+            raise StudentError(f"{what}[t][{k}] changes shape from step to step (element {name})")
+        elements.append(np.stack(values))
     return tuple(elements)
+
+
+def forward_cache(fwd, args, returns, outputs=True):
+    """Run forward ``fwd``; return its outputs (unless not ``outputs``) and its cache's
+    elements in the layout of :data:`rnnkit.conventions.CACHES` (:func:`cache_names`)."""
+    def run(functions, inputs):
+        *results, cache = unpack(functions[fwd](*(inputs[k] for k in args)), returns, fwd)
+        T = inputs["x"].shape[1] if "x" in inputs else None
+        if fwd in CACHE_PARTS:
+            names = [p for p, _, _ in CACHE_PARTS[fwd]]
+            parts = _cache_tuple(cache, names, f"{fwd}'s cache")
+            elements = [e for k, ((_, sub), part) in enumerate(zip(_parts(fwd), parts))
+                        for e in _cache_elements(sub, part, T, f"{fwd}'s cache[{k}]")]
+        else:
+            elements = _cache_elements(fwd, cache, T, f"{fwd}'s cache")
+        return (*results, *elements) if outputs else tuple(elements)
+    return run
+
+
+def cache_outputs(fwd):
+    """Output names of a cache's elements (``cache.f``) and what each is (:func:`forward_cache`)."""
+    names = cache_names(fwd)
+    return tuple(CACHE + n for n in names), {CACHE + n: cache_element(fwd, n) for n in names}
 
 
 def backward_given(fwd, name, upstream, returns, extra=()):
@@ -271,17 +340,6 @@ def backward_given(fwd, name, upstream, returns, extra=()):
         args = [inputs[k] for k in upstream] + [given_cache(fwd, inputs)] + [inputs[k] for k in extra]
         result = functions[name](*args)
         return (result,) if returns == 1 else unpack(result, returns, name)
-    return run
-
-
-def backward(fwd, fwd_args, fwd_returns, name, upstream, returns, extra=()):
-    """Run the student's ``fwd`` for its cache, then backward function ``name(*upstream, cache, *extra)``:
-    for the cells whose cache layout is the student's own (exercise 4's LSTM and GRU), where
-    a wrong forward also costs the backward's points (the message says to fix it first)."""
-    def run(functions, inputs):
-        cache = unpack(functions[fwd](*(inputs[k] for k in fwd_args)), fwd_returns, fwd)[-1]
-        args = [inputs[k] for k in upstream] + [cache] + [inputs[k] for k in extra]
-        return unpack(functions[name](*args), returns, name)
     return run
 
 
@@ -417,29 +475,56 @@ _task(name="gru_step_forward", kind="gru", outputs=("next_h",), public=_STEP_LAR
       make_inputs=step_inputs("gru"), probes=bias_probes, hint=gru_bias_hint, run=forward("gru_step_forward", STEP + GRU_P, 2))
 
 # --- 04 backpropagation through time
-_task(name="lstm_step_backward", depends=("lstm_step_forward",), kind="lstm", outputs=("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"),
-      public=_STEP, needs=("lstm_step_forward", "lstm_step_backward"),
+#: The forwards of exercise 4 (pasted from exercise 3, and the GRU's unrolled): their outputs
+#: and every element of their caches, in the layout of conventions.CACHES. Each backward is
+#: graded on that cache, built by the grader (cache_inputs): a wrong forward costs these only.
+_LSTM_STEP_CACHE, _LSTM_STEP_LABELS = cache_outputs("lstm_step_forward")
+_LSTM_SEQ_CACHE, _LSTM_SEQ_LABELS = cache_outputs("lstm_forward")
+_GRU_STEP_CACHE, _GRU_STEP_LABELS = cache_outputs("gru_step_forward")
+_GRU_SEQ_CACHE, _GRU_SEQ_LABELS = cache_outputs("gru_forward")
+_task(name="lstm_step_forward_cache", kind="lstm", outputs=("next_h", "next_c") + _LSTM_STEP_CACHE,
+      labels=_LSTM_STEP_LABELS, public=_STEP, needs=("lstm_step_forward",), make_inputs=step_inputs("lstm"),
+      run=forward_cache("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3))
+_task(name="lstm_forward_cache", kind="lstm", outputs=("h", "c") + _LSTM_SEQ_CACHE, labels=_LSTM_SEQ_LABELS,
+      public=_SEQ, timed=("h", "c"), stepped=_LSTM_SEQ_CACHE, needs=("lstm_forward",),
+      make_inputs=sequence_inputs("lstm"), run=forward_cache("lstm_forward", SEQ + ("c0",) + LSTM_P, 3))
+_task(name="gru_step_forward_cache", kind="gru", outputs=("next_h",) + _GRU_STEP_CACHE, labels=_GRU_STEP_LABELS,
+      public=_STEP, needs=("gru_step_forward",), make_inputs=step_inputs("gru"),
+      run=forward_cache("gru_step_forward", STEP + GRU_P, 2))
+_task(name="gru_forward_cache", kind="gru", outputs=("h",) + _GRU_SEQ_CACHE, labels=_GRU_SEQ_LABELS,
+      public=_SEQ, timed=("h",), stepped=_GRU_SEQ_CACHE, needs=("gru_forward",),
+      make_inputs=sequence_inputs("gru"), run=forward_cache("gru_forward", SEQ + GRU_P, 2))
+
+_task(name="lstm_step_backward", depends=("lstm_step_forward_cache",), kind="lstm",
+      outputs=("dx", "dprev_h", "dprev_c", "dWx", "dWh", "db"),
+      public=_STEP, needs=("lstm_step_backward",),
       make_inputs=step_inputs("lstm", ("dnext_h", "dnext_c")), gated=("dWx", "dWh", "db"),
-      run=backward("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3, "lstm_step_backward",
-                   ("dnext_h", "dnext_c"), 6))
-_task(name="lstm_backward", depends=("lstm_forward", "lstm_step_backward"), kind="lstm", outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"), public=_SEQ,
-      needs=("lstm_forward", "lstm_backward"), make_inputs=sequence_inputs("lstm", upstream=True),
+      derive=cache_inputs("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3),
+      run=backward_given("lstm_step_forward", "lstm_step_backward", ("dnext_h", "dnext_c"), 6))
+_task(name="lstm_backward", depends=("lstm_forward_cache", "lstm_step_backward"), kind="lstm",
+      outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"), public=_SEQ,
+      needs=("lstm_backward",), make_inputs=sequence_inputs("lstm", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
-      run=backward("lstm_forward", SEQ + ("c0",) + LSTM_P, 3, "lstm_backward", ("dh",), 6))
-_task(name="gru_step_backward", depends=("gru_step_forward",), kind="gru", outputs=("dx", "dprev_h", "dWx", "dWh", "dbx", "dbh"), public=_STEP,
-      needs=("gru_step_forward", "gru_step_backward"), make_inputs=step_inputs("gru", ("dnext_h",)),
-      gated=("dWx", "dWh", "dbx", "dbh"),
-      run=backward("gru_step_forward", STEP + GRU_P, 2, "gru_step_backward", ("dnext_h",), 6))
-_task(name="gru_backward", depends=("gru_step_forward", "gru_step_backward"), kind="gru", outputs=("dx", "dh0", "dWx", "dWh", "dbx", "dbh"), public=_SEQ,
-      needs=("gru_forward", "gru_backward"), make_inputs=sequence_inputs("gru", upstream=True),
+      derive=cache_inputs("lstm_forward", SEQ + ("c0",) + LSTM_P, 3),
+      run=backward_given("lstm_forward", "lstm_backward", ("dh",), 6))
+_task(name="gru_step_backward", depends=("gru_step_forward_cache",), kind="gru",
+      outputs=("dx", "dprev_h", "dWx", "dWh", "dbx", "dbh"), public=_STEP,
+      needs=("gru_step_backward",), make_inputs=step_inputs("gru", ("dnext_h",)),
+      gated=("dWx", "dWh", "dbx", "dbh"), derive=cache_inputs("gru_step_forward", STEP + GRU_P, 2),
+      run=backward_given("gru_step_forward", "gru_step_backward", ("dnext_h",), 6))
+_task(name="gru_backward", depends=("gru_forward_cache", "gru_step_backward"), kind="gru",
+      outputs=("dx", "dh0", "dWx", "dWh", "dbx", "dbh"), public=_SEQ,
+      needs=("gru_backward",), make_inputs=sequence_inputs("gru", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "dbx", "dbh"), timed=("dx",),
-      run=backward("gru_forward", SEQ + GRU_P, 2, "gru_backward", ("dh",), 6))
-_task(name="lstm_truncated_backward", depends=("lstm_forward", "lstm_step_backward"), kind="lstm", outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"),
+      derive=cache_inputs("gru_forward", SEQ + GRU_P, 2),
+      run=backward_given("gru_forward", "gru_backward", ("dh",), 6))
+_task(name="lstm_truncated_backward", depends=("lstm_forward_cache", "lstm_step_backward"), kind="lstm",
+      outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"),
       public=({"N": 2, "T": 5, "D": 3, "H": 4, "k": 2, "seed": 0}, {"N": 1, "T": 3, "D": 2, "H": 2, "k": 3, "seed": 1}),
-      needs=("lstm_forward", "lstm_truncated_backward"), make_inputs=truncated_inputs,
+      needs=("lstm_truncated_backward",), make_inputs=truncated_inputs,
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
-      run=backward("lstm_forward", SEQ + ("c0",) + LSTM_P, 3, "lstm_truncated_backward", ("dh",), 6,
-                   extra=("k",)))
+      derive=cache_inputs("lstm_forward", SEQ + ("c0",) + LSTM_P, 3),
+      run=backward_given("lstm_forward", "lstm_truncated_backward", ("dh",), 6, extra=("k",)))
 
 # --- 05 language model
 _LM = ({"N": 2, "T": 3, "V": 5, "D": 4, "H": 3, "seed": 0}, {"N": 1, "T": 4, "V": 3, "D": 2, "H": 2, "seed": 1},

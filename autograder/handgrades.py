@@ -28,7 +28,7 @@ from nbgrader.preprocessors import SaveAutoGrades
 from traitlets import Unicode
 
 from .inert import terminal
-from .preprocessors import SaveAutoGradesAtOnce, _CommitLater
+from .preprocessors import SaveAutoGradesAtOnce, CommitLater
 
 #: How the comment box of a changed answer starts; the old comment follows.
 PREVIOUS = "Previous grade, for an earlier answer:"
@@ -136,7 +136,7 @@ class SaveKeepingHandGrades(SaveAutoGradesAtOnce):
             notebook = gradebook.find_submission_notebook(self.notebook_id, self.assignment_id, self.student_id)
             manual = {c.name: c.manual_comment for c in notebook.comments}
             before = {g.name: (g.manual_score, g.needs_manual_grade, manual.get(g.name)) for g in notebook.grades}
-            self.gradebook = _CommitLater(gradebook)
+            self.gradebook = CommitLater(gradebook)
             nb, resources = super(SaveAutoGrades, self).preprocess(nb, resources)   # the cells
             now = cell_answers(nb, set(before))
             graded = graded_answers(*where)

@@ -658,13 +658,13 @@ class SaveAutoGradesAtOnce(SaveAutoGrades):
         self.notebook_id, self.assignment_id = info["notebook"], info["assignment"]
         self.student_id, self.db_url = info["student"], info["db_url"]
         with Gradebook(self.db_url) as gradebook:
-            self.gradebook = _CommitLater(gradebook)
+            self.gradebook = CommitLater(gradebook)
             nb, resources = super(SaveAutoGrades, self).preprocess(nb, resources)   # the cells
             gradebook.db.commit()
         return nb, resources
 
 
-class _CommitLater:
+class CommitLater:
     """A gradebook whose ``db.commit()`` does nothing: its user commits once, at the end.
     SaveAutoGrades touches ``db`` only to commit; anything else on it fails loudly."""
 

@@ -28,7 +28,7 @@ from nbgrader.preprocessors import SaveAutoGrades
 from traitlets import Unicode
 
 from .inert import terminal
-from .preprocessors import SaveAutoGradesAtOnce, CommitLater
+from .preprocessors import CommitLater, SaveAutoGradesAtOnce
 
 #: How the comment box of a changed answer starts; the old comment follows.
 PREVIOUS = "Previous grade, for an earlier answer:"

@@ -12,11 +12,13 @@ import pytest
 from nbgrader.validator import Validator
 
 from autograder import batch, gradescsv, layout, verdicts
+from autograder.experiments.seq2seq import REFERENCE_FUNCTIONS
 from autograder.verify import REFERENCES
 from mutants import MUTANTS, notebook, source
 from page_text import visible_text
 from points import cell_points, total_points
 from public_check import namespace, public_check
+from rnnkit import seq2seq
 from rnnkit.compare import grader_error
 from rnnkit.tasks import TASKS, StudentError
 from rnnkit.tasks_seq2seq import ATTENTION_ARGS, BIRNN_P
@@ -210,6 +212,21 @@ def test_the_students_pipeline_runs_their_forward_into_their_backward():
         theirs = REFERENCES[backward](inputs[upstream], REFERENCES[forward](*values)[-1])
         for a, b in zip(mine, theirs):
             assert np.allclose(a, b, rtol=1e-10, atol=1e-12), task
+
+
+def test_the_training_section_runs_the_student_s_functions_end_to_end():
+    """Section 3's encoder-decoder made of the solution notebook's functions (their caches
+    passed from forward to backward) has the references' loss and gradients."""
+    names = namespace(A)
+    mine = {name: names[name] for name in seq2seq.FUNCTION_NAMES}
+    rng = np.random.default_rng(2)
+    params = seq2seq.init_params(5, 3, 4, 6, 5, rng)
+    batch_ = seq2seq.make_batch(rng, 4, [1, 3, 5], 5)
+    loss, grads = seq2seq.loss_and_grads(params, *batch_, mine)
+    want, want_grads = seq2seq.loss_and_grads(params, *batch_, REFERENCE_FUNCTIONS)
+    assert np.isclose(loss, want, rtol=1e-10)
+    for k, g in want_grads.items():
+        assert np.allclose(grads[k], g, rtol=1e-8, atol=1e-12), k
 
 
 def test_a_cache_of_the_wrong_form_is_named_and_said_in_the_grader_s_words_on_hidden_cases():

@@ -234,7 +234,8 @@ def test_a_cache_of_the_wrong_form_is_named_and_said_in_the_grader_s_words_on_hi
     public report says which, the grader's report of a hidden case says so in its own words."""
     names = namespace(A)
     wrong = {
-        "one part": ("birnn_forward", lambda c: c[:1], "cache must be a tuple of 2 elements (fwd, bwd), got a tuple of 1"),
+        "one part": ("birnn_forward", lambda c: c[:1],
+                     "cache must be a tuple of 2 elements (fwd, bwd), got a tuple of 1"),
         "a dict": ("birnn_forward", lambda c: {"f": c[0], "b": c[1]}, "cache must be a tuple of 2 elements"),
         "a part of T-1 steps": ("birnn_forward", lambda c: (c[0], c[1][:-1]),
                                 "cache[1] must be a list of the T=4 steps' caches, got 3 of them"),

@@ -60,7 +60,8 @@ def forbidden_lines():
     pasted LSTM repeats) nor in the reference's docstrings (the specification), and
     the code lines of autograder/reference/ (docstrings and comments left out).
     """
-    given = set(line.strip() for line in given_text().splitlines())
+    given = {part for line in given_text().splitlines()   # a given line with its comment or without
+             for part in (line.strip(), line.split("  #")[0].strip())}
     code, spec = reference_code_and_docs()
     lines = set()
     for a in ASSIGNMENTS:

@@ -376,6 +376,14 @@ MUTANTS += [
        ("e = np.where(mask, u @ v, -np.inf)", "e = np.where(mask, np.tanh(u) @ v, -np.inf)")),
       "attention_forward_cache", ["cache.u: cache[5] (u: tanh(q @ Wq + enc_j @ Wk)"],
       "caches the scores' pre-activation instead of its tanh", public=["cache.u: cache[5] (u:"]),
+    M("s2s_pasted_rnn_forward_no_bias", "06_seq2seq", "rnn",
+      ("next_h = np.tanh(x @ Wx + prev_h @ Wh + b)", "next_h = np.tanh(x @ Wx + prev_h @ Wh)"),
+      "birnn_forward", ["h: wrong", "fix rnn_forward first"], "the RNN pasted from exercise 1 without its bias",
+      public=["it uses rnn_forward, which fails its own check: fix rnn_forward first"]),
+    M("s2s_pasted_rnn_backward_no_tanh_derivative", "06_seq2seq", "rnn",
+      ("da = dnext_h * (1 - next_h ** 2)", "da = dnext_h"),
+      "birnn_backward", ["dx: wrong", "fix rnn_backward first"], "the RNN pasted from exercise 1 without tanh'",
+      public=["it uses rnn_backward, which fails its own check: fix rnn_backward first"]),
 ]
 
 

@@ -12,11 +12,13 @@ import pytest
 from nbgrader.validator import Validator
 
 from autograder import batch, gradescsv, layout, verdicts
+from autograder.experiments.seq2seq import REFERENCE_FUNCTIONS
 from autograder.verify import REFERENCES
 from mutants import MUTANTS, notebook, source
 from page_text import visible_text
 from points import cell_points, total_points
 from public_check import namespace, public_check
+from rnnkit import seq2seq
 from rnnkit.compare import grader_error
 from rnnkit.tasks import TASKS, StudentError
 from rnnkit.tasks_seq2seq import ATTENTION_ARGS, BIRNN_P
@@ -212,12 +214,28 @@ def test_the_students_pipeline_runs_their_forward_into_their_backward():
             assert np.allclose(a, b, rtol=1e-10, atol=1e-12), task
 
 
+def test_the_training_section_runs_the_student_s_functions_end_to_end():
+    """Section 3's encoder-decoder made of the solution notebook's functions (their caches
+    passed from forward to backward) has the references' loss and gradients."""
+    names = namespace(A)
+    mine = {name: names[name] for name in seq2seq.FUNCTION_NAMES}
+    rng = np.random.default_rng(2)
+    params = seq2seq.init_params(5, 3, 4, 6, 5, rng)
+    batch_ = seq2seq.make_batch(rng, 4, [1, 3, 5], 5)
+    loss, grads = seq2seq.loss_and_grads(params, *batch_, mine)
+    want, want_grads = seq2seq.loss_and_grads(params, *batch_, REFERENCE_FUNCTIONS)
+    assert np.isclose(loss, want, rtol=1e-10)
+    for k, g in want_grads.items():
+        assert np.allclose(grads[k], g, rtol=1e-8, atol=1e-12), k
+
+
 def test_a_cache_of_the_wrong_form_is_named_and_said_in_the_grader_s_words_on_hidden_cases():
     """Each way the two-part cache of birnn_forward (or attention's) can miss the layout: the
     public report says which, the grader's report of a hidden case says so in its own words."""
     names = namespace(A)
     wrong = {
-        "one part": ("birnn_forward", lambda c: c[:1], "cache must be a tuple of 2 elements (fwd, bwd), got a tuple of 1"),
+        "one part": ("birnn_forward", lambda c: c[:1],
+                     "cache must be a tuple of 2 elements (fwd, bwd), got a tuple of 1"),
         "a dict": ("birnn_forward", lambda c: {"f": c[0], "b": c[1]}, "cache must be a tuple of 2 elements"),
         "a part of T-1 steps": ("birnn_forward", lambda c: (c[0], c[1][:-1]),
                                 "cache[1] must be a list of the T=4 steps' caches, got 3 of them"),

@@ -14,8 +14,8 @@ import nbformat
 import numpy as np
 import pytest
 from rnnkit import compare, probe, wire
-from rnnkit.conventions import CACHES
-from rnnkit.tasks import CACHE, TASKS
+from rnnkit.conventions import CACHE_PARTS, CACHES
+from rnnkit.tasks import CACHE, TASKS, cache_names
 
 from autograder import secret, verify
 from autograder.preprocessors import SEALED_MARK, SealTests, check_calls, unseal, verdict
@@ -104,8 +104,8 @@ def sealed(path, tmp_path, student="ana"):
     return nb, resources
 
 
-#: Inputs holding a given cache (rnnkit.conventions.CACHES): the backward's own inputs' forward values.
-GIVEN_CACHES = {CACHE + name for layout in CACHES.values() for name in layout}
+#: Inputs holding a given cache (rnnkit.conventions.CACHES, CACHE_PARTS): the backward's own inputs' forward values.
+GIVEN_CACHES = {CACHE + name for fwd in (*CACHES, *CACHE_PARTS) for name in cache_names(fwd)}
 
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.parent.name)

@@ -12,9 +12,12 @@ import warnings
 
 import nbformat
 import numpy as np
+import pytest
 
 from autograder.preprocessors import SKIP_TAG
+from rnnkit.compare import grader_error
 from rnnkit.probe import CheckFailed, check
+from rnnkit.tasks import TASKS, StudentError
 from submissions import REPO
 
 
@@ -43,3 +46,19 @@ def public_check(task, names):
         except CheckFailed as failure:
             return False, str(failure)
     return True, printed.getvalue()
+
+
+def assert_cache_layout_errors(names, wrong):
+    """Each way a forward's cache can miss the course's layout is named on the public cases
+    and re-said in the grader's own words on hidden ones. ``wrong``: what -> (forward, cache
+    -> wrong cache, words the public message must hold)."""
+    for what, (fwd, change, words) in wrong.items():
+        right = names[fwd]
+        bad = {**names, fwd: lambda *a, right=right, change=change: (*right(*a)[:-1], change(right(*a)[-1]))}
+        passed, text = public_check(f"{fwd}_cache", bad)
+        assert not passed and words in " ".join(text.split()), (what, text)
+        task = TASKS[f"{fwd}_cache"]
+        with pytest.raises(StudentError) as raised:
+            task.run(bad, task.make_inputs(task.public[0]))
+        assert grader_error(task, str(raised.value)) == \
+            "returns a cache without the course's layout (the public cases show how)", (what, raised.value)

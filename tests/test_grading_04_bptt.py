@@ -16,10 +16,9 @@ from autograder import batch, gradescsv, layout, verdicts
 from autograder.reference import lstm as ref_lstm
 from page_text import visible_text
 from points import cell_points, total_points
-from public_check import namespace, public_check
-from rnnkit.compare import grader_error
+from public_check import assert_cache_layout_errors, namespace
 from rnnkit.conventions import CACHE_PARTS, CACHES
-from rnnkit.tasks import TASKS, StudentError, sequence_inputs
+from rnnkit.tasks import sequence_inputs
 from submissions import REPO, mutate, solution_cells, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("grading")
@@ -176,13 +175,4 @@ def test_a_cache_of_the_wrong_form_is_named_and_said_in_the_grader_s_words_on_hi
         "shapes varying in time": ("gru_forward", lambda c: [c[0]] + [s[:4] + (s[4][:1],) + s[5:] for s in c[1:]],
                                    "cache[t][4] changes shape from step to step (element r)"),
     }
-    for what, (fwd, change, words) in wrong.items():
-        right = names[fwd]
-        bad = {**names, fwd: lambda *a, right=right, change=change: (*right(*a)[:-1], change(right(*a)[-1]))}
-        passed, text = public_check(f"{fwd}_cache", bad)
-        assert not passed and words in " ".join(text.split()), (what, text)
-        task = TASKS[f"{fwd}_cache"]
-        with pytest.raises(StudentError) as raised:
-            task.run(bad, task.make_inputs(task.public[0]))
-        assert grader_error(task, str(raised.value)) == \
-            "returns a cache without the course's layout (the public cases show how)", (what, raised.value)
+    assert_cache_layout_errors(names, wrong)

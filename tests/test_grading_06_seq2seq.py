@@ -17,10 +17,9 @@ from autograder.verify import REFERENCES
 from mutants import MUTANTS, notebook, source
 from page_text import visible_text
 from points import cell_points, total_points
-from public_check import namespace, public_check
+from public_check import assert_cache_layout_errors, namespace
 from rnnkit import seq2seq
-from rnnkit.compare import grader_error
-from rnnkit.tasks import TASKS, StudentError
+from rnnkit.tasks import TASKS
 from rnnkit.tasks_seq2seq import ATTENTION_ARGS, BIRNN_P
 from submissions import student_notebook, write_submissions
 
@@ -243,13 +242,4 @@ def test_a_cache_of_the_wrong_form_is_named_and_said_in_the_grader_s_words_on_hi
                                   "cache[1][0] must be a tuple of 5 elements (x, prev_h, Wx, Wh, next_h)"),
         "attention without u": ("attention_forward", lambda c: c[:5] + c[6:], "must be a tuple of 7 elements"),
     }
-    for what, (fwd, change, words) in wrong.items():
-        right = names[fwd]
-        bad = {**names, fwd: lambda *a, right=right, change=change: (*right(*a)[:-1], change(right(*a)[-1]))}
-        passed, text = public_check(f"{fwd}_cache", bad)
-        assert not passed and words in " ".join(text.split()), (what, text)
-        task = TASKS[f"{fwd}_cache"]
-        with pytest.raises(StudentError) as raised:
-            task.run(bad, task.make_inputs(task.public[0]))
-        assert grader_error(task, str(raised.value)) == \
-            "returns a cache without the course's layout (the public cases show how)", (what, raised.value)
+    assert_cache_layout_errors(names, wrong)

@@ -30,12 +30,12 @@ SECOND_ANSWER = "Rewritten: tanh saturates, so the gradient cannot grow like rho
 CODE = next(gid for gid in solution_cells(A) if gid != ANSWER)   # a code answer, graded automatically
 
 
-def hand_grade(course, student, score, comment):
+def set_hand_grade(course, student, score, comment, notebook=A, answer=ANSWER):
     """What the formgrader saves when the instructor types a score and a comment."""
     with Gradebook(grader.default_db_url(course)) as gb:
-        grade = gb.find_grade(ANSWER, A, A, student)
+        grade = gb.find_grade(answer, notebook, A, student)
         grade.manual_score, grade.needs_manual_grade = score, False
-        gb.find_comment(ANSWER, A, A, student).manual_comment = comment
+        gb.find_comment(answer, notebook, A, student).manual_comment = comment
         gb.db.commit()
 
 
@@ -54,8 +54,8 @@ def test_a_changed_written_answer_awaits_grading_again_and_an_unchanged_one_keep
     code = solution_cells(A)[CODE]
     assert grade(tmp_path, {"changed": student_notebook(A, {ANSWER: FIRST}),
                             "kept": student_notebook(A, {ANSWER: FIRST})}) == 0
-    hand_grade(course, "changed", 1.5, "Good start; say why tanh matters.")
-    hand_grade(course, "kept", 2, "Clear.")
+    set_hand_grade(course, "changed", 1.5, "Good start; say why tanh matters.")
+    set_hand_grade(course, "kept", 2, "Clear.")
     before = {r["student"]: r for r in gradescsv.grade_rows(course)}
     assert before["changed"]["cells"][ANSWER] == 1.5 and before["kept"]["cells"][ANSWER] == 2
 
@@ -92,7 +92,7 @@ def test_a_changed_written_answer_awaits_grading_again_and_an_unchanged_one_keep
     assert "resubmitted, previous grades (not counted): answer_plot 1.5 / 2" in page
 
     # the instructor grades the new answer: it counts, the previous grade is gone from stats
-    hand_grade(course, "changed", 2, "Now complete.")
+    set_hand_grade(course, "changed", 2, "Now complete.")
     (s,) = stats.class_stats(course)
     assert s.awaiting == {} and s.previous == {}
     # a regrade of the same submissions (--force) keeps both hand grades and their comments
@@ -148,14 +148,6 @@ def grade_state(course, student, notebook=A, answer=ANSWER):
         grade = gb.find_grade(answer, notebook, A, student)
         comment = gb.find_comment(answer, notebook, A, student).manual_comment
         return grade.manual_score, grade.needs_manual_grade, comment
-
-
-def set_hand_grade(course, student, score, comment, notebook=A, answer=ANSWER):
-    with Gradebook(grader.default_db_url(course)) as gb:
-        grade = gb.find_grade(answer, notebook, A, student)
-        grade.manual_score, grade.needs_manual_grade = score, False
-        gb.find_comment(answer, notebook, A, student).manual_comment = comment
-        gb.db.commit()
 
 
 def score_of(course, student):

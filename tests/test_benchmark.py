@@ -14,7 +14,6 @@ from autograder import forkserver
 from benchmarks import grading_speed as benchmark
 from benchmarks.grading_speed import KernelSide
 
-pytestmark = pytest.mark.xdist_group("grading")   # process trees and CPU: not beside another batch
 
 BURN = 0.3   # CPU seconds each fake process burns
 TICK = 2 / os.sysconf("SC_CLK_TCK")   # /proc counts in clock ticks

@@ -11,6 +11,8 @@
   ``tmpfs_disk``: a 64 MB tmpfs of the test's own (root only), to fill or make read-only.
 * ``paths_class``: the class of tests/test_grader_paths.py graded once on clean code by the grade
   command (also the clean run of tests/test_guards.py).
+* The order of the run: the slowest modules first (``SLOW_FIRST``); a run whose xdist groups were
+  not applied stops (a group's graded class would be built on both workers).
 """
 import contextlib
 import io

@@ -38,13 +38,14 @@ def pytest_runtest_logreport(report):
         SKIPPED.append(report.nodeid)
 
 
-# The modules of the longest work (a group, or single tests of a minute or more), longest first:
-# about 200, 145, 130 (the two), 125, 125, 110 (the two), 75, 65, 70, 65 s in one run of 7 Dec on
-# this 2-core machine under load. Started first (pyproject.toml: --no-loadscope-reorder), neither
+# The modules of the longest work (a group, or single tests of a minute or more), longest first
+# after the benchmark's: about 80, 200, 145, 130 (the two), 125, 125, 110 (the two), 75, 70, 65 s
+# in one run of 7 Dec on this 2-core machine under load. Started first (pyproject.toml: --no-loadscope-reorder), neither
 # worker begins one of them while the other is nearly done with the rest.
-SLOW_FIRST = ["test_interrupt", "test_mutations", "test_grader_paths", "test_guards", "test_bounds",
+SLOW_FIRST = ["test_benchmark",   # first of all: its CPU count wants a worker no test left a process in
+              "test_interrupt", "test_mutations", "test_grader_paths", "test_guards", "test_bounds",
               "test_instructor_guide", "test_grading_06_seq2seq", "test_grading_04_bptt", "test_failures_named",
-              "test_benchmark", "test_attacks", "test_book_browser"]
+              "test_attacks", "test_book_browser"]
 
 
 @pytest.hookimpl(trylast=True)   # after pytest-xdist's own, which marks the groups

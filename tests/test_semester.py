@@ -315,7 +315,7 @@ def test_kill_9_of_the_grade_command_takes_its_workers_with_it(tmp_path):
 
 
 def fill(disk):
-    with open(disk / "filler", "wb") as f:
+    with open(disk / "filler", "wb", buffering=0) as f:   # unbuffered: closing it writes nothing more
         try:
             while True:
                 f.write(b"\0" * 65536)

@@ -42,8 +42,8 @@ system-deps:
 corpora:
 	@bash scripts/system-deps.sh fortunes-zh fonts-noto-cjk
 
-# Two pytest workers: one runs the grading group (every test that starts kernels, one after
-# another), the other everything else (see pyproject.toml).
+# Two pytest workers, both grading; an xdist group keeps together only the tests that share a
+# graded class (see pyproject.toml).
 # publish after book-strict: the public edition reuses its executed notebooks, and
 # tests/test_publish.py scans dist/public.
 test: system-deps book-strict publish

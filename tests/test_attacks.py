@@ -15,6 +15,7 @@ hole in the grader, not a test to weaken (``strict=False`` only where the outcom
 on timing). ``pytest -s`` prints the summary table. Without bubblewrap and cgroups the
 module is skipped (most attacks would work), unless CI=true, where that is a failure.
 """
+import contextlib
 import copy
 import hashlib
 import json
@@ -37,7 +38,7 @@ from page_text import assert_no_leak
 from points import cell_points
 from submissions import REPO, mutate, solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_attacks")   # its module-scoped fixture grades once: every test of the module on one worker
 
 A = "01_rnn"
 NB = f"{A}.ipynb"
@@ -433,6 +434,30 @@ def kernel_cgroups():
             for d in (CGROUP_ROOT / c / "rnn-course").iterdir() if d.is_dir()}
 
 
+@contextlib.contextmanager
+def kernel_boxes_recorded(record):
+    """While inside, the name of every kernel's box made by this process or the workers it forks
+    (autograder.sandbox, autograder.forkserver: ``mkdtemp(prefix="rnn-kernel-")``) is appended to
+    ``record``. A kernel's cgroups are named like its box: the record tells this batch's cgroups
+    from those of a batch another test runs at the same time."""
+    real = tempfile.mkdtemp
+
+    def mkdtemp(suffix=None, prefix=None, dir=None):
+        path = real(suffix, prefix, dir)
+        if prefix == "rnn-kernel-":
+            fd = os.open(record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)   # one write: whole lines
+            try:
+                os.write(fd, f"{os.path.basename(path)}\n".encode())
+            finally:
+                os.close(fd)
+        return path
+    tempfile.mkdtemp = mkdtemp
+    try:
+        yield
+    finally:
+        tempfile.mkdtemp = real
+
+
 def _cgroup_procs(name):
     try:
         return (CGROUP_ROOT / "pids" / "rnn-course" / name / "cgroup.procs").read_text().split()
@@ -483,19 +508,23 @@ def graded(tmp_path_factory):
     (root / "tmp").mkdir()
     cgroups_before, saved = kernel_cgroups(), (os.environ.get("TMPDIR"), tempfile.tempdir)
     os.environ["TMPDIR"] = tempfile.tempdir = str(root / "tmp")   # workers, and this process
+    boxes = root / "kernel-boxes"
     start = time.monotonic()
     try:
-        outcomes = {o.student: o for o in batch.autograde(course, pairs, cell_timeout=CELL_TIMEOUT,
-                                                          notebook_timeout=NOTEBOOK_TIMEOUT, workers=WORKERS)}
+        with kernel_boxes_recorded(boxes):
+            outcomes = {o.student: o for o in batch.autograde(course, pairs, cell_timeout=CELL_TIMEOUT,
+                                                              notebook_timeout=NOTEBOOK_TIMEOUT, workers=WORKERS)}
     finally:
         tempfile.tempdir = saved[1]
         os.environ.pop("TMPDIR") if saved[0] is None else os.environ.__setitem__("TMPDIR", saved[0])
     seconds = time.monotonic() - start
+    own = set(boxes.read_text().split()) if boxes.exists() else set()
+    assert own, "no kernel box recorded: the check of cgroups left behind would look at none"
     rows = {r["student"]: r for r in gradescsv.grade_rows(course)}
     flags = {s: verdicts.review_flags(course, s, A) for s in STUDENTS}
     right_after = {"gradebook": sha(course / "gradebook.db"), "rows": rows,
                    "notebook": sha(course / "autograded" / "detached_process" / A / NB),
-                   "procs": procs_of(root), "cgroups": kernel_cgroups() - cgroups_before}
+                   "procs": procs_of(root), "cgroups": (kernel_cgroups() - cgroups_before) & own}
     time.sleep(6)   # the daemons of "detached_process" would act 4 s after they started
     remove_orphan_cgroups(right_after["cgroups"])
     graded = {"course": course, "root": root, "outcomes": outcomes, "rows": rows, "flags": flags,
@@ -603,7 +632,7 @@ def test_no_kernel_leaves_cgroups_or_private_folders(graded):
     # A kernel's folder (in /dev/shm, named like its cgroup) outliving an empty cgroup was left behind.
     idle = [name for name in graded["right_after"]["cgroups"] if not _cgroup_procs(name)]
     assert not [name for name in idle if any(Path(d, name).exists() for d in ("/tmp", "/dev/shm"))], idle
-    # New kernel cgroups still there after the batch, but not a live kernel of another grading run.
+    # This batch's kernel cgroups (kernel_boxes_recorded) still there after it, and empty.
     left = orphans(graded["right_after"]["cgroups"])
     assert not left, f"cgroups left under {CGROUP_ROOT}/*/rnn-course: {sorted(left)}"
 

@@ -20,7 +20,7 @@ from autograder.outcome import GradingError
 from points import cell_points, total_points
 from submissions import REPO, solution_cells, strip_solution_markers, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_bad_input")   # its module-scoped fixture grades once: every test of the module on one worker
 A = "01_rnn"
 TOTAL = total_points(A)
 POINTS = cell_points(A)

@@ -35,7 +35,7 @@ from autograder.preprocessors import SaveAutoGradesAtOnce
 from points import total_points
 from submissions import db_mean_notebook, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_bookkeeping")   # its module-scoped fixture grades once: every test of the module on one worker
 A = "01_rnn"
 TOTAL = total_points(A)
 

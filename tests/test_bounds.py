@@ -28,7 +28,7 @@ from points import total_points
 from submissions import solution_cells, student_notebook, write_submissions
 from jail_support import AS_ROOT, KERNEL_START, in_jail, require, workdir
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_bounds")   # its module-scoped fixture grades once: every test of the module on one worker
 
 A = "01_rnn"
 NB = f"{A}.ipynb"

@@ -109,7 +109,6 @@ def canvas(course, tmp_path):
     return {line[3]: float(line[-1]) for line in lines[2:]}
 
 
-@pytest.mark.xdist_group("grading")
 def test_due_date_and_penalty_set_after_grading_count_at_the_next_grade_without_force(tmp_path, capsys):
     course = tmp_path / "course"
     subs = write_submissions(tmp_path / "submissions", A, {"on_time": student_notebook(A),
@@ -150,7 +149,6 @@ def test_due_date_and_penalty_set_after_grading_count_at_the_next_grade_without_
     assert float(exported(course)["late"]["late_submission_penalty"]) == TOTAL
 
 
-@pytest.mark.xdist_group("grading")
 def test_the_course_remembers_its_postgresql_gradebook_for_every_command(postgres, tmp_path, capsys):
     course = tmp_path / "course"
     subs = write_submissions(tmp_path / "submissions", A, {"solution": student_notebook(A),

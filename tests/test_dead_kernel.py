@@ -17,7 +17,7 @@ from autograder.preprocessors import GradingExecute
 from points import cell_points, total_points
 from submissions import solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_dead_kernel")   # its module-scoped fixture grades once: every test of the module on one worker
 A = "01_rnn"
 TOTAL = total_points(A)
 POINTS = cell_points(A)

@@ -34,6 +34,7 @@ def one_error_line(stderr):
     return lines[0]
 
 
+@pytest.mark.xdist_group("class_01")   # beside the other readers of class_01 (conftest.py)
 def test_an_empty_autograded_notebook_is_named_by_stats_and_grades_csv(class_01_copy, capsys):
     course = class_01_copy
     (course / "autograded" / "db_mean" / A / f"{A}.ipynb").write_text("")   # as a full disk leaves it
@@ -77,6 +78,7 @@ def test_a_read_only_submissions_disk_is_graded(tmpfs_disk, tmp_path):
     assert sorted(r["student"] for r in gradescsv.grade_rows(course)) == ["ana", "bo"]
 
 
+@pytest.mark.xdist_group("class_01")   # beside the other readers of class_01 (conftest.py)
 def test_journals_are_moved_back_without_free_space_and_a_cut_restore_finishes(class_01_copy, monkeypatch):
     """A restore moves files (no space needed); one cut short between two moves is finished by the next."""
     course = class_01_copy
@@ -122,7 +124,6 @@ def scheduler_process(address):
     raise AssertionError(f"no Dask scheduler on {address}")
 
 
-@pytest.mark.xdist_group("grading")
 def test_a_lost_dask_scheduler_is_one_line_keeps_what_finished_and_a_rerun_grades_the_rest(tmp_path):
     require_module("dask.distributed", "pip install -r requirements.txt (dask, distributed)")
     subs = write_submissions(tmp_path / "submissions", A, {"quick": student_notebook(A, released=True),

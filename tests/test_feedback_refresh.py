@@ -10,8 +10,6 @@ import re
 import subprocess
 import sys
 
-import pytest
-
 from autograder import cli, feedbackrefresh
 from page_text import visible_text
 from submissions import student_notebook, write_submissions
@@ -26,7 +24,6 @@ def penalty_on_page(course, student):
     return found and found.group(1).removesuffix(".0")
 
 
-@pytest.mark.xdist_group("grading")
 def test_pages_of_a_penalty_change_are_written_in_parallel_with_progress_and_a_failure_named(tmp_path, capsys):
     course = tmp_path / "course"
     subs = write_submissions(tmp_path / "submissions", A, {s: student_notebook(A) for s in CLASS})

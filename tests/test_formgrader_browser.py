@@ -36,7 +36,7 @@ from browser_support import SCREENSHOTS, BookServer, chromium
 from formgrader_support import api, formgrader
 from submissions import student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_formgrader_browser")   # its module-scoped fixture grades once: every test of the module on one worker
 A = "02_long_term"
 HOSTILE = "hostile<img src=x onerror=window.pwned=1>"   # a folder name, so a student id
 ANSWER = "answer_plot"

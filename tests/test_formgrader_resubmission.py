@@ -25,7 +25,6 @@ from browser_support import SCREENSHOTS, chromium
 from formgrader_support import ENV, api, formgrader
 from submissions import solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
 A = "02_long_term"
 ANSWER = "answer_plot"
 STUDENT = "written"

@@ -30,7 +30,7 @@ from autograder.preprocessors import check_calls
 from autograder.sandbox import BLOCKED_MARKER, BLOCKED_PACKAGES, Sandbox
 from submissions import mutate, solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_generalise")   # its module-scoped fixture grades once: every test of the module on one worker
 
 A = "01_rnn"
 NB = f"{A}.ipynb"

@@ -23,7 +23,7 @@ from guards import (assert_every_student_graded, assert_feedback_hides_hidden_te
 from points import total_points
 from submissions import solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("paths_class")   # reads the session's paths_class (conftest.py): graded on one worker only
 A = "01_rnn"
 TOTAL = total_points(A)
 SOL = solution_cells(A)

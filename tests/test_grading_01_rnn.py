@@ -8,7 +8,7 @@ from autograder import batch, gradescsv, layout, verdicts
 from page_text import assert_offline_feedback, visible_text
 from submissions import mutate, solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_grading_01_rnn")   # its module-scoped fixture grades once: every test of the module on one worker
 A = "01_rnn"
 SOL = solution_cells(A)
 

@@ -15,7 +15,7 @@ from autograder import batch, outcome
 from autograder.preprocessors import GradingExecute, SealTests
 from test_grader_paths import check_class, grade_class
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("paths_class")   # reads the session's paths_class (conftest.py): graded on one worker only
 
 
 def skip_first_student(monkeypatch):

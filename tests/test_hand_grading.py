@@ -23,7 +23,7 @@ from formgrader_support import formgrader as running_formgrader
 from page_text import visible_text
 from submissions import assert_hides_hidden_tests, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_hand_grading")   # its module-scoped fixture grades once: every test of the module on one worker
 A = "02_long_term"
 ANSWER = "answer_plot"
 CLASS = {"written": student_notebook(A, {ANSWER: "For small rho the gradient norm shrinks geometrically with "

@@ -18,7 +18,6 @@ from ci import require
 from submissions import REPO, student_notebook, write_submissions
 
 NOBODY = 65534
-pytestmark = pytest.mark.xdist_group("grading")   # grades in sandboxes: beside the other graders
 A = "01_rnn"
 
 

@@ -15,7 +15,7 @@ import pytest
 from autograder import cli, inert
 from submissions import solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_inert")   # its module-scoped fixture grades once: every test of the module on one worker
 A = "01_rnn"
 LIVE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 EVIL = "\x1b[2J\x1b[1;31m=cmd|' /C calc'!A0\u202e"

@@ -24,7 +24,7 @@ from mutants import MUTANTS, notebook
 from page_text import assert_offline_feedback, visible_text
 from submissions import REPO, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_instructor_guide")   # its module-scoped fixture grades once: every test of the module on one worker
 
 GUIDE = REPO / "book" / "instructors.md"
 A = "04_bptt"

@@ -22,7 +22,7 @@ from dask_support import dask_cluster
 from points import total_points
 from submissions import db_mean_notebook, solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_interrupt")   # its module-scoped fixture grades once: every test of the module on one worker
 A = "01_rnn"
 TOTAL = total_points(A)
 SOL = solution_cells(A)

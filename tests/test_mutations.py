@@ -20,7 +20,7 @@ from rnnkit.tasks import TASKS
 from mutants import ASSIGNMENTS, IN_PLACE, MUTANTS, notebook, source
 from submissions import REPO, solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_mutations")   # its module-scoped fixture grades once: every test of the module on one worker
 
 CONTROL = "solution"
 GRADIENT_TASKS = ("lstm_step_backward", "lstm_backward", "lstm_truncated_backward")

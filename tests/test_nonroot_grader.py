@@ -22,7 +22,7 @@ from ci import require
 from points import total_points
 from submissions import student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_nonroot_grader")   # its module-scoped fixture grades once: every test of the module on one worker
 A = "01_rnn"
 USER = "rnn-test-grader"
 

@@ -12,7 +12,7 @@ from autograder import batch, gradescsv, layout
 from autograder.preprocessors import SKIP_TAG
 from submissions import REPO, mutate, solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_optional_cells")   # its module-scoped fixture grades once: every test of the module on one worker
 
 A = "05_language_model"
 OPTIONAL = ("lstm", "train", "sample_poems")

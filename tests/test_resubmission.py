@@ -22,7 +22,6 @@ from autograder import batch, cli, grader, gradescsv, handgrades, journal, layou
 from page_text import visible_text
 from submissions import REPO, solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
 A = "02_long_term"
 ANSWER = "answer_plot"   # the written answer, 2 points, graded by hand
 FIRST = "For small rho the gradient norm shrinks geometrically with the lag."

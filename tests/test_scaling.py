@@ -16,7 +16,7 @@ from dask_support import dask_cluster
 from points import total_points
 from submissions import db_mean_notebook, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("class_01")   # reads the session's class_01 (conftest.py): graded on one worker only
 A = "01_rnn"
 TOTAL = total_points(A)
 STUDENTS = {

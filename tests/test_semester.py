@@ -69,7 +69,6 @@ def blank_class(root, students, assignments):
     return root
 
 
-@pytest.mark.xdist_group("grading")
 def test_fresh_course_graded_by_many_workers_has_no_race(tmp_path):
     students, assignments = ["ana", "bo", "cy"], ["01_rnn", "02_long_term"]
     submissions = blank_class(tmp_path / "submissions", students, assignments)
@@ -89,7 +88,6 @@ with courselock.holding(sys.argv[1]):
 """
 
 
-@pytest.mark.xdist_group("grading")
 def test_second_grade_on_a_course_refuses_while_the_first_runs_and_a_dead_holder_blocks_nothing(tmp_path):
     course = tmp_path / "course"
     submissions = blank_class(tmp_path / "submissions", ["ana"], ["01_rnn"])
@@ -141,7 +139,6 @@ STAMPS = {   # what a timestamp.txt says -> the UTC time the gradebook must hold
 }
 
 
-@pytest.mark.xdist_group("grading")
 def test_timestamps_are_read_in_their_zone_and_unreadable_ones_graded_and_flagged(tmp_path):
     from nbgrader.api import Gradebook
 
@@ -244,7 +241,6 @@ def test_roster_matches_ids_in_any_case_and_unicode_form(tmp_path):
     assert lines[3].startswith("Jos\u00e9,2,,jos\u00e9,,100")
 
 
-@pytest.mark.xdist_group("grading")
 def test_stats_lists_a_submission_without_a_grade_with_the_reason(tmp_path):
     course = tmp_path / "course"
     run = grade(course, blank_class(tmp_path / "submissions", ["ana"], ["01_rnn"]))
@@ -287,7 +283,6 @@ def alive(pid):
         return False
 
 
-@pytest.mark.xdist_group("grading")
 def test_kill_9_of_the_grade_command_takes_its_workers_with_it(tmp_path):
     slow = solution_cells("01_rnn")["rnn_forward"]
     submissions = write_submissions(tmp_path / "submissions", "01_rnn", {
@@ -320,7 +315,7 @@ def test_kill_9_of_the_grade_command_takes_its_workers_with_it(tmp_path):
 
 
 def fill(disk):
-    with open(disk / "filler", "wb") as f:
+    with open(disk / "filler", "wb", buffering=0) as f:   # unbuffered: closing it writes nothing more
         try:
             while True:
                 f.write(b"\0" * 65536)
@@ -328,7 +323,6 @@ def fill(disk):
             pass
 
 
-@pytest.mark.xdist_group("grading")
 def test_a_full_disk_is_named_exits_non_zero_and_keeps_what_was_graded(tmpfs_disk, tmp_path):
     course = tmpfs_disk / "course"
     run = grade(course, blank_class(tmp_path / "submissions", ["ana", "bo"], ["01_rnn"]), "--workers", "2")

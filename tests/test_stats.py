@@ -17,7 +17,7 @@ from autograder import batch, cli, gradescsv, layout, stats, verdicts
 from mutants import MUTANTS, notebook
 from submissions import REPO, solution_cells, student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_stats")   # its module-scoped fixture grades once: every test of the module on one worker
 
 A = "04_bptt"
 BY_NAME = {m.name: m for m in MUTANTS}

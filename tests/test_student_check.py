@@ -12,7 +12,7 @@ from autograder.verify import REFERENCES
 from mutants import MUTANTS, notebook
 from submissions import student_notebook, write_submissions
 
-pytestmark = pytest.mark.xdist_group("grading")
+pytestmark = pytest.mark.xdist_group("test_student_check")   # its module-scoped fixture grades once: every test of the module on one worker
 
 # One localised bug and one that spreads, in two exercises.
 PICKED = ["rnn_backward_no_dWh_accumulation", "rnn_no_recurrent_term", "lstm_candidate_sigmoid",

@@ -15,14 +15,11 @@ import os
 import time
 from pathlib import Path
 
-import pytest
-
 from autograder import batch, gradescsv, layout, scheduling
 from benchmarks import grading_speed as benchmark
 from autograder.sandbox import CGROUP_ROOT, private_root
 from points import cell_points
 
-pytestmark = pytest.mark.xdist_group("grading")
 A = "01_rnn"
 N = 200
 EARLY, LATE = range(25, 76), range(N - 50, N + 1)   # submissions done, around 50 and up to 200

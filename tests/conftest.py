@@ -43,9 +43,10 @@ def pytest_runtest_logreport(report):
 # in one run of 7 Dec on this 2-core machine under load. Started first (pyproject.toml: --no-loadscope-reorder), neither
 # worker begins one of them while the other is nearly done with the rest.
 SLOW_FIRST = ["test_benchmark",   # first of all: its CPU count wants a worker no test left a process in
-              "test_interrupt", "test_mutations", "test_grader_paths", "test_guards", "test_bounds",
+              "test_interrupt", "test_mutations", "test_throughput", "test_grader_paths", "test_guards", "test_bounds",
               "test_instructor_guide", "test_grading_06_seq2seq", "test_grading_04_bptt", "test_failures_named",
-              "test_attacks", "test_book_browser"]
+              "test_attacks", "test_book_browser", "test_student_kit", "test_formgrader_resubmission",
+              "test_semester", "test_public_catch"]
 
 
 @pytest.hookimpl(trylast=True)   # after pytest-xdist's own, which marks the groups

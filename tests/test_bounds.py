@@ -113,7 +113,7 @@ def dead_pid():
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    if Sandbox().problems() and os.environ.get("CI") != "true":
+    if Sandbox().problems():
         unavailable(f"the grading sandbox is incomplete ({Sandbox().problems()})", "run as root with bubblewrap: bash scripts/system-deps.sh")
     root = tmp_path_factory.mktemp("bounds")
     subs = write_submissions(root / "submissions", A, {k: v for k, v in STUDENTS.items()})

@@ -22,6 +22,9 @@ from rnnkit.compare import IN_PLACE_FIX, MODIFIED, case_key
 from rnnkit.probe import check
 from rnnkit.tasks import CACHE, TASKS, copy_inputs
 
+#: Its module-scoped fixture runs the catalogue once: every test of the module on one worker.
+pytestmark = pytest.mark.xdist_group("test_public_catch")
+
 
 def language_function(mutant):
     """(task, the wrong function as a student's) for a mutant of tests/mutants_language.py.

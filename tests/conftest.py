@@ -89,24 +89,21 @@ def class_01(tmp_path_factory):
     Students: "solution", "blank" (the release as is), "db_mean" (one partial-credit bug).
     Read only: a test that writes takes ``class_01_copy``.
     """
-    from autograder import batch, gradescsv, layout
     from points import total_points
-    from submissions import db_mean_notebook, student_notebook, write_submissions
+    from submissions import db_mean_notebook, grade_students, student_notebook
 
     a = "01_rnn"
     root = tmp_path_factory.mktemp("class_01")
-    subs = write_submissions(root / "submissions", a, {"solution": student_notebook(a),
-                                                       "blank": student_notebook(a, released=True),
-                                                       "db_mean": db_mean_notebook()})
-    course = root / "course"
-    outcomes = batch.autograde(course, layout.prepare_course(course, subs), workers=1)
-    assert all(o.ok and not o.skipped for o in outcomes), outcomes
-    scores = {r["student"]: (r["score"], r["max_score"], r["cells"]) for r in gradescsv.grade_rows(course)}
+    course, outcomes, rows = grade_students(root, a, {"solution": student_notebook(a),
+                                                      "blank": student_notebook(a, released=True),
+                                                      "db_mean": db_mean_notebook()}, workers=1)
+    assert all(o.ok and not o.skipped for o in outcomes.values()), outcomes
+    scores = {s: (r["score"], r["max_score"], r["cells"]) for s, r in rows.items()}
     total = total_points(a)
     assert scores["solution"][:2] == (total, total) and scores["blank"][0] == 0
     assert 0 < scores["db_mean"][0] < total
     assert scores["db_mean"][2]["test_rnn_step_backward"] < scores["solution"][2]["test_rnn_step_backward"]
-    return {"submissions": subs, "course": course, "scores": scores}
+    return {"submissions": root / "submissions", "course": course, "scores": scores}
 
 
 @pytest.fixture

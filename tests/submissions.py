@@ -4,6 +4,8 @@ from pathlib import Path
 
 import nbformat
 
+from autograder import batch, gradescsv, layout
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -50,6 +52,16 @@ def write_submissions(root, assignment, students):
         path.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, path)
     return Path(root)
+
+
+def grade_students(root, assignment, students, **autograde):
+    """Write ``students`` (name -> notebook) to root/submissions, lay out root/course and grade
+    it with the batch (``autograde``: its keyword arguments). Returns (course, outcomes by
+    student, grades.csv rows by student)."""
+    course = Path(root) / "course"
+    subs = write_submissions(Path(root) / "submissions", assignment, students)
+    outcomes = {o.student: o for o in batch.autograde(course, layout.prepare_course(course, subs), **autograde)}
+    return course, outcomes, {r["student"]: r for r in gradescsv.grade_rows(course)}
 
 
 def assert_hides_hidden_tests(page, assignment):

@@ -12,10 +12,10 @@ import copy
 import nbformat
 import pytest
 
-from autograder import batch, flags, gradescsv, grader, layout, markers, verdicts
+from autograder import flags, grader, markers, verdicts
 from autograder.preprocessors import GradingExecute
 from points import cell_points, total_points
-from submissions import solution_cells, student_notebook, write_submissions
+from submissions import grade_students, solution_cells, student_notebook
 
 pytestmark = pytest.mark.xdist_group("test_dead_kernel")   # its module-scoped fixture grades once: every test of the module on one worker
 A = "01_rnn"
@@ -55,15 +55,9 @@ NOTEBOOKS = {
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dead_kernel")
-    subs = write_submissions(root / "submissions", A, NOTEBOOKS)
-    course = root / "course"
-    pairs = layout.prepare_course(course, subs)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(GradingExecute, "preprocess_cell", _killed_from_outside(GradingExecute.preprocess_cell))
-        outcomes = {o.student: o for o in batch.autograde(course, pairs, cell_timeout=30)}
-    rows = {r["student"]: r for r in gradescsv.grade_rows(course)}
-    return course, outcomes, rows
+        return grade_students(tmp_path_factory.mktemp("dead_kernel"), A, NOTEBOOKS, cell_timeout=30)
 
 
 def _killed_from_outside(preprocess_cell):
@@ -145,15 +139,13 @@ def test_the_notebook_time_limit_holds_across_restarts(tmp_path):
     dying = "import os, time\ntime.sleep(2)\nos._exit(1)\n"
     nb = with_cells(with_cells(SOLUTION, "test_rnn_forward", "import time\ntime.sleep(600)\n"),
                     "rnn_step_forward", dying, dying)
-    subs = write_submissions(tmp_path / "submissions", A, {"slow": nb})
-    course = tmp_path / "course"
-    pairs = layout.prepare_course(course, subs)
-    [outcome] = batch.autograde(course, pairs, cell_timeout=300, notebook_timeout=12)
+    course, outcomes, rows = grade_students(tmp_path, A, {"slow": nb}, cell_timeout=300, notebook_timeout=12)
+    outcome = outcomes["slow"]
     notes = died(outcome)
     assert len(notes) == 2 and all(n.endswith("restarted, the cells after it graded") for n in notes), outcome
     assert any(n.startswith("time limit of 12 s reached in cell 14 (no grade id)") for n in outcome.notes), outcome
     assert outcome.retry
-    row = next(r for r in gradescsv.grade_rows(course) if r["student"] == "slow")
+    row = rows["slow"]
     assert row["cells"]["test_rnn_backward"] == row["cells"]["test_numerical_gradient"] == 0
 
 

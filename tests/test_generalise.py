@@ -24,10 +24,10 @@ from ci import unavailable
 from rnnkit.expected import ShippedData
 from rnnkit.tasks import TASKS
 
-from autograder import batch, gradescsv, layout, secret, verdicts
+from autograder import secret, verdicts
 from autograder.preprocessors import check_calls
 from autograder.sandbox import BLOCKED_MARKER, BLOCKED_PACKAGES, Sandbox
-from submissions import mutate, solution_cells, student_notebook, write_submissions
+from submissions import grade_students, mutate, solution_cells, student_notebook
 
 pytestmark = pytest.mark.xdist_group("test_generalise")   # its module-scoped fixture grades once: every test of the module on one worker
 
@@ -227,11 +227,7 @@ def graded(tmp_path_factory):
     missing = Sandbox().problems()
     if missing:
         unavailable(f"the grading sandbox is incomplete on this machine ({'; '.join(missing)})", "run as root with bubblewrap: bash scripts/system-deps.sh")
-    root = tmp_path_factory.mktemp("generalise")
-    course = root / "course"
-    pairs = layout.prepare_course(course, write_submissions(root / "submissions", A, STUDENTS))
-    outcomes = {o.student: o for o in batch.autograde(course, pairs, workers=2)}
-    rows = {r["student"]: r for r in gradescsv.grade_rows(course)}
+    course, outcomes, rows = grade_students(tmp_path_factory.mktemp("generalise"), A, STUDENTS, workers=2)
     flags = {s: verdicts.review_flags(course, s, A) for s in STUDENTS}
     return {"course": course, "rows": rows, "flags": flags, "outcomes": outcomes}
 

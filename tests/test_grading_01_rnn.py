@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-from autograder import batch, gradescsv, layout, verdicts
+from autograder import verdicts
 from page_text import assert_offline_feedback, visible_text
-from submissions import mutate, solution_cells, student_notebook, write_submissions
+from submissions import grade_students, mutate, solution_cells, student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("test_grading_01_rnn")   # its module-scoped fixture grades once: every test of the module on one worker
 A = "01_rnn"
@@ -78,13 +78,8 @@ STUDENTS = {
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("grading")
-    subs = write_submissions(root / "submissions", A, STUDENTS)
-    course = root / "course"
-    pairs = layout.prepare_course(course, subs)
-    outcomes = batch.autograde(course, pairs)
-    assert all(o.ok for o in outcomes), outcomes
-    rows = {r["student"]: r for r in gradescsv.grade_rows(course)}
+    course, outcomes, rows = grade_students(tmp_path_factory.mktemp("grading"), A, STUDENTS)
+    assert all(o.ok for o in outcomes.values()), outcomes
     return course, rows
 
 

@@ -12,14 +12,14 @@ import re
 import numpy as np
 import pytest
 
-from autograder import batch, gradescsv, layout, verdicts
+from autograder import verdicts
 from autograder.reference import lstm as ref_lstm
 from page_text import visible_text
 from points import cell_points, total_points
 from public_check import assert_cache_layout_errors, namespace
 from rnnkit.conventions import CACHE_PARTS, CACHES
 from rnnkit.tasks import sequence_inputs
-from submissions import REPO, mutate, solution_cells, student_notebook, write_submissions
+from submissions import REPO, grade_students, mutate, solution_cells, student_notebook
 
 pytestmark = pytest.mark.xdist_group("grading")
 A = "04_bptt"
@@ -62,11 +62,9 @@ STUDENTS = {
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("grading04")
-    course = root / "course"
-    outcomes = batch.autograde(course, layout.prepare_course(course, write_submissions(root / "subs", A, STUDENTS)))
-    assert all(o.ok for o in outcomes), outcomes
-    return course, {r["student"]: r for r in gradescsv.grade_rows(course)}
+    course, outcomes, rows = grade_students(tmp_path_factory.mktemp("grading04"), A, STUDENTS)
+    assert all(o.ok for o in outcomes.values()), outcomes
+    return course, rows
 
 
 def feedback(course, student):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from nbgrader.validator import Validator
 
-from autograder import batch, gradescsv, layout, verdicts
+from autograder import verdicts
 from autograder.experiments.seq2seq import REFERENCE_FUNCTIONS
 from autograder.verify import REFERENCES
 from mutants import MUTANTS, notebook, source
@@ -21,7 +21,7 @@ from public_check import assert_cache_layout_errors, namespace
 from rnnkit import seq2seq
 from rnnkit.tasks import TASKS
 from rnnkit.tasks_seq2seq import ATTENTION_ARGS, BIRNN_P
-from submissions import student_notebook, write_submissions
+from submissions import grade_students, student_notebook
 
 pytestmark = pytest.mark.xdist_group("grading")
 A = "06_seq2seq"
@@ -106,11 +106,9 @@ STUDENTS = {"solution": student_notebook(A), "blank": student_notebook(A, releas
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("grading06")
-    subs = write_submissions(root / "submissions", A, STUDENTS)
-    course = root / "course"
-    outcomes = batch.autograde(course, layout.prepare_course(course, subs))
-    assert all(o.ok for o in outcomes), outcomes
-    return course, {r["student"]: r for r in gradescsv.grade_rows(course)}, subs
+    course, outcomes, rows = grade_students(root, A, STUDENTS)
+    assert all(o.ok for o in outcomes.values()), outcomes
+    return course, rows, root / "submissions"
 
 
 def test_solution_and_another_correct_way_get_full_marks_and_the_blank_zero(graded):

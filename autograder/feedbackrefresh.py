@@ -40,7 +40,7 @@ def refresh_feedback(grading, pairs, workers=None):
 def rewrite_page(grading, student, assignment):
     """One submission's feedback written again: (student, assignment, why it failed or None)."""
     course = Path(grading.course)
-    page, kept = course / "feedback" / student / assignment, course / KEPT / student / assignment
+    page, kept = _places(course, student, assignment)
     put_back(grading, student, assignment)   # left by a run that was killed
     if page.is_dir():
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -68,12 +68,16 @@ def rewrite_page(grading, student, assignment):
 
 def put_back(grading, student, assignment):
     """The page kept aside for (student, assignment), if any, back in place of what is there."""
-    course = Path(grading.course)
-    page, kept = course / "feedback" / student / assignment, course / KEPT / student / assignment
+    page, kept = _places(Path(grading.course), student, assignment)
     if kept.is_dir():
         shutil.rmtree(page, ignore_errors=True)
         page.parent.mkdir(parents=True, exist_ok=True)
         kept.rename(page)
+
+
+def _places(course, student, assignment):
+    """(the submission's feedback folder, where it is kept aside while a new one is written)."""
+    return course / "feedback" / student / assignment, course / KEPT / student / assignment
 
 
 def lost_page(grading, student, assignment, why):

@@ -255,16 +255,14 @@ def cache_names(fwd):
 def cache_inputs(fwd, args, returns):
     """``derive`` of a backward: the cache of forward ``fwd`` (run by the grader with the
     references) as inputs named by :data:`rnnkit.conventions.CACHES`; a sequence's step
-    caches stacked over time on a first axis; a cache of parts (CACHE_PARTS) part by part."""
+    caches stacked over time on a first axis; a cache of parts (CACHE_PARTS) part by part
+    (the elements :func:`forward_cache` reads)."""
+    elements = forward_cache(fwd, args, returns, outputs=False)
+    names = tuple(CACHE + n for n in cache_names(fwd))
+
     def derive(functions, inputs):
-        cache = unpack(functions[fwd](*(inputs[k] for k in args)), returns, fwd)[-1]
-        named = {}
-        for (prefix, sub), part in zip(_parts(fwd), cache if fwd in CACHE_PARTS else (cache,)):
-            step = SEQUENCE_CACHES.get(sub)
-            for k, n in enumerate(CACHES[step or sub]):
-                named[CACHE + prefix + n] = np.stack([c[k] for c in part]) if step else part[k]
-        return named
-    derive.names, derive.forward = tuple(CACHE + n for n in cache_names(fwd)), fwd
+        return dict(zip(names, elements(functions, inputs)))
+    derive.names, derive.forward = names, fwd
     return derive
 
 

@@ -11,17 +11,34 @@ Hidden cases and the fresh twins of public ones are seeded from the course's sec
 :func:`instructor_case` serves an instructor's own check() of hidden cases, through
 the ``rnnkit.references`` entry point.
 """
+import functools
 import json
 
 import numpy as np
 from rnnkit import compare, wire
+from rnnkit.standins import STANDINS
 from rnnkit.tasks import TASKS, copy_inputs
 
 from . import secret
 from .reference import gradcheck, gru, language, long_term, lstm, rnn, seq2seq
+from .reference.unroll import unroll_backward, unroll_forward
 
 REFERENCES = {name: obj for module in (rnn, lstm, gru, long_term, language, gradcheck, seq2seq)
               for name, obj in vars(module).items() if callable(obj)}
+
+#: Each layer that calls a student function (:attr:`rnnkit.tasks.Task.standins`) as its loop
+#: over that function: the reference layer is ``LOOPS[layer](reference function, ...)``, the
+#: expected outputs of its stand-in run ``LOOPS[layer](stand-in, ...)`` (:func:`standin_references`).
+LOOPS = {"rnn_forward": unroll_forward, "gru_forward": unroll_forward, "lstm_forward": lstm.unroll_lstm_forward,
+         "rnn_backward": unroll_backward, "gru_backward": unroll_backward,
+         "lstm_backward": lstm.unroll_lstm_backward, "lstm_truncated_backward": lstm.unroll_lstm_backward,
+         "birnn_forward": seq2seq.bidirectional_forward, "birnn_backward": seq2seq.bidirectional_backward}
+
+
+def standin_references(task):
+    """The references with ``task``'s layer built on the stand-ins of the functions it calls."""
+    layer = task.needs[0]
+    return {**REFERENCES, layer: functools.partial(LOOPS[layer], *(STANDINS[name] for name in task.standins))}
 
 
 def reference_inputs(task, case):
@@ -37,14 +54,18 @@ def reference_inputs(task, case):
     return inputs
 
 
-def reference_outputs(task, inputs):
+def reference_outputs(task, inputs, references=REFERENCES):
     """The task's outputs computed by the references, as float64 arrays."""
-    return [np.asarray(out, dtype=np.float64) for out in task.run(REFERENCES, copy_inputs(inputs))]
+    return [np.asarray(out, dtype=np.float64) for out in task.run(references, copy_inputs(inputs))]
 
 
 def reference_probes(task, case, inputs):
-    """{probe name: reference outputs} for the diagnostic probes of ``case``."""
-    return {probe: reference_outputs(task, p) for probe, p in task.probes(case, inputs).items()}
+    """{probe name: reference outputs} for the diagnostic probes of ``case``, and for a task
+    with stand-ins the expected outputs of its stand-in run (:data:`rnnkit.compare.STANDIN`)."""
+    probes = {probe: reference_outputs(task, p) for probe, p in task.probes(case, inputs).items()}
+    if task.standins:
+        probes[compare.STANDIN] = reference_outputs(task, inputs, standin_references(task))
+    return probes
 
 
 def reference_expected(task, case):

@@ -71,4 +71,4 @@ def gru_backward(dh, cache):
     (the direct part only; the recurrent part is accumulated here).
     Returns dx (N, T, D), dh0 (N, H), dWx (D, 3H), dWh (H, 3H), dbx (3H,), dbh (3H,).
     """
-    return unroll_backward(gru_step_backward, dh, cache, cache[0][0].shape[1])
+    return unroll_backward(gru_step_backward, dh, cache)

@@ -69,15 +69,21 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
     Returns h (N, T, H) and c (N, T, H), the hidden and cell states after each
     step, and a cache holding the per-step caches in time order.
     """
+    return unroll_lstm_forward(lstm_step_forward, x, h0, c0, Wx, Wh, b)
+
+
+def unroll_lstm_forward(step, x, h0, c0, *params):
+    """:func:`lstm_forward` with the cell ``step(x_t, prev_h, prev_c, *params) ->
+    (next_h, next_c, cache)``: the loop over time."""
     N, T, _ = x.shape
-    dtype = np.result_type(x, h0, c0, Wx)
+    dtype = np.result_type(x, h0, c0, *params)
     h = np.empty((N, T, h0.shape[1]), dtype=dtype)
     c = np.empty_like(h)
     steps, prev_h, prev_c = [], h0, c0
     for t in range(T):
-        prev_h, prev_c, step = lstm_step_forward(x[:, t], prev_h, prev_c, Wx, Wh, b)
+        prev_h, prev_c, cache = step(x[:, t], prev_h, prev_c, *params)
         h[:, t], c[:, t] = prev_h, prev_c
-        steps.append(step)
+        steps.append(cache)
     return h, c, steps
 
 
@@ -94,6 +100,14 @@ def lstm_truncated_backward(dh, cache, k):
     k: chunk length, k >= 1; k >= T gives full backpropagation through time.
     Returns dx (N, T, D), dh0 (N, H), dc0 (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
     """
+    return unroll_lstm_backward(lstm_step_backward, dh, cache, k)
+
+
+def unroll_lstm_backward(step_backward, dh, cache, k=None):
+    """:func:`lstm_truncated_backward` with the cell's ``step_backward(dnext_h, dnext_c,
+    cache) -> (dx, dprev_h, dprev_c, dWx, dWh, db)``: the loop over time, in chunks of
+    ``k`` steps (None: one chunk of T steps, :func:`lstm_backward`)."""
+    k = len(cache) if k is None else k
     if k < 1:
         raise ValueError(f"chunk length k must be at least 1, got {k}")
     steps = cache
@@ -103,7 +117,7 @@ def lstm_truncated_backward(dh, cache, k):
     dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(4 * H, dtype=dh.dtype)
     dprev_h, dprev_c = np.zeros((N, H), dtype=dh.dtype), np.zeros((N, H), dtype=dh.dtype)
     for t in reversed(range(T)):
-        dx[:, t], dprev_h, dprev_c, dWx_t, dWh_t, db_t = lstm_step_backward(
+        dx[:, t], dprev_h, dprev_c, dWx_t, dWh_t, db_t = step_backward(
             dh[:, t] + dprev_h, dprev_c, steps[t]
         )
         dWx += dWx_t
@@ -121,4 +135,4 @@ def lstm_backward(dh, cache):
     (the direct part only; there is no direct gradient on the cell states).
     Returns dx (N, T, D), dh0 (N, H), dc0 (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,).
     """
-    return lstm_truncated_backward(dh, cache, len(cache))
+    return unroll_lstm_backward(lstm_step_backward, dh, cache)

@@ -47,4 +47,4 @@ def rnn_backward(dh, cache):
     (the direct part only; the recurrent part is accumulated here).
     Returns dx (N, T, D), dh0 (N, H), dWx (D, H), dWh (H, H), db (H,).
     """
-    return unroll_backward(rnn_step_backward, dh, cache, cache[0][0].shape[1])
+    return unroll_backward(rnn_step_backward, dh, cache)

@@ -25,10 +25,15 @@ def birnn_forward(x, Wx_f, Wh_f, b_f, Wx_b, Wh_b, b_b):
     x_{T-1} .. x_t; and the cache of ``CACHE_PARTS["birnn_forward"]``:
     (forward direction's rnn_forward cache, backward direction's over x[:, ::-1]).
     """
+    return bidirectional_forward(rnn_forward, x, Wx_f, Wh_f, b_f, Wx_b, Wh_b, b_b)
+
+
+def bidirectional_forward(layer, x, Wx_f, Wh_f, b_f, Wx_b, Wh_b, b_b):
+    """:func:`birnn_forward` with the one-direction ``layer(x, h0, Wx, Wh, b) -> (h, cache)``."""
     N, H = x.shape[0], Wh_f.shape[0]
     h0 = np.zeros((N, H), dtype=np.result_type(x, Wh_f))
-    h_f, cache_f = rnn_forward(x, h0, Wx_f, Wh_f, b_f)
-    h_b, cache_b = rnn_forward(x[:, ::-1], h0, Wx_b, Wh_b, b_b)
+    h_f, cache_f = layer(x, h0, Wx_f, Wh_f, b_f)
+    h_b, cache_b = layer(x[:, ::-1], h0, Wx_b, Wh_b, b_b)
     return np.concatenate([h_f, h_b[:, ::-1]], axis=-1), (cache_f, cache_b)
 
 
@@ -38,10 +43,16 @@ def birnn_backward(dh, cache):
     Returns dx (N, T, D) (the sum of both directions' gradients), dWx_f, dWh_f, db_f,
     dWx_b, dWh_b, db_b. The backward direction's gradient flows from t = 0 up to T-1.
     """
+    return bidirectional_backward(rnn_backward, dh, cache)
+
+
+def bidirectional_backward(layer_backward, dh, cache):
+    """:func:`birnn_backward` with the one-direction ``layer_backward(dh, cache) ->
+    (dx, dh0, dWx, dWh, db)``."""
     cache_f, cache_b = cache
     H = dh.shape[-1] // 2
-    dx_f, _, *dparams_f = rnn_backward(dh[..., :H], cache_f)
-    dx_b, _, *dparams_b = rnn_backward(dh[:, ::-1, H:], cache_b)
+    dx_f, _, *dparams_f = layer_backward(dh[..., :H], cache_f)
+    dx_b, _, *dparams_b = layer_backward(dh[:, ::-1, H:], cache_b)
     return (dx_f + dx_b[:, ::-1], *dparams_f, *dparams_b)
 
 

@@ -106,6 +106,9 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
     # a given cache comes from the reference forward: the student's forward explains nothing here
     given = getattr(task.derive, "forward", None)
     feeding = [name for name in broken if given not in (name, *TASKS[name].needs)]
+    # the functions the layer calls that fail their own checks (a stand-in run replaces them)
+    inner = [name for name in task.standins if any(name in TASKS[dep].needs for dep in feeding)]
+    rescued = []   # where the stand-in run made a wrong own run's units right
     for i, case in enumerate(cases):
         key, where = case_key(case), f"hidden case {i + 1}" if hidden else task.describe(case)
         units = len(task.outputs)
@@ -116,9 +119,14 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
             report.lost |= {(i, name) for name in task.outputs}
             continue
         if "error" in result:
-            report.failures.append((where, plain(result["error"]) if kernel_text
-                                    else grader_error(task, result["error"])))
-            report.lost |= {(i, name) for name in task.outputs}
+            right = standin_right(task, case, results, expected)
+            rescued += [where] if right else []
+            lost = {(i, name) for name in task.outputs if name not in right}
+            if lost:
+                report.failures.append((where, plain(result["error"]) if kernel_text
+                                        else grader_error(task, result["error"])))
+            report.lost |= lost
+            report.passed += units - len(lost)
             continue
         want, probes = expected(task, case)
         wrong = []
@@ -126,9 +134,19 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
             problem = compare(task, name, result["outputs"].get(name), value, not kernel_text)
             if problem:
                 wrong.append((name, problem + _holds(task, name, result["outputs"].get(name), want)))
+        if wrong and task.standins:
+            right = standin_right(task, case, results, expected)
+            rescued += [where] if right & {name for name, _ in wrong} else []
+            wrong = [(name, problem) for name, problem in wrong if name not in right]
         if wrong:
-            hint = (depends_hint(task, feeding) if feeding
-                    else diagnose(task, case, results, key, probes, dict(wrong)))
+            if task.standins and inner:   # the probes ran with the wrong inner function: not said
+                hint = (f"; wrong with a stand-in {_listed(task.standins)} too, so {task.name} itself "
+                        f"is wrong; {_listed(inner)} also {_fails(inner)}")
+            elif task.standins:           # the stand-in run is wrong too: the layer itself is
+                hint = diagnose(task, case, results, key, probes, dict(wrong))
+            else:
+                hint = (depends_hint(task, feeding) if feeding
+                        else diagnose(task, case, results, key, probes, dict(wrong)))
             for name, problem in wrong:
                 label = f"{task.labels[name]} differs: " if name in task.labels else ""
                 report.failures.append((where, f"{name}: {label}{problem}{hint}"))
@@ -138,12 +156,67 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
             report.notes.append((where, f"{MODIFIED}: {', '.join(modified)} {NOT_SCORED}: {IN_PLACE_FIX}"
                                  if kernel_text else f"{MODIFIED} {NOT_SCORED}: {IN_PLACE_FIX}"))
         report.passed += units - len(wrong)
+    if rescued:
+        report.notes.append((rescued[0], standin_note(task, results, broken, inner, not report.lost)))
+        broken = {name: said for name, said in broken.items() if not set(TASKS[name].needs) & set(inner)}
     if broken and cases and report.passed == report.total:
         report.notes.append((task.describe(cases[0]), f"your {task.name} is right; {' and '.join(broken)} "
                              f"{'fail' if len(broken) > 1 else 'fails'} {'their' if len(broken) > 1 else 'its'} "
                              f"own check: fix {'them' if len(broken) > 1 else 'it'} first"
                              + "".join(f" ({broken[name]})" for name in broken if broken[name])))
     return report
+
+
+#: Result key suffix of a case's run with stand-ins, and its expected outputs' name among
+#: the probes' (:attr:`rnnkit.tasks.Task.standins`).
+STANDIN = "standin"
+
+
+def standin_key(key):
+    """Result key of the stand-in run of case ``key``."""
+    return f"{key}|{STANDIN}"
+
+
+def standin_right(task, case, results, expected):
+    """The outputs of ``case`` that its stand-in run got right (compared with the expected
+    outputs of the reference layer built on the stand-ins): a set of output names."""
+    result = results.get(standin_key(case_key(case)))
+    if not task.standins or not isinstance(result, dict) or not isinstance(result.get("outputs"), dict):
+        return set()
+    want = expected(task, case)[1]().get(STANDIN)
+    if want is None:
+        return set()
+    return {name for name, value in zip(task.outputs, want)
+            if compare(task, name, result["outputs"].get(name), value, True) is None}
+
+
+def _listed(names):
+    return " and ".join(names)
+
+
+def _fails(names):
+    return f"{'fail' if len(names) > 1 else 'fails'} {'their' if len(names) > 1 else 'its'} own check"
+
+
+def standin_note(task, results, broken, inner, everywhere):
+    """Said once of a layer whose units a stand-in run made right: its chaining is right
+    (``everywhere``: on every case, else where said), and what is known of the function it
+    calls (``inner``: those failing their own check). Only the binding of those names
+    differs between the two runs."""
+    names = _listed(task.standins)
+    if not everywhere:
+        return (f"right here with a stand-in {names}, wrong with yours"
+                + (f": {_listed(inner)} {_fails(inner)}" if inner else ""))
+    if inner:
+        return (f"your {task.name} chains {names} right (checked with a stand-in {names}); its "
+                f"outputs are wrong because {_listed(inner)} {_fails(inner)}: fix "
+                f"{'them' if len(inner) > 1 else 'it'} first")
+    checks = [dep for dep in task.depends if set(TASKS[dep].needs) & set(task.standins)]
+    passing = checks and all(dep not in broken and isinstance((results.get(depends_key(dep)) or {}).get("outputs"),
+                                                               dict) for dep in checks)
+    said = " although it passes its own check" if passing else ""
+    return (f"{task.name} is right with a stand-in {names}, wrong with yours{said}: look at what "
+            f"your {names} does with these inputs")
 
 
 def _holds(task, name, payload, want):
@@ -337,7 +410,7 @@ def diagnose(task, case, results, key, probes, wrong):
     time step without which the sequence is right; the cells' own probes
     (:attr:`Task.hint`) separate gates, or the input and the recurrent term.
     """
-    expected = probes()
+    expected = {probe: outputs for probe, outputs in probes().items() if probe != STANDIN}
     ran = {probe: results.get(f"{key}|{probe}") for probe in expected}
     ran = {probe: r for probe, r in ran.items() if isinstance(r, dict) and ("outputs" in r or "error" in r)}
     if not ran:   # hidden cases run no probes: nothing is known of where the bug is

@@ -22,8 +22,8 @@ from importlib import metadata
 
 import numpy as np
 
-from . import wire
-from .compare import case_key, depends_key, grade_check
+from . import standins, wire
+from .compare import case_key, depends_key, grade_check, standin_key
 from .expected import ShippedData, StaleKit
 from .tasks import TASKS, StudentError, copy_inputs
 
@@ -159,6 +159,8 @@ def collect(task, cases, namespace, make_inputs, probes=True):
             continue
         inputs = make_inputs(case)
         results[key] = _run_one(task, namespace, inputs)
+        if task.standins:
+            results[standin_key(key)] = _run_standin(task, namespace, inputs)
         for probe, probe_inputs in (task.probes(case, inputs) if probes else {}).items():
             results[f"{key}|{probe}"] = _run_one(task, namespace, probe_inputs)
     for name in task.depends if probes and not missing else ():
@@ -186,7 +188,8 @@ def _missing(task, namespace):
 
 def run_sealed(task, sealed, namespace):
     """Run ``task`` on the inputs the grader sealed into a cell: ``{key: inputs}`` as JSON
-    (:func:`rnnkit.wire.seal_inputs`). No probes: these cases are scored, not diagnosed."""
+    (:func:`rnnkit.wire.seal_inputs`), keys ``key|probe`` for probes. A case's stand-in run
+    (:attr:`rnnkit.tasks.Task.standins`) is scoring too: it runs here, under ``key|standin``."""
     try:
         if not isinstance(sealed, str) or len(sealed) > wire.MAX_SEALED_CHARS:
             raise wire.WireError("malformed inputs")
@@ -194,8 +197,18 @@ def run_sealed(task, sealed, namespace):
     except (ValueError, TypeError, AttributeError):
         return {}
     missing = _missing(task, namespace)
-    return {key: {"error": missing} if missing else _run_one(task, namespace, inputs)
-            for key, inputs in cases.items()}
+    results = {}
+    for key, inputs in cases.items():
+        results[key] = {"error": missing} if missing else _run_one(task, namespace, inputs)
+        if task.standins and "|" not in key:
+            results[standin_key(key)] = {"error": missing} if missing else _run_standin(task, namespace, inputs)
+    return results
+
+
+def _run_standin(task, namespace, inputs):
+    """:func:`_run_one` with the functions the layer calls bound to their stand-ins."""
+    with standins.bound(namespace, task.standins):
+        return _run_one(task, namespace, inputs)
 
 
 def _run_one(task, namespace, inputs):

@@ -35,6 +35,8 @@ class Task:
                                    # a step a layer calls): blamed first when they fail
     stepped: tuple = ()            # outputs whose axis 0 is time (a sequence cache's elements)
     labels: dict = field(default_factory=dict)  # output -> what it is, said before its problem
+    standins: tuple = ()           # functions the layer calls, bound to their stand-ins (rnnkit.standins)
+                                   # in a second run per case: a unit is right if either run is right
 
     def describe(self, case):
         return ", ".join(f"{k}={v}" for k, v in case.items() if k != "seed")
@@ -442,9 +444,10 @@ _task(name="rnn_step_backward", depends=("rnn_step_forward",), kind="rnn", outpu
       gated=("dWx", "dWh", "db"), probes=derivative_probes, hint=derivative_hint,
       derive=cache_inputs("rnn_step_forward", STEP + RNN_P, 2),
       run=backward_given("rnn_step_forward", "rnn_step_backward", ("dnext_h",), 5))
-_task(name="rnn_forward", depends=("rnn_step_forward",), kind="rnn", outputs=("h",), public=_SEQ, timed=("h",), needs=("rnn_forward",),
+_task(name="rnn_forward", depends=("rnn_step_forward",), standins=("rnn_step_forward",), kind="rnn", outputs=("h",), public=_SEQ, timed=("h",), needs=("rnn_forward",),
       make_inputs=sequence_inputs("rnn"), run=forward("rnn_forward", SEQ + RNN_P, 2))
-_task(name="rnn_backward", depends=("rnn_forward", "rnn_step_backward"), kind="rnn", outputs=("dx", "dh0", "dWx", "dWh", "db"), public=_SEQ,
+_task(name="rnn_backward", depends=("rnn_forward", "rnn_step_backward"), standins=("rnn_step_backward",),
+      kind="rnn", outputs=("dx", "dh0", "dWx", "dWh", "db"), public=_SEQ,
       needs=("rnn_backward",), make_inputs=sequence_inputs("rnn", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
       derive=cache_inputs("rnn_forward", SEQ + RNN_P, 2),
@@ -466,7 +469,7 @@ _task(name="lstm_step_forward", kind="lstm", outputs=("next_h", "next_c"), publi
       needs=("lstm_step_forward",), make_inputs=step_inputs("lstm"), probes=lstm_gate_probes,
       probe_outputs=LSTM_PROBE_OUTPUTS, hint=lstm_hint,
       run=forward("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3))
-_task(name="lstm_forward", depends=("lstm_step_forward",), kind="lstm", outputs=("h", "c"), public=_SEQ, timed=("h", "c"),
+_task(name="lstm_forward", depends=("lstm_step_forward",), standins=("lstm_step_forward",), kind="lstm", outputs=("h", "c"), public=_SEQ, timed=("h", "c"),
       needs=("lstm_forward",), make_inputs=sequence_inputs("lstm"),
       run=forward("lstm_forward", SEQ + ("c0",) + LSTM_P, 3))
 _task(name="gru_step_forward", kind="gru", outputs=("next_h",), public=_STEP_LARGE, needs=("gru_step_forward",),
@@ -483,13 +486,15 @@ _GRU_SEQ_CACHE, _GRU_SEQ_LABELS = cache_outputs("gru_forward")
 _task(name="lstm_step_forward_cache", kind="lstm", outputs=("next_h", "next_c") + _LSTM_STEP_CACHE,
       labels=_LSTM_STEP_LABELS, public=_STEP, needs=("lstm_step_forward",), make_inputs=step_inputs("lstm"),
       run=forward_cache("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3))
-_task(name="lstm_forward_cache", kind="lstm", outputs=("h", "c") + _LSTM_SEQ_CACHE, labels=_LSTM_SEQ_LABELS,
+_task(name="lstm_forward_cache", depends=("lstm_step_forward_cache",), standins=("lstm_step_forward",),
+      kind="lstm", outputs=("h", "c") + _LSTM_SEQ_CACHE, labels=_LSTM_SEQ_LABELS,
       public=_SEQ, timed=("h", "c"), stepped=_LSTM_SEQ_CACHE, needs=("lstm_forward",),
       make_inputs=sequence_inputs("lstm"), run=forward_cache("lstm_forward", SEQ + ("c0",) + LSTM_P, 3))
 _task(name="gru_step_forward_cache", kind="gru", outputs=("next_h",) + _GRU_STEP_CACHE, labels=_GRU_STEP_LABELS,
       public=_STEP, needs=("gru_step_forward",), make_inputs=step_inputs("gru"),
       run=forward_cache("gru_step_forward", STEP + GRU_P, 2))
-_task(name="gru_forward_cache", kind="gru", outputs=("h",) + _GRU_SEQ_CACHE, labels=_GRU_SEQ_LABELS,
+_task(name="gru_forward_cache", depends=("gru_step_forward_cache",), standins=("gru_step_forward",),
+      kind="gru", outputs=("h",) + _GRU_SEQ_CACHE, labels=_GRU_SEQ_LABELS,
       public=_SEQ, timed=("h",), stepped=_GRU_SEQ_CACHE, needs=("gru_forward",),
       make_inputs=sequence_inputs("gru"), run=forward_cache("gru_forward", SEQ + GRU_P, 2))
 
@@ -499,7 +504,8 @@ _task(name="lstm_step_backward", depends=("lstm_step_forward_cache",), kind="lst
       make_inputs=step_inputs("lstm", ("dnext_h", "dnext_c")), gated=("dWx", "dWh", "db"),
       derive=cache_inputs("lstm_step_forward", STEP + ("prev_c",) + LSTM_P, 3),
       run=backward_given("lstm_step_forward", "lstm_step_backward", ("dnext_h", "dnext_c"), 6))
-_task(name="lstm_backward", depends=("lstm_forward_cache", "lstm_step_backward"), kind="lstm",
+_task(name="lstm_backward", depends=("lstm_forward_cache", "lstm_step_backward"), standins=("lstm_step_backward",),
+      kind="lstm",
       outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"), public=_SEQ,
       needs=("lstm_backward",), make_inputs=sequence_inputs("lstm", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "db"), timed=("dx",),
@@ -510,13 +516,15 @@ _task(name="gru_step_backward", depends=("gru_step_forward_cache",), kind="gru",
       needs=("gru_step_backward",), make_inputs=step_inputs("gru", ("dnext_h",)),
       gated=("dWx", "dWh", "dbx", "dbh"), derive=cache_inputs("gru_step_forward", STEP + GRU_P, 2),
       run=backward_given("gru_step_forward", "gru_step_backward", ("dnext_h",), 6))
-_task(name="gru_backward", depends=("gru_forward_cache", "gru_step_backward"), kind="gru",
+_task(name="gru_backward", depends=("gru_forward_cache", "gru_step_backward"), standins=("gru_step_backward",),
+      kind="gru",
       outputs=("dx", "dh0", "dWx", "dWh", "dbx", "dbh"), public=_SEQ,
       needs=("gru_backward",), make_inputs=sequence_inputs("gru", upstream=True),
       probes=prefixes, gated=("dWx", "dWh", "dbx", "dbh"), timed=("dx",),
       derive=cache_inputs("gru_forward", SEQ + GRU_P, 2),
       run=backward_given("gru_forward", "gru_backward", ("dh",), 6))
-_task(name="lstm_truncated_backward", depends=("lstm_forward_cache", "lstm_step_backward"), kind="lstm",
+_task(name="lstm_truncated_backward", depends=("lstm_forward_cache", "lstm_step_backward"),
+      standins=("lstm_step_backward",), kind="lstm",
       outputs=("dx", "dh0", "dc0", "dWx", "dWh", "db"),
       public=({"N": 2, "T": 5, "D": 3, "H": 4, "k": 2, "seed": 0}, {"N": 1, "T": 3, "D": 2, "H": 2, "k": 3, "seed": 1}),
       needs=("lstm_truncated_backward",), make_inputs=truncated_inputs,

@@ -157,17 +157,19 @@ _ATT = ({"N": 2, "T": 4, "Hq": 3, "He": 5, "A": 4, "seed": 0},
 #: backward is graded on the cache the grader builds (cache_inputs), the forward's own cache
 #: by its *_cache check (its elements only: h, context and alpha have their own checks).
 #: The bidirectional layer uses the student's rnn_forward and rnn_backward of section 0
-#: (graded in exercise 1): when one fails its check, the layer's report names it.
+#: (graded in exercise 1): each layer is also run with a stand-in for it (rnnkit.standins),
+#: so a mistake there costs the layer nothing; the layer's report names it.
 _BIRNN_CACHE, _BIRNN_LABELS = cache_outputs("birnn_forward")
 _ATTENTION_CACHE, _ATTENTION_LABELS = cache_outputs("attention_forward")
 
-_register(name="birnn_forward", depends=("rnn_forward",), kind="rnn", outputs=("h",), public=_BI, timed=("h",),
+_register(name="birnn_forward", depends=("rnn_forward",), standins=("rnn_forward",), kind="rnn", outputs=("h",), public=_BI, timed=("h",),
           needs=("birnn_forward",), make_inputs=birnn_inputs, probes=birnn_probes, hint=birnn_hint,
           run=forward("birnn_forward", ("x",) + BIRNN_P, 2))
-_register(name="birnn_forward_cache", depends=("rnn_forward",), kind="rnn", outputs=_BIRNN_CACHE,
+_register(name="birnn_forward_cache", depends=("rnn_forward",), standins=("rnn_forward",), kind="rnn", outputs=_BIRNN_CACHE,
           labels=_BIRNN_LABELS, public=_BI, stepped=_BIRNN_CACHE, needs=("birnn_forward",), make_inputs=birnn_inputs,
           run=forward_cache("birnn_forward", ("x",) + BIRNN_P, 2, outputs=False))
-_register(name="birnn_backward", depends=("birnn_forward_cache", "rnn_backward"), kind="rnn",
+_register(name="birnn_backward", depends=("birnn_forward_cache", "rnn_backward"), standins=("rnn_backward",),
+          kind="rnn",
           outputs=("dx", "dWx_f", "dWh_f", "db_f", "dWx_b", "dWh_b", "db_b"), public=_BI, timed=("dx",),
           needs=("birnn_backward",), make_inputs=birnn_inputs, probes=birnn_backward_probes,
           hint=birnn_backward_hint, derive=cache_inputs("birnn_forward", ("x",) + BIRNN_P, 2),

@@ -1,0 +1,129 @@
+"""Stand-ins: public functions that replace, for one extra run, a function a layer calls.
+
+A layer (``rnn_forward``, ``lstm_backward``, ``birnn_forward`` ...) is checked twice
+per case: as written, and with the function it calls (its step, or the pasted
+``rnn_forward``) bound to a stand-in of the same signature and return form
+(:func:`bound`). A unit is right if either run is right (:mod:`rnnkit.compare`),
+so a layer that chains its steps right keeps its points whatever the step does.
+
+A stand-in is deliberately NOT the cell's formula (it reveals nothing), but it uses
+every argument, its values are O(1) over any number of steps, and it reads and
+returns caches in the layouts of :data:`rnnkit.conventions.CACHES`: every chaining
+mistake (the initial state reused, the wrong x_t, prev_h stored for next_h, time
+reversed, a missing carried gradient, parameter gradients not summed) changes the
+layer's result. Shapes as in the conventions: x (N, D), prev_h (N, H), Wx (D, G*H),
+Wh (H, G*H); a sequence's x (N, T, D), dh (N, T, H).
+"""
+from contextlib import contextmanager
+
+import numpy as np
+
+
+def _affine(x, prev_h, Wx, Wh):
+    """sin(x @ Wx) + 0.5 cos(prev_h @ Wh): (N, G*H), every entry in [-1.5, 1.5]."""
+    return np.sin(x @ Wx) + 0.5 * np.cos(prev_h @ Wh)
+
+
+def _blocks(a, count):
+    return np.split(a, count, axis=-1)
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    """Returns next_h (N, H) and cache (x, prev_h, Wx, Wh, next_h)."""
+    next_h = _affine(x, prev_h, Wx, Wh) + b
+    return next_h, (x, prev_h, Wx, Wh, next_h)
+
+
+def rnn_step_backward(dnext_h, cache):
+    """Returns dx (N, D), dprev_h (N, H), dWx (D, H), dWh (H, H), db (H,)."""
+    x, prev_h, Wx, Wh, next_h = cache
+    s = dnext_h * np.cos(next_h)
+    return np.sin(s @ Wx.T), 0.5 * np.tanh(s @ Wh.T), x.T @ s, prev_h.T @ s, s.sum(axis=0) + 0.1
+
+
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    """Returns next_h, next_c (N, H) and cache (x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c)."""
+    a_i, a_f, a_g, a_o = _blocks(_affine(x, prev_h, Wx, Wh) + b, 4)
+    i, f, g, o = np.sin(a_i), 0.5 * np.cos(a_f), np.cos(a_g), np.sin(a_o)
+    next_c = f * prev_c + 0.5 * (i + g)
+    tanh_c = np.cos(next_c)
+    next_h = o + 0.5 * tanh_c
+    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c)
+
+
+def lstm_step_backward(dnext_h, dnext_c, cache):
+    """Returns dx (N, D), dprev_h, dprev_c (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,)."""
+    x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c = cache
+    s = dnext_h * np.cos(tanh_c) + 0.5 * dnext_c
+    da = np.concatenate([s * i, s * f, s * g, s * o], axis=1)
+    return (np.sin(da @ Wx.T), 0.5 * np.tanh(da @ Wh.T), 0.5 * np.tanh(s) * np.cos(prev_c),
+            x.T @ da, prev_h.T @ da, da.sum(axis=0) + 0.1)
+
+
+def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
+    """Returns next_h (N, H) and cache (x, prev_h, Wx, Wh, r, z, n, ah_n)."""
+    x_r, x_z, x_n = _blocks(np.sin(x @ Wx) + bx, 3)
+    h_r, h_z, h_n = _blocks(0.5 * np.cos(prev_h @ Wh) + bh, 3)
+    r, z = np.sin(x_r + h_r), 0.5 * np.cos(x_z + h_z)
+    n = np.sin(x_n) + r * h_n
+    next_h = z * prev_h + n
+    return next_h, (x, prev_h, Wx, Wh, r, z, n, h_n)
+
+
+def gru_step_backward(dnext_h, cache):
+    """Returns dx (N, D), dprev_h (N, H), dWx, dWh (., 3H), dbx, dbh (3H,)."""
+    x, prev_h, Wx, Wh, r, z, n, ah_n = cache
+    s = dnext_h * np.cos(n)
+    dax = np.concatenate([s * r, s * z, s], axis=1)
+    dah = np.concatenate([s * z, s * r, s * ah_n], axis=1)
+    return (np.sin(dax @ Wx.T), 0.5 * np.tanh(dah @ Wh.T), x.T @ dax, prev_h.T @ dah,
+            dax.sum(axis=0) + 0.1, dah.sum(axis=0) - 0.1)
+
+
+def rnn_forward(x, h0, Wx, Wh, b):
+    """x (N, T, D), h0 (N, H). Returns h (N, T, H) and the T steps' caches in time order:
+    the stand-in step (:func:`rnn_step_forward`) unrolled, so each state depends on
+    every earlier input."""
+    h, caches, prev_h = [], [], h0
+    for t in range(x.shape[1]):
+        prev_h, cache = rnn_step_forward(x[:, t], prev_h, Wx, Wh, b)
+        h.append(prev_h)
+        caches.append(cache)
+    return np.stack(h, axis=1), caches
+
+
+def rnn_backward(dh, cache):
+    """dh (N, T, H), cache: T step caches (x, prev_h, Wx, Wh, next_h). Returns dx (N, T, D),
+    dh0 (N, H), dWx, dWh, db: the stand-in step backward unrolled from T-1 down to 0, its
+    gradient carried from step to step."""
+    dx, dprev_h, dparams = [], np.zeros_like(dh[:, 0]), None
+    for t in reversed(range(dh.shape[1])):
+        dx_t, dprev_h, *dparams_t = rnn_step_backward(dh[:, t] + dprev_h, cache[t])
+        dx.insert(0, dx_t)
+        dparams = dparams_t if dparams is None else [a + p for a, p in zip(dparams, dparams_t)]
+    return (np.stack(dx, axis=1), dprev_h, *dparams)
+
+
+#: function name -> its stand-in.
+STANDINS = {f.__name__: f for f in (rnn_step_forward, rnn_step_backward, lstm_step_forward,
+                                    lstm_step_backward, gru_step_forward, gru_step_backward,
+                                    rnn_forward, rnn_backward)}
+
+_ABSENT = object()
+
+
+@contextmanager
+def bound(namespace, names):
+    """``namespace[name]`` bound to the stand-in of each of ``names`` for the block; then
+    restored as it was (removed if it was not there), even if the block raises or a
+    function rebound the name itself."""
+    saved = {name: namespace.get(name, _ABSENT) for name in names}
+    try:
+        namespace.update({name: STANDINS[name] for name in names})
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is _ABSENT:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value

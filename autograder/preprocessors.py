@@ -34,7 +34,7 @@ from nbgrader import utils
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
 from rnnkit import wire
-from rnnkit.compare import case_key
+from rnnkit.compare import STANDIN, case_key
 from rnnkit.probe import GRADING_ENV
 from rnnkit.tasks import TASKS
 from traitlets import Integer, Unicode
@@ -569,7 +569,8 @@ def verdict(source, outputs, sealing=None):
         report = grade_check(call.task, call.cases, got, hidden=hidden)
         if sealing:
             twins = [secret.seeded(sealing[0], sealing[1], call.task, case) for case in call.cases]
-            mapped = {case_key(case): got.get(f"f{n}.{i}") for i, case in enumerate(twins)}
+            mapped = {case_key(case) + part: got.get(f"f{n}.{i}{part}")
+                      for i, case in enumerate(twins) for part in ("", f"|{STANDIN}")}
             require_twins(report, call.cases, grade_check(call.task, twins, mapped, hidden=True))
         reports.append(report)
     return reports

@@ -160,8 +160,8 @@ MUTANTS = [
       "the cache holds f and g in each other's place", public=["it holds cache[6] (f"]),
     M("forward_cache_h_t_for_prev_h", "04_bptt", "forward",
       ("cache = (x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c)", "cache = (x, next_h, prev_c, Wx, Wh, i, f, g, o, tanh_c)"),
-      "lstm_forward_cache", ["cache[t][1] (prev_h: h_{t-1}"],
-      "the cache stores h_t where h_{t-1} belongs", public=["at step t it holds the right value of step t+1, one step early"]),
+      "lstm_step_forward_cache", ["cache[1] (prev_h: h_{t-1}"],
+      "the cache stores h_t where h_{t-1} belongs", public=["it holds the right next_h"]),
     M("forward_cache_missing_element", "04_bptt", "forward",
       ("cache = (x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c)", "cache = (x, prev_h, prev_c, Wx, Wh, i, f, g, o)"),
       "lstm_step_forward_cache", ["cache"], "the cache leaves out tanh(c_t)",
@@ -376,14 +376,37 @@ MUTANTS += [
        ("e = np.where(mask, u @ v, -np.inf)", "e = np.where(mask, np.tanh(u) @ v, -np.inf)")),
       "attention_forward_cache", ["cache.u: cache[5] (u: tanh(q @ Wq + enc_j @ Wk)"],
       "caches the scores' pre-activation instead of its tanh", public=["cache.u: cache[5] (u:"]),
+]
+
+# Mistakes in how a layer chains the function it calls (rnnkit.standins): each is wrong with
+# the student's step and with the stand-in alike, so the layer loses, named.
+MUTANTS += [
+    M("rnn_forward_h0_every_step", "01_rnn", "rnn_forward",
+      ("rnn_step_forward(x[:, t, :], prev_h, Wx, Wh, b)", "rnn_step_forward(x[:, t, :], h0, Wx, Wh, b)"),
+      "rnn_forward", ["h: wrong at t=1"], "starts every step from h0"),
+    M("rnn_forward_first_input_only", "01_rnn", "rnn_forward",
+      ("rnn_step_forward(x[:, t, :], prev_h, Wx, Wh, b)", "rnn_step_forward(x[:, 0, :], prev_h, Wx, Wh, b)"),
+      "rnn_forward", ["h: wrong at t=1"], "feeds x_0 at every step"),
+    M("rnn_backward_dx_reversed_slot", "01_rnn", "rnn_backward",
+      ("dx[:, t], dprev_h, dWx_t", "dx[:, T - 1 - t], dprev_h, dWx_t"),
+      "rnn_backward", ["dx: wrong"], "step t's dx stored at index T-1-t"),
+    M("rnn_backward_forward_in_time", "01_rnn", "rnn_backward",
+      ("for t in reversed(range(T)):", "for t in range(T):"),
+      "rnn_backward", ["dWx: wrong", "once step t=1 is included"], "backpropagates from t=0 up to T-1"),
+]
+
+#: Mistakes in a function a layer calls, where that function is graded elsewhere (the RNN
+#: pasted into exercise 6 is exercise 1's): the layer chains it right, which its run with a
+#: stand-in shows, so the layer keeps its points; its report says where the mistake is.
+INNER = [
     M("s2s_pasted_rnn_forward_no_bias", "06_seq2seq", "rnn",
       ("next_h = np.tanh(x @ Wx + prev_h @ Wh + b)", "next_h = np.tanh(x @ Wx + prev_h @ Wh)"),
-      "birnn_forward", ["h: wrong", "fix rnn_forward first"], "the RNN pasted from exercise 1 without its bias",
-      public=["it uses rnn_forward, which fails its own check: fix rnn_forward first"]),
+      "birnn_forward", ["your birnn_forward chains rnn_forward right", "rnn_forward fails its own check"],
+      "the RNN pasted from exercise 1 without its bias"),
     M("s2s_pasted_rnn_backward_no_tanh_derivative", "06_seq2seq", "rnn",
       ("da = dnext_h * (1 - next_h ** 2)", "da = dnext_h"),
-      "birnn_backward", ["dx: wrong", "fix rnn_backward first"], "the RNN pasted from exercise 1 without tanh'",
-      public=["it uses rnn_backward, which fails its own check: fix rnn_backward first"]),
+      "birnn_backward", ["your birnn_backward chains rnn_backward right", "rnn_backward fails its own check"],
+      "the RNN pasted from exercise 1 without tanh'"),
 ]
 
 

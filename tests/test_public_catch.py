@@ -15,7 +15,7 @@ import pytest
 
 import mutants_language
 from autograder.verify import REFERENCES
-from mutants import IN_PLACE, MUTANTS, source
+from mutants import IN_PLACE, INNER, MUTANTS, source
 from public_check import namespace, public_check
 from rnnkit import wire
 from rnnkit.compare import IN_PLACE_FIX, MODIFIED, case_key
@@ -97,6 +97,16 @@ def test_in_place_changes_pass_with_a_note(mutant):
         assert words in text, text
 
 
+@pytest.mark.parametrize("mutant", INNER, ids=lambda m: m.name)
+def test_a_layer_chaining_a_wrong_function_right_passes_with_a_note(mutant):
+    """The function the layer calls is wrong (graded elsewhere); the layer chains it right."""
+    passed, text = public_check(mutant.task, namespace(mutant.assignment, {mutant.cell: source(mutant)}))
+    text = " ".join(text.split())
+    assert passed and " note: " in text, text
+    for words in mutant.expect:
+        assert words in text, text
+
+
 def test_report_lines_fit_an_80_column_notebook(catalogue):
     """Every line of every report, wrapped at word boundaries (no word is cut)."""
     for name, (_, text) in catalogue.items():
@@ -111,8 +121,10 @@ def test_a_function_using_a_wrong_one_points_at_it():
     passed, text = public_check("rnn_step_backward", names)   # graded on the cache the conventions fix
     assert passed and "your rnn_step_backward is right; rnn_step_forward fails its own check: fix it first" \
         in " ".join(text.split()), text
-    passed, text = public_check("rnn_forward", names)          # calls the student's step
-    assert not passed and "fix rnn_step_forward first" in " ".join(text.split()), text
+    passed, text = public_check("rnn_forward", names)          # calls the student's step: right with a stand-in
+    assert passed and "your rnn_forward chains rnn_step_forward right (checked with a stand-in " \
+        "rnn_step_forward); its outputs are wrong because rnn_step_forward fails its own check: fix it first" \
+        in " ".join(text.split()), text
     passed, text = public_check("rnn_step_forward", names)
     assert not passed and "first" not in text
 

@@ -140,7 +140,7 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
             wrong = [(name, problem) for name, problem in wrong if name not in right]
         if wrong:
             if task.standins and inner:   # the probes ran with the wrong inner function: not said
-                hint = (f"; wrong with a stand-in {_listed(task.standins)} too, so {task.name} itself "
+                hint = (f"; wrong with a stand-in {_listed(task.standins)} too, so {task.needs[0]} itself "
                         f"is wrong; {_listed(inner)} also {_fails(inner)}")
             elif task.standins:           # the stand-in run is wrong too: the layer itself is
                 hint = diagnose(task, case, results, key, probes, dict(wrong))
@@ -208,14 +208,14 @@ def standin_note(task, results, broken, inner, everywhere):
         return (f"right here with a stand-in {names}, wrong with yours"
                 + (f": {_listed(inner)} {_fails(inner)}" if inner else ""))
     if inner:
-        return (f"your {task.name} chains {names} right (checked with a stand-in {names}); its "
+        return (f"your {task.needs[0]} chains {names} right (checked with a stand-in {names}); its "
                 f"outputs are wrong because {_listed(inner)} {_fails(inner)}: fix "
                 f"{'them' if len(inner) > 1 else 'it'} first")
     checks = [dep for dep in task.depends if set(TASKS[dep].needs) & set(task.standins)]
     passing = checks and all(dep not in broken and isinstance((results.get(depends_key(dep)) or {}).get("outputs"),
                                                                dict) for dep in checks)
     said = " although it passes its own check" if passing else ""
-    return (f"{task.name} is right with a stand-in {names}, wrong with yours{said}: look at what "
+    return (f"{task.needs[0]} is right with a stand-in {names}, wrong with yours{said}: look at what "
             f"your {names} does with these inputs")
 
 

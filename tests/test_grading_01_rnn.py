@@ -73,6 +73,25 @@ STUDENTS = {
         SOL["rnn_step_forward"], "np.tanh(x @ Wx + prev_h @ Wh + b)", "np.tanh(x @ Wx + prev_h @ Wh)")}),
     "no_accumulation": student_notebook(A, {"rnn_backward": mutate(
         SOL["rnn_backward"], "dWx, dWh, db = dWx + dWx_t, dWh + dWh_t, db + db_t", "dWx, dWh, db = dWx_t, dWh_t, db_t")}),
+    # one mistake, one penalty for the layers (rnnkit.standins): a wrong step costs its own points only
+    "no_tanh_derivative": student_notebook(A, {"rnn_step_backward": mutate(
+        SOL["rnn_step_backward"], "da = dnext_h * (1 - next_h ** 2)", "da = dnext_h * (1 - next_h)")}),
+    "inlined_layer_no_bias": student_notebook(A, {
+        "rnn_step_forward": mutate(SOL["rnn_step_forward"], "prev_h @ Wh + b)", "prev_h @ Wh)"),
+        "rnn_forward": mutate(SOL["rnn_forward"], "prev_h, step_cache = rnn_step_forward(x[:, t, :], prev_h, Wx, Wh, b)",
+                              "next_h = np.tanh(x[:, t, :] @ Wx + prev_h @ Wh + b)\n"
+                              "        step_cache = (x[:, t, :], prev_h, Wx, Wh, next_h)\n        prev_h = next_h")}),
+    "h0_every_step": student_notebook(A, {"rnn_forward": mutate(
+        SOL["rnn_forward"], "rnn_step_forward(x[:, t, :], prev_h, Wx, Wh, b)", "rnn_step_forward(x[:, t, :], h0, Wx, Wh, b)")}),
+    "dx_reversed_slot": student_notebook(A, {"rnn_backward": mutate(
+        SOL["rnn_backward"], "dx[:, t], dprev_h, dWx_t", "dx[:, T - 1 - t], dprev_h, dWx_t")}),
+    "late_store_no_bias": student_notebook(A, {
+        "rnn_step_forward": mutate(SOL["rnn_step_forward"], "prev_h @ Wh + b)", "prev_h @ Wh)"),
+        "rnn_forward": mutate(SOL["rnn_forward"],
+                              "        prev_h, step_cache = rnn_step_forward(x[:, t, :], prev_h, Wx, Wh, b)\n"
+                              "        h[:, t, :] = prev_h\n",
+                              "        h[:, t, :] = prev_h\n"
+                              "        prev_h, step_cache = rnn_step_forward(x[:, t, :], prev_h, Wx, Wh, b)\n")}),
 }
 
 
@@ -115,19 +134,50 @@ def test_wrong_implementations_lose_points_with_a_message(graded, student, cell,
 
 
 def test_one_mistake_one_penalty(graded):
-    """A wrong forward step costs its own points and those of the layer that calls it, never
-    those of the right backward passes: they run on the cache the conventions fix."""
+    """A wrong forward step costs its own points only: the backward passes run on the cache the
+    conventions fix, the layer that calls the step is also run with a stand-in for it."""
     course, rows = graded
     cells, full = rows["no_bias"]["cells"], rows["solution"]["cells"]
-    assert cells["test_rnn_step_forward"] == 0 and cells["test_rnn_forward"] < full["test_rnn_forward"]
-    for cell in ("test_rnn_step_backward", "test_rnn_backward", "test_numerical_gradient"):
+    assert cells["test_rnn_step_forward"] == 0
+    for cell in ("test_rnn_forward", "test_rnn_step_backward", "test_rnn_backward", "test_numerical_gradient"):
         assert cells[cell] == full[cell], (cell, cells)
     messages = verdicts.failures(course, "no_bias", A)
     assert any(m.startswith("rnn_step_forward:") and "bias b is missing" in m for m in messages), messages
-    assert any(m.startswith("rnn_forward:") and "fix rnn_step_forward first" in m for m in messages), messages
-    assert not any(m.startswith(("rnn_step_backward:", "rnn_backward:")) for m in messages), messages
-    page = visible_text((course / "feedback" / "no_bias" / A / f"{A}.html").read_text())
-    assert "your rnn_step_backward is right; rnn_step_forward fails its own check" in " ".join(page.split())
+    assert not any(m.startswith(("rnn_forward:", "rnn_step_backward:", "rnn_backward:")) for m in messages), messages
+    page = " ".join(visible_text((course / "feedback" / "no_bias" / A / f"{A}.html").read_text()).split())
+    assert "your rnn_step_backward is right; rnn_step_forward fails its own check" in page
+    assert ("your rnn_forward chains rnn_step_forward right (checked with a stand-in rnn_step_forward); its "
+            "outputs are wrong because rnn_step_forward fails its own check: fix it first") in page
+
+
+def test_a_wrong_step_backward_costs_the_layer_nothing(graded):
+    course, rows = graded
+    cells, full = rows["no_tanh_derivative"]["cells"], rows["solution"]["cells"]
+    assert cells["test_rnn_step_backward"] < full["test_rnn_step_backward"]
+    assert cells["test_rnn_backward"] == full["test_rnn_backward"], cells
+    messages = verdicts.failures(course, "no_tanh_derivative", A)
+    assert messages and all(m.startswith("rnn_step_backward:") for m in messages), messages
+
+
+def test_a_layer_that_inlines_its_step_is_graded_on_its_own_run(graded):
+    course, rows = graded
+    cells, full = rows["inlined_layer_no_bias"]["cells"], rows["solution"]["cells"]
+    assert cells["test_rnn_step_forward"] == 0 and cells["test_rnn_forward"] == full["test_rnn_forward"], cells
+
+
+@pytest.mark.parametrize("student, cell, words", [
+    ("h0_every_step", "test_rnn_forward", "h: wrong at t=1"),
+    ("dx_reversed_slot", "test_rnn_backward", "dx: wrong"),
+    ("late_store_no_bias", "test_rnn_forward",
+     "wrong with a stand-in rnn_step_forward too, so rnn_forward itself is wrong; rnn_step_forward also fails"),
+])
+def test_a_wrong_chaining_loses_the_layer_s_points_and_names_the_layer(graded, student, cell, words):
+    course, rows = graded
+    assert rows[student]["cells"][cell] < rows["solution"]["cells"][cell]
+    messages = verdicts.failures(course, student, A)
+    layer = cell[len("test_"):]
+    assert any(m.startswith(f"{layer}:") and words in m for m in messages), messages
+    assert not any("fix rnn_step_forward first" in m or "fix rnn_step_backward first" in m for m in messages)
 
 
 def test_accumulation_bug_is_located_in_time(graded):

@@ -18,7 +18,7 @@ from page_text import visible_text
 from points import cell_points, total_points
 from public_check import assert_cache_layout_errors, namespace
 from rnnkit.conventions import CACHE_PARTS, CACHES
-from rnnkit.tasks import sequence_inputs
+from rnnkit.tasks import TASKS, sequence_inputs
 from submissions import REPO, grade_students, mutate, solution_cells, student_notebook
 
 pytestmark = pytest.mark.xdist_group("grading")
@@ -50,6 +50,14 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
 '''
 #: A wrong step backward (dc_{t-1} without the forget gate), on top of the wrong forward.
 WRONG_BACKWARD = mutate(SOL["lstm_step_backward"], "dprev_c = dc * f", "dprev_c = dc")
+#: Wrong GRU steps (z and 1 - z swapped; dx without the candidate's path): the layers chain them right.
+WRONG_GRU_STEP = mutate(SOL["gru_forward"], "next_h = (1 - z) * n + z * prev_h", "next_h = z * n + (1 - z) * prev_h")
+WRONG_GRU_BACKWARD = mutate(SOL["gru_step_backward"], "dprev_h = dnext_h * z + dah @ Wh.T", "dprev_h = dah @ Wh.T")
+#: Wrong chainings: every step started from h0; dc_t not carried to the step before.
+LSTM_H0_EVERY_STEP = mutate(SOL["forward"], "lstm_step_forward(x[:, t], prev_h, prev_c, Wx, Wh, b)",
+                            "lstm_step_forward(x[:, t], h0, prev_c, Wx, Wh, b)")
+LSTM_NO_CARRIED_DC = mutate(SOL["lstm_backward"], "lstm_step_backward(dh[:, t] + dprev_h, dprev_c, cache[t])",
+                            "lstm_step_backward(dh[:, t] + dprev_h, np.zeros((N, H)), cache[t])")
 
 STUDENTS = {
     "solution": student_notebook(A),
@@ -57,6 +65,9 @@ STUDENTS = {
     "wrong_gru_cache": student_notebook(A, {"gru_forward": WRONG_GRU}),
     "split_float32": student_notebook(A, {"lstm_step_backward": SPLIT_FLOAT32}),
     "both_wrong": student_notebook(A, {"forward": WRONG_LSTM, "lstm_step_backward": WRONG_BACKWARD}),
+    "wrong_lstm_step_backward": student_notebook(A, {"lstm_step_backward": WRONG_BACKWARD}),
+    "wrong_gru_steps": student_notebook(A, {"gru_forward": WRONG_GRU_STEP, "gru_step_backward": WRONG_GRU_BACKWARD}),
+    "wrong_lstm_chaining": student_notebook(A, {"forward": LSTM_H0_EVERY_STEP, "lstm_backward": LSTM_NO_CARRIED_DC}),
 }
 
 
@@ -83,11 +94,10 @@ def test_a_wrong_forward_costs_its_own_points_only(graded):
     course, rows = graded
     points, cells = cell_points(A), rows["wrong_lstm_forward"]["cells"]
     assert cells["test_lstm_step_forward_cache"] < points["test_lstm_step_forward_cache"]
-    assert cells["test_lstm_forward_cache"] < points["test_lstm_forward_cache"]
-    for cell in BACKWARD_CELLS + ("test_gru_step_forward_cache", "test_gru_forward_cache"):
-        assert cells[cell] == points[cell], (cell, cells)
-    assert rows["wrong_lstm_forward"]["score"] == total_points(A) - sum(
-        points[c] - cells[c] for c in ("test_lstm_step_forward_cache", "test_lstm_forward_cache"))
+    for cell in BACKWARD_CELLS + ("test_lstm_forward_cache", "test_gru_step_forward_cache", "test_gru_forward_cache"):
+        assert cells[cell] == points[cell], (cell, cells)   # the layer chains the wrong step right
+    assert rows["wrong_lstm_forward"]["score"] == total_points(A) - (
+        points["test_lstm_step_forward_cache"] - cells["test_lstm_step_forward_cache"])
     messages = verdicts.failures(course, "wrong_lstm_forward", A)
     assert any(m.startswith("lstm_step_forward_cache:") and "cache.tanh_c: cache[9] (tanh_c" in m
                for m in messages), messages
@@ -95,15 +105,47 @@ def test_a_wrong_forward_costs_its_own_points_only(graded):
     page = feedback(course, "wrong_lstm_forward")
     assert ("your lstm_step_backward is right; lstm_step_forward_cache fails its own check: fix it "
             "first (its cache[9] (tanh_c: tanh(c_t), of the new cell state) differs)") in page
-    assert "your lstm_backward is right; lstm_forward_cache fails its own check" in page
+    assert ("your lstm_forward chains lstm_step_forward right (checked with a stand-in lstm_step_forward); "
+            "its outputs are wrong because lstm_step_forward fails its own check: fix it first") in page
+    assert "lstm_forward_cache fails" not in page   # it passes by the rule of its own check
+
+
+@pytest.mark.parametrize("student, wrong, kept", [
+    ("wrong_lstm_step_backward", ["test_lstm_step_backward"], ["test_lstm_backward", "test_lstm_truncated_backward"]),
+    ("wrong_gru_steps", ["test_gru_step_forward_cache", "test_gru_step_backward"],
+     ["test_gru_forward_cache", "test_gru_backward"]),
+])
+def test_a_wrong_step_costs_its_own_points_not_the_layer_s(graded, student, wrong, kept):
+    course, rows = graded
+    points, cells = cell_points(A), rows[student]["cells"]
+    for cell in wrong:
+        assert cells[cell] < points[cell], (cell, cells)
+    for cell in kept:
+        assert cells[cell] == points[cell], (cell, cells)
+    assert rows[student]["score"] == total_points(A) - sum(points[c] - cells[c] for c in wrong)
+    page = feedback(course, student)
+    for cell in kept:
+        layer = TASKS[cell[len("test_"):]]
+        assert f"your {layer.needs[0]} chains {layer.standins[0]} right" in page, (cell, page)
+
+
+def test_a_wrong_chaining_costs_the_layer_and_names_it(graded):
+    course, rows = graded
+    points, cells = cell_points(A), rows["wrong_lstm_chaining"]["cells"]
+    for cell in ("test_lstm_forward_cache", "test_lstm_backward", "test_lstm_step_forward_cache",
+                 "test_lstm_step_backward"):
+        assert (cells[cell] < points[cell]) == (cell in ("test_lstm_forward_cache", "test_lstm_backward")), cell
+    messages = verdicts.failures(course, "wrong_lstm_chaining", A)
+    assert any(m.startswith("lstm_forward_cache:") and "h: wrong at t=1" in m for m in messages), messages
+    assert any(m.startswith("lstm_backward:") and "dc0: wrong" in m for m in messages), messages
+    assert not any("first" in m for m in messages), messages
 
 
 def test_a_wrong_gru_cache_costs_the_cache_check_only(graded):
     course, rows = graded
     points, cells = cell_points(A), rows["wrong_gru_cache"]["cells"]
     assert cells["test_gru_step_forward_cache"] < points["test_gru_step_forward_cache"]
-    assert cells["test_gru_forward_cache"] < points["test_gru_forward_cache"]
-    for cell in BACKWARD_CELLS:
+    for cell in BACKWARD_CELLS + ("test_gru_forward_cache",):   # the layer chains the step right
         assert cells[cell] == points[cell], (cell, cells)
     messages = verdicts.failures(course, "wrong_gru_cache", A)
     assert any("cache.ah_n: cache[7] (ah_n: the n block of h_{t-1} @ Wh + bh" in m for m in messages), messages

@@ -166,7 +166,10 @@ def collect(task, cases, namespace, make_inputs, probes=True):
     for name in task.depends if probes and not missing else ():
         dep = TASKS[name]   # on its first public case, with the kit's inputs (a given cache included)
         if _missing(dep, namespace) is None:
-            results[depends_key(name)] = _run_one(dep, namespace, _kit_inputs(dep, dep.public[0]))
+            inputs = _kit_inputs(dep, dep.public[0])
+            results[depends_key(name)] = _run_one(dep, namespace, inputs)
+            if dep.standins:
+                results[standin_key(depends_key(name))] = _run_standin(dep, namespace, inputs)
     return results
 
 

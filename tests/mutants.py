@@ -401,11 +401,11 @@ MUTANTS += [
 INNER = [
     M("s2s_pasted_rnn_forward_no_bias", "06_seq2seq", "rnn",
       ("next_h = np.tanh(x @ Wx + prev_h @ Wh + b)", "next_h = np.tanh(x @ Wx + prev_h @ Wh)"),
-      "birnn_forward", ["your birnn_forward chains rnn_forward right", "rnn_forward fails its own check"],
+      "birnn_forward", ["your birnn_forward chains rnn_forward right", "rnn_step_forward fails its own check"],
       "the RNN pasted from exercise 1 without its bias"),
     M("s2s_pasted_rnn_backward_no_tanh_derivative", "06_seq2seq", "rnn",
       ("da = dnext_h * (1 - next_h ** 2)", "da = dnext_h"),
-      "birnn_backward", ["your birnn_backward chains rnn_backward right", "rnn_backward fails its own check"],
+      "birnn_backward", ["your birnn_backward chains rnn_backward right", "rnn_step_backward fails its own check"],
       "the RNN pasted from exercise 1 without tanh'"),
 ]
 

@@ -14,7 +14,7 @@ from nbgrader.validator import Validator
 from autograder import verdicts
 from autograder.experiments.seq2seq import REFERENCE_FUNCTIONS
 from autograder.verify import REFERENCES
-from mutants import MUTANTS, notebook, source
+from mutants import INNER, MUTANTS, notebook, source
 from page_text import visible_text
 from points import cell_points, total_points
 from public_check import assert_cache_layout_errors, namespace
@@ -98,9 +98,15 @@ _MASK = next(m for m in OURS if m.name == "attention_mask_ignored")
 _TANH = next(m for m in OURS if m.name == "attention_bwd_tanh_derivative")
 BOTH_WRONG = {_MASK.cell: source(_MASK), _TANH.cell: source(_TANH)}
 
+#: A wrong chaining (the backward direction not put back in time order) over a wrong pasted RNN.
+_LATE = next(m for m in OURS if m.name == "birnn_not_rereversed")
+_NO_BIAS = next(m for m in INNER if m.name == "s2s_pasted_rnn_forward_no_bias")
+CHAIN_AND_RNN_WRONG = {_LATE.cell: source(_LATE), _NO_BIAS.cell: source(_NO_BIAS)}
+
 STUDENTS = {"solution": student_notebook(A), "blank": student_notebook(A, released=True),
             "other_way": student_notebook(A, OTHER_WAY), "both_wrong": student_notebook(A, BOTH_WRONG),
-            **{m.name: notebook(m) for m in OURS}}
+            "chain_and_rnn_wrong": student_notebook(A, CHAIN_AND_RNN_WRONG),
+            **{m.name: notebook(m) for m in OURS + INNER}}
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +139,29 @@ def test_every_mutant_loses_points_with_its_message_and_hint(graded, mutant):
     assert not any("BEGIN HIDDEN" in m or "check(" in m for m in messages)
 
 
-@pytest.mark.parametrize("student", ["attention_mask_ignored", "birnn_bwd_dx_not_rereversed", "solution"])
+@pytest.mark.parametrize("mutant", INNER, ids=lambda m: m.name)
+def test_a_wrong_pasted_rnn_costs_the_bidirectional_layer_nothing(graded, mutant):
+    """The pasted RNN is exercise 1's (graded there); the layer chains it right, which its run
+    with a stand-in rnn_forward / rnn_backward shows: full marks, and the report says where."""
+    course, rows, _ = graded
+    assert rows[mutant.name]["score"] == total_points(A), verdicts.failures(course, mutant.name, A)
+    page = feedback(course, mutant.name)
+    for words in mutant.expect:
+        assert words in page, (words, page)
+
+
+def test_a_wrong_chaining_over_a_wrong_pasted_rnn_blames_the_layer_and_says_both(graded):
+    course, rows, _ = graded
+    cells, points = rows["chain_and_rnn_wrong"]["cells"], cell_points(A)
+    assert cells["test_birnn_forward"] < points["test_birnn_forward"]
+    own = [m for m in verdicts.failures(course, "chain_and_rnn_wrong", A) if m.startswith("birnn_forward:")]
+    assert own and all("wrong with a stand-in rnn_forward too, so birnn_forward itself is wrong; "
+                       "rnn_step_forward also fails its own check" in m for m in own if "hidden" not in m), own
+    assert not any("first" in m for m in own), own
+
+
+@pytest.mark.parametrize("student", ["attention_mask_ignored", "birnn_bwd_dx_not_rereversed", "solution",
+                                     "s2s_pasted_rnn_forward_no_bias"])
 def test_what_the_student_sees_before_submitting_is_what_the_grade_says(graded, student):
     """nbgrader validate (the student's check() on the public cases) fails exactly the test
     cells that lose points in the grade."""
@@ -146,7 +174,7 @@ def test_what_the_student_sees_before_submitting_is_what_the_grade_says(graded, 
     full = rows["solution"]["cells"]
     lost = {cell for cell, score in rows[student]["cells"].items() if cell in full and score < full[cell]}
     assert failed == lost
-    assert bool(failed) == (student != "solution")
+    assert bool(failed) == (student not in ("solution", "s2s_pasted_rnn_forward_no_bias"))
 
 
 FORWARD_CELLS = ("test_birnn_forward", "test_birnn_forward_cache", "test_attention_forward",

@@ -106,8 +106,8 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
     # a given cache comes from the reference forward: the student's forward explains nothing here
     given = getattr(task.derive, "forward", None)
     feeding = [name for name in broken if given not in (name, *TASKS[name].needs)]
-    # the functions the layer calls that fail their own checks (a stand-in run replaces them)
-    inner = [name for name in task.standins if any(name in TASKS[dep].needs for dep in feeding)]
+    # the functions a stand-in run replaces that fail their own checks
+    inner = [name for name in replaced(task) if any(name in TASKS[dep].needs for dep in feeding)]
     rescued = []   # where the stand-in run made a wrong own run's units right
     for i, case in enumerate(cases):
         key, where = case_key(case), f"hidden case {i + 1}" if hidden else task.describe(case)
@@ -177,6 +177,18 @@ def standin_key(key):
     return f"{key}|{STANDIN}"
 
 
+def replaced(task):
+    """The functions a stand-in run of ``task`` replaces: its stand-ins and, through them,
+    what those call (a stand-in rnn_forward replaces the student's rnn_step_forward too)."""
+    names, todo = [], list(task.standins)
+    while todo:
+        name = todo.pop(0)
+        if name not in names:
+            names.append(name)
+            todo += TASKS[name].standins if name in TASKS else ()
+    return names
+
+
 def standin_right(task, case, results, expected):
     """The outputs of ``case`` that its stand-in run got right (compared with the expected
     outputs of the reference layer built on the stand-ins): a set of output names."""
@@ -211,7 +223,7 @@ def standin_note(task, results, broken, inner, everywhere):
         return (f"your {task.needs[0]} chains {names} right (checked with a stand-in {names}); its "
                 f"outputs are wrong because {_listed(inner)} {_fails(inner)}: fix "
                 f"{'them' if len(inner) > 1 else 'it'} first")
-    checks = [dep for dep in task.depends if set(TASKS[dep].needs) & set(task.standins)]
+    checks = [dep for dep in task.depends if set(TASKS[dep].needs) & set(replaced(task))]
     passing = checks and all(dep not in broken and isinstance((results.get(depends_key(dep)) or {}).get("outputs"),
                                                                dict) for dep in checks)
     said = " although it passes its own check" if passing else ""

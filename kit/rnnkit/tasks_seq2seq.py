@@ -162,13 +162,13 @@ _ATT = ({"N": 2, "T": 4, "Hq": 3, "He": 5, "A": 4, "seed": 0},
 _BIRNN_CACHE, _BIRNN_LABELS = cache_outputs("birnn_forward")
 _ATTENTION_CACHE, _ATTENTION_LABELS = cache_outputs("attention_forward")
 
-_register(name="birnn_forward", depends=("rnn_forward",), standins=("rnn_forward",), kind="rnn", outputs=("h",), public=_BI, timed=("h",),
+_register(name="birnn_forward", depends=("rnn_forward", "rnn_step_forward"), standins=("rnn_forward",), kind="rnn", outputs=("h",), public=_BI, timed=("h",),
           needs=("birnn_forward",), make_inputs=birnn_inputs, probes=birnn_probes, hint=birnn_hint,
           run=forward("birnn_forward", ("x",) + BIRNN_P, 2))
-_register(name="birnn_forward_cache", depends=("rnn_forward",), standins=("rnn_forward",), kind="rnn", outputs=_BIRNN_CACHE,
+_register(name="birnn_forward_cache", depends=("rnn_forward", "rnn_step_forward"), standins=("rnn_forward",), kind="rnn", outputs=_BIRNN_CACHE,
           labels=_BIRNN_LABELS, public=_BI, stepped=_BIRNN_CACHE, needs=("birnn_forward",), make_inputs=birnn_inputs,
           run=forward_cache("birnn_forward", ("x",) + BIRNN_P, 2, outputs=False))
-_register(name="birnn_backward", depends=("birnn_forward_cache", "rnn_backward"), standins=("rnn_backward",),
+_register(name="birnn_backward", depends=("birnn_forward_cache", "rnn_backward", "rnn_step_backward"), standins=("rnn_backward",),
           kind="rnn",
           outputs=("dx", "dWx_f", "dWh_f", "db_f", "dWx_b", "dWh_b", "db_b"), public=_BI, timed=("dx",),
           needs=("birnn_backward",), make_inputs=birnn_inputs, probes=birnn_backward_probes,

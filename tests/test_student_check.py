@@ -14,9 +14,10 @@ from submissions import student_notebook, write_submissions
 
 pytestmark = pytest.mark.xdist_group("test_student_check")   # its module-scoped fixture grades once: every test of the module on one worker
 
-# One localised bug and one that spreads, in two exercises.
+# One localised bug and one that spreads, in two exercises; wrong steps whose layers chain them
+# right (rnnkit.standins: the layer keeps its points on both sides), and a wrong chaining.
 PICKED = ["rnn_backward_no_dWh_accumulation", "rnn_no_recurrent_term", "lstm_candidate_sigmoid",
-          "gru_update_swapped"]
+          "gru_update_swapped", "rnn_no_tanh_derivative", "rnn_forward_h0_every_step"]
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .conventions import CACHES
+
 
 def _affine(x, prev_h, Wx, Wh):
     """sin(x @ Wx) + 0.5 cos(prev_h @ Wh): (N, G*H), every entry in [-1.5, 1.5]."""
@@ -28,17 +30,28 @@ def _blocks(a, count):
     return np.split(a, count, axis=-1)
 
 
+def _pack(step, values):
+    """The cache of ``step`` in the layout of :data:`rnnkit.conventions.CACHES`, from ``values``."""
+    return tuple(values[name] for name in CACHES[step])
+
+
+def _unpack(step, cache):
+    """A cache of ``step`` as {element name: value}."""
+    return dict(zip(CACHES[step], cache))
+
+
 def rnn_step_forward(x, prev_h, Wx, Wh, b):
     """Returns next_h (N, H) and cache (x, prev_h, Wx, Wh, next_h)."""
     next_h = _affine(x, prev_h, Wx, Wh) + b
-    return next_h, (x, prev_h, Wx, Wh, next_h)
+    return next_h, _pack("rnn_step_forward", locals())
 
 
 def rnn_step_backward(dnext_h, cache):
     """Returns dx (N, D), dprev_h (N, H), dWx (D, H), dWh (H, H), db (H,)."""
-    x, prev_h, Wx, Wh, next_h = cache
-    s = dnext_h * np.cos(next_h)
-    return np.sin(s @ Wx.T), 0.5 * np.tanh(s @ Wh.T), x.T @ s, prev_h.T @ s, s.sum(axis=0) + 0.1
+    c = _unpack("rnn_step_forward", cache)
+    s = dnext_h * np.cos(c["next_h"])
+    return (np.sin(s @ c["Wx"].T), 0.5 * np.tanh(s @ c["Wh"].T), c["x"].T @ s, c["prev_h"].T @ s,
+            s.sum(axis=0) + 0.1)
 
 
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
@@ -48,16 +61,16 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     next_c = f * prev_c + 0.5 * (i + g)
     tanh_c = np.cos(next_c)
     next_h = o + 0.5 * tanh_c
-    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c)
+    return next_h, next_c, _pack("lstm_step_forward", locals())
 
 
 def lstm_step_backward(dnext_h, dnext_c, cache):
     """Returns dx (N, D), dprev_h, dprev_c (N, H), dWx (D, 4H), dWh (H, 4H), db (4H,)."""
-    x, prev_h, prev_c, Wx, Wh, i, f, g, o, tanh_c = cache
-    s = dnext_h * np.cos(tanh_c) + 0.5 * dnext_c
-    da = np.concatenate([s * i, s * f, s * g, s * o], axis=1)
-    return (np.sin(da @ Wx.T), 0.5 * np.tanh(da @ Wh.T), 0.5 * np.tanh(s) * np.cos(prev_c),
-            x.T @ da, prev_h.T @ da, da.sum(axis=0) + 0.1)
+    c = _unpack("lstm_step_forward", cache)
+    s = dnext_h * np.cos(c["tanh_c"]) + 0.5 * dnext_c
+    da = np.concatenate([s * c[gate] for gate in ("i", "f", "g", "o")], axis=1)
+    return (np.sin(da @ c["Wx"].T), 0.5 * np.tanh(da @ c["Wh"].T), 0.5 * np.tanh(s) * np.cos(c["prev_c"]),
+            c["x"].T @ da, c["prev_h"].T @ da, da.sum(axis=0) + 0.1)
 
 
 def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
@@ -65,18 +78,18 @@ def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
     x_r, x_z, x_n = _blocks(np.sin(x @ Wx) + bx, 3)
     h_r, h_z, h_n = _blocks(0.5 * np.cos(prev_h @ Wh) + bh, 3)
     r, z = np.sin(x_r + h_r), 0.5 * np.cos(x_z + h_z)
-    n = np.sin(x_n) + r * h_n
+    n, ah_n = np.sin(x_n) + r * h_n, h_n
     next_h = z * prev_h + n
-    return next_h, (x, prev_h, Wx, Wh, r, z, n, h_n)
+    return next_h, _pack("gru_step_forward", locals())
 
 
 def gru_step_backward(dnext_h, cache):
     """Returns dx (N, D), dprev_h (N, H), dWx, dWh (., 3H), dbx, dbh (3H,)."""
-    x, prev_h, Wx, Wh, r, z, n, ah_n = cache
-    s = dnext_h * np.cos(n)
-    dax = np.concatenate([s * r, s * z, s], axis=1)
-    dah = np.concatenate([s * z, s * r, s * ah_n], axis=1)
-    return (np.sin(dax @ Wx.T), 0.5 * np.tanh(dah @ Wh.T), x.T @ dax, prev_h.T @ dah,
+    c = _unpack("gru_step_forward", cache)
+    s = dnext_h * np.cos(c["n"])
+    dax = np.concatenate([s * c["r"], s * c["z"], s], axis=1)
+    dah = np.concatenate([s * c["z"], s * c["r"], s * c["ah_n"]], axis=1)
+    return (np.sin(dax @ c["Wx"].T), 0.5 * np.tanh(dah @ c["Wh"].T), c["x"].T @ dax, c["prev_h"].T @ dah,
             dax.sum(axis=0) + 0.1, dah.sum(axis=0) - 0.1)
 
 

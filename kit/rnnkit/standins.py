@@ -109,12 +109,12 @@ def rnn_backward(dh, cache):
     """dh (N, T, H), cache: T step caches (x, prev_h, Wx, Wh, next_h). Returns dx (N, T, D),
     dh0 (N, H), dWx, dWh, db: the stand-in step backward unrolled from T-1 down to 0, its
     gradient carried from step to step."""
-    dx, dprev_h, dparams = [], np.zeros_like(dh[:, 0]), None
+    dx, carried, dparams = [], np.zeros_like(dh[:, 0]), None
     for t in reversed(range(dh.shape[1])):
-        dx_t, dprev_h, *dparams_t = rnn_step_backward(dh[:, t] + dprev_h, cache[t])
+        dx_t, carried, *step_grads = rnn_step_backward(dh[:, t] + carried, cache[t])
         dx.insert(0, dx_t)
-        dparams = dparams_t if dparams is None else [a + p for a, p in zip(dparams, dparams_t)]
-    return (np.stack(dx, axis=1), dprev_h, *dparams)
+        dparams = step_grads if dparams is None else [a + g for a, g in zip(dparams, step_grads)]
+    return (np.stack(dx, axis=1), carried, *dparams)
 
 
 #: function name -> its stand-in.

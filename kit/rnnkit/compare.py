@@ -97,7 +97,10 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
     ("hidden case 2"); a hint from the probes is the grader's own words. ``kernel_text``: whether the kernel's own words
     (an exception's message, a type's name) may be quoted, bounded (:func:`plain`); when
     not (hidden cases, cases run once hidden inputs were in the kernel), every word of
-    the report is the grader's (:func:`grader_error`).
+    the report is the grader's (:func:`grader_error`). For a layer with stand-ins
+    (:attr:`rnnkit.tasks.Task.standins`) a unit is right if the case's own run or its run
+    with the stand-ins (``key|standin``, compared with ``probes()[STANDIN]``) is right: a
+    mistake in the function the layer calls costs that function's points only.
     """
     task = TASKS[task_name]
     kernel_text = kernel_text and not hidden

@@ -149,7 +149,8 @@ def _expected_for(data, shipped):
 
 
 def collect(task, cases, namespace, make_inputs, probes=True):
-    """Run ``task`` with the functions found in ``namespace`` on every case (and its probes)."""
+    """Run ``task`` with the functions found in ``namespace`` on every case (and its probes,
+    its dependencies' first public case), a layer with stand-ins twice (:func:`_run_standin`)."""
     missing = _missing(task, namespace)
     results = {}
     for case in cases:

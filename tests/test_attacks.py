@@ -566,12 +566,11 @@ def params(aspect):
 def test_honest_students_are_graded_as_usual(graded):
     rows, flags, course = graded["rows"], graded["flags"], graded["course"]
     assert rows["solution"]["score"] == rows["solution"]["max_score"] == 10
-    # The honest wrong answer: rnn_step_forward returns zeros, so it and rnn_forward (which
-    # calls it) earn nothing; the two backward passes are graded on caches the grader builds
-    # (one mistake, one penalty) and the gradient checker stands alone: 3 cells of 2 points.
-    # An attack that earns more is a hole.
-    honest_points = sum(p for cell, p in cell_points(A).items()
-                        if cell not in ("test_rnn_step_forward", "test_rnn_forward"))
+    # The honest wrong answer: rnn_step_forward returns zeros, so it earns nothing; rnn_forward
+    # chains it right (its run with a stand-in step shows it), the two backward passes are graded
+    # on caches the grader builds (one mistake, one penalty) and the gradient checker stands
+    # alone: 4 cells of 2 points. An attack that earns more is a hole.
+    honest_points = sum(p for cell, p in cell_points(A).items() if cell != "test_rnn_step_forward")
     assert rows["honest"]["score"] == honest_points, verdicts.failures(course, "honest", A)
     assert flags["honest"] == [] and flags["solution"] == [], flags
     assert rows["unusual"]["score"] == 10 and flags["unusual"] == [], (flags["unusual"],

@@ -107,7 +107,7 @@ def _unroll_back(step_backward, dh, caches, carry=True, summed=True, slot=None, 
 def test_every_forward_chaining_mistake_changes_the_stand_in_layer():
     inputs = sequence("rnn", upstream=False)
     args = [inputs[k] for k in ("x", "h0", "Wx", "Wh", "b")]
-    right = standins.rnn_forward(*args)[0]
+    right = standin_layer("rnn_forward")(*args)[0]
     step = standins.rnn_step_forward
     mistakes = {
         "h0 at every step": np.stack([step(args[0][:, t], args[1], *args[2:])[0] for t in range(4)], 1),
@@ -123,7 +123,7 @@ def test_every_forward_chaining_mistake_changes_the_stand_in_layer():
 def test_every_backward_chaining_mistake_changes_the_stand_in_layer():
     inputs = sequence("rnn")
     _, caches = verify.rnn.rnn_forward(*(inputs[k] for k in ("x", "h0", "Wx", "Wh", "b")))
-    right = standins.rnn_backward(inputs["dh"], caches)
+    right = standin_layer("rnn_backward")(inputs["dh"], caches)
     back = standins.rnn_step_backward
     mistakes = {
         "no carried gradient": _unroll_back(back, inputs["dh"], caches, carry=False),
@@ -135,6 +135,26 @@ def test_every_backward_chaining_mistake_changes_the_stand_in_layer():
         assert np.allclose(a, b)
     for what, wrong in mistakes.items():
         assert any(error_ratio(a, b) > 100 for a, b in zip(wrong, right)), what
+
+
+def test_the_stand_in_layers_are_not_loops_over_the_stand_in_steps_and_use_every_argument():
+    """A stand-in rnn_forward / rnn_backward is no solution of the layer in disguise: it differs
+    from the stand-in step unrolled, and changing any one argument (or the order of time)
+    changes its result."""
+    inputs = sequence("rnn")
+    args = [inputs[k] for k in ("x", "h0", "Wx", "Wh", "b")]
+    h, caches = standins.rnn_forward(*args)
+    assert error_ratio(h, standin_layer("rnn_forward")(*args)[0]) > 100
+    back = standins.rnn_backward(inputs["dh"], caches)
+    unrolled = standin_layer("rnn_backward")(inputs["dh"], caches)
+    assert all(error_ratio(a, b) > 100 for a, b in zip(back, unrolled))
+    for i in range(len(args)):
+        changed = [a + 0.5 if j == i else a for j, a in enumerate(args)]
+        assert error_ratio(standins.rnn_forward(*changed)[0], h) > 100, i
+    assert error_ratio(standins.rnn_forward(args[0][:, ::-1], *args[1:])[0][:, ::-1], h) > 100
+    for dh in (inputs["dh"] + 0.5, inputs["dh"][:, ::-1]):
+        assert all(error_ratio(a, b) > 100 for a, b in zip(standins.rnn_backward(dh, caches), back))
+    assert all(error_ratio(a, b) > 100 for a, b in zip(standins.rnn_backward(inputs["dh"], caches[::-1]), back))
 
 
 def test_the_bidirectional_layer_must_put_the_backward_direction_back_in_time_order():

@@ -11,7 +11,9 @@ every argument, its values are O(1) over any number of steps, and it reads and
 returns caches in the layouts of :data:`rnnkit.conventions.CACHES`: every chaining
 mistake (the initial state reused, the wrong x_t, prev_h stored for next_h, time
 reversed, a missing carried gradient, parameter gradients not summed) changes the
-layer's result. Shapes as in the conventions: x (N, D), prev_h (N, H), Wx (D, G*H),
+layer's result. The stand-in layers (``rnn_forward``, ``rnn_backward``, for the
+bidirectional layer) are not loops over the stand-in steps: no stand-in shows how a
+graded function is written. Shapes as in the conventions: x (N, D), prev_h (N, H), Wx (D, G*H),
 Wh (H, G*H); a sequence's x (N, T, D), dh (N, T, H).
 """
 from contextlib import contextmanager
@@ -94,27 +96,30 @@ def gru_step_backward(dnext_h, cache):
 
 
 def rnn_forward(x, h0, Wx, Wh, b):
-    """x (N, T, D), h0 (N, H). Returns h (N, T, H) and the T steps' caches in time order:
-    the stand-in step (:func:`rnn_step_forward`) unrolled, so each state depends on
-    every earlier input."""
-    h, caches, prev_h = [], [], h0
-    for t in range(x.shape[1]):
-        prev_h, cache = rnn_step_forward(x[:, t], prev_h, Wx, Wh, b)
-        h.append(prev_h)
-        caches.append(cache)
-    return np.stack(h, axis=1), caches
+    """x (N, T, D), h0 (N, H). Returns h (N, T, H) and T step caches in time order
+    (x_t, h_{t-1}, Wx, Wh, h_t). Not a recurrence: h_t is the running mean of
+    sin(x_s @ Wx) over s <= t, plus terms of h0 and b, so it depends on the order of
+    time and on every argument."""
+    T = x.shape[1]
+    h = (np.cumsum(np.sin(x @ Wx), axis=1) / np.arange(1, T + 1)[:, None]
+         + 0.5 * np.cos(h0 @ Wh)[:, None] + b)
+    before = np.concatenate([h0[:, None], h[:, :-1]], axis=1)
+    return h, [_pack("rnn_step_forward", {"x": x[:, t], "prev_h": before[:, t], "Wx": Wx, "Wh": Wh,
+                                          "next_h": h[:, t]}) for t in range(T)]
 
 
 def rnn_backward(dh, cache):
     """dh (N, T, H), cache: T step caches (x, prev_h, Wx, Wh, next_h). Returns dx (N, T, D),
-    dh0 (N, H), dWx, dWh, db: the stand-in step backward unrolled from T-1 down to 0, its
-    gradient carried from step to step."""
-    dx, carried, dparams = [], np.zeros_like(dh[:, 0]), None
-    for t in reversed(range(dh.shape[1])):
-        dx_t, carried, *step_grads = rnn_step_backward(dh[:, t] + carried, cache[t])
-        dx.insert(0, dx_t)
-        dparams = step_grads if dparams is None else [a + g for a, g in zip(dparams, step_grads)]
-    return (np.stack(dx, axis=1), carried, *dparams)
+    dh0 (N, H), dWx (D, H), dWh (H, H), db (H,). Not backpropagation: r_t, the mean of
+    dh_s cos(h_s) over s >= t, feeds every result, so each depends on the
+    order of time and on the cache."""
+    steps = [_unpack("rnn_step_forward", c) for c in cache]
+    x, before, after = (np.stack([s[name] for s in steps], axis=1) for name in ("x", "prev_h", "next_h"))
+    T = dh.shape[1]
+    r = np.cumsum((dh * np.cos(after))[:, ::-1], axis=1)[:, ::-1] / np.arange(T, 0, -1)[:, None]
+    Wx, Wh = steps[0]["Wx"], steps[0]["Wh"]
+    return (np.sin(r @ Wx.T), 0.5 * np.tanh(r[:, 0] @ Wh.T), np.einsum("ntd,nth->dh", x, r),
+            np.einsum("nti,nth->ih", before, np.tanh(r)), r.sum(axis=(0, 1)) + 0.1)
 
 
 #: function name -> its stand-in.

@@ -10,9 +10,13 @@ JB_FLAGS_STRICT := -W -n --keep-going
 .PHONY: setup system-deps corpora mathjax book serve book-strict test release student-kit publish clean
 .DEFAULT_GOAL := book
 
-$(BIN)/.installed: requirements.txt pyproject.toml kit/pyproject.toml
+# rfc3987-syntax (asked for by jupyter-events through jsonschema[format-nongpl]) builds a
+# parser when jsonschema is imported: 2 s of every command that imports nbformat (grade,
+# stats, nbgrader). Nothing of the course validates IRIs: it is removed after the install.
+$(BIN)/.installed: requirements.txt pyproject.toml kit/pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/pip uninstall --disable-pip-version-check -q -y rfc3987-syntax lark
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -e kit -e .
 	touch $@
 

@@ -39,14 +39,18 @@ def pytest_runtest_logreport(report):
 
 
 # The modules of the longest work (a group, or single tests of a minute or more), longest first
-# after the benchmark's: about 80, 200, 145, 130 (the two), 125, 125, 110 (the two), 75, 70, 65 s
-# in one run of 7 Dec on this 2-core machine under load. Started first (pyproject.toml: --no-loadscope-reorder), neither
-# worker begins one of them while the other is nearly done with the rest.
+# after the benchmark's (groups, in one run of 7 Dec on this 2-core machine under a load of
+# about 4): the kit 200 s, the interrupts 145, "grading" (04, 06, sandbox, isolation) 145,
+# throughput 135, mutations 105, "paths_class" (grader paths, guards) 105, "class_01" (its
+# first module: failures_named, with the lost Dask scheduler) 120, bounds 135 (60 unloaded),
+# the guide 70, semester 85 (single tests), the book 60, attacks 55. Started first
+# (pyproject.toml: --no-loadscope-reorder), neither worker begins one of them while the
+# other is nearly done with the rest.
 SLOW_FIRST = ["test_benchmark",   # first of all: its CPU count wants a worker no test left a process in
-              "test_interrupt", "test_mutations", "test_throughput", "test_grader_paths", "test_guards", "test_bounds",
-              "test_instructor_guide", "test_grading_06_seq2seq", "test_grading_04_bptt", "test_failures_named",
-              "test_attacks", "test_book_browser", "test_student_kit", "test_formgrader_resubmission",
-              "test_semester", "test_public_catch"]
+              "test_student_kit", "test_interrupt", "test_grading_06_seq2seq", "test_grading_04_bptt",
+              "test_throughput", "test_mutations", "test_grader_paths", "test_guards", "test_failures_named",
+              "test_bounds", "test_instructor_guide", "test_semester", "test_book_browser", "test_attacks",
+              "test_formgrader_resubmission", "test_public_catch"]
 
 
 @pytest.hookimpl(trylast=True)   # after pytest-xdist's own, which marks the groups

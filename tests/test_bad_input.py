@@ -83,7 +83,7 @@ def graded(tmp_path_factory):
     course = root / "course"
     pairs = layout.prepare_course(course, subs)
     assert len(pairs) == len(NOTEBOOKS) + len(FILES)
-    outcomes = {o.student: o for o in batch.autograde(course, pairs, cell_timeout=TIMEOUT)}
+    outcomes = {o.student: o for o in batch.autograde(course, pairs, cell_timeout=TIMEOUT, workers=2)}
     rows = {r["student"]: r for r in gradescsv.grade_rows(course)}
     return course, outcomes, rows
 

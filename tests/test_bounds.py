@@ -305,7 +305,9 @@ def test_a_kernel_that_fills_its_spaces_costs_only_itself(needs_cgroups, jail_co
 
 # ---------------------------------------------------------------- a worker killed mid-batch
 
-SLOW = {name: student_notebook(A, {"rnn_step_forward": "import time; time.sleep(8)\n" + SOL["rnn_step_forward"]})
+# Sleepers: in flight from their kernels' start (the kill comes then) until 4 s after it; the
+# survivor's sleep and the lost one's again (the rerun) are the test's idle time.
+SLOW = {name: student_notebook(A, {"rnn_step_forward": "import time; time.sleep(4)\n" + SOL["rnn_step_forward"]})
         for name in ("slow_a", "slow_b")}
 
 

@@ -1,11 +1,13 @@
 """Stopping a batch is safe: Ctrl-C or SIGTERM mid-batch, then a rerun, equals one uninterrupted run.
 
-A class of 8 submissions of exercise 01 is graded by ``python -m autograder grade`` with
-2 worker processes; the batch is stopped once some submissions are done and others are
-in flight: SIGINT to the whole process group (a terminal's Ctrl-C), SIGINT to the main
-process only, SIGTERM to the main process. The command must stop, starting nothing new, print
-the table of what finished, and leave in the gradebook only grades of finished
-submissions (no "graded with 0" for work in flight); a plain rerun then completes it.
+A class of 6 submissions of exercise 01 is graded by ``python -m autograder grade`` with
+2 worker processes, in the students' order; the batch is stopped once some submissions are
+done and others are in flight (2 done, 2 in flight: the 2 sleepers, last, not begun, and
+none may start after the signal): SIGINT to the whole process group (a terminal's Ctrl-C),
+SIGINT to the main process only, SIGTERM to the main process. The command must stop,
+starting nothing new, print the table of what finished, and leave in the gradebook only
+grades of finished submissions (no "graded with 0" for work in flight); a plain rerun
+then completes it.
 """
 import os
 import shutil
@@ -27,7 +29,7 @@ A = "01_rnn"
 TOTAL = total_points(A)
 SOL = solution_cells(A)
 CLASS = {
-    **{f"right_{k}": student_notebook(A) for k in range(4)},
+    **{f"right_{k}": student_notebook(A) for k in range(2)},
     "blank": student_notebook(A, released=True),
     "db_mean": db_mean_notebook(),
     "slow_0": student_notebook(A, {"rnn_forward": "import time; time.sleep(4)\n" + SOL["rnn_forward"]}),

@@ -287,7 +287,7 @@ def test_kill_9_of_the_grade_command_takes_its_workers_with_it(tmp_path):
     slow = solution_cells("01_rnn")["rnn_forward"]
     submissions = write_submissions(tmp_path / "submissions", "01_rnn", {
         f"s{k}": student_notebook("01_rnn", {"rnn_forward": "import time; time.sleep(6)\n" + slow})
-        for k in range(3)})
+        for k in range(2)})   # one per worker
     course = tmp_path / "course"
     env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
     command = subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(submissions), "--course",
@@ -310,7 +310,7 @@ def test_kill_9_of_the_grade_command_takes_its_workers_with_it(tmp_path):
     assert not outlived, "a worker outlived the grade command"
     run = grade(course, submissions, "--workers", "2")   # the lock is free, the journals restored
     assert run.returncode == 0, run.stderr
-    assert sorted(r["student"] for r in gradescsv.grade_rows(course)) == ["s0", "s1", "s2"]
+    assert sorted(r["student"] for r in gradescsv.grade_rows(course)) == ["s0", "s1"]
     assert not list((course / ".rnn-course" / "inflight").glob("*/*"))
 
 

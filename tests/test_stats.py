@@ -48,7 +48,7 @@ def graded(tmp_path_factory):
     misnamed.parent.mkdir(parents=True)
     nbformat.write(student_notebook(A), misnamed)
     course = root / "course"
-    outcomes = batch.autograde(course, layout.prepare_course(course, subs))
+    outcomes = batch.autograde(course, layout.prepare_course(course, subs), workers=2)
     assert [o.student for o in outcomes if not o.ok] == ["wrong_filename"]
     (found,) = stats.class_stats(course)
     return course, found

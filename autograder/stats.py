@@ -21,8 +21,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
 from nbgrader.api import Gradebook
 from rnnkit.conventions import GATE_NAMES, GATES
 from rnnkit.tasks import TASKS
@@ -198,6 +196,8 @@ def _png(fig):
 
 def score_histogram(stats):
     """Histogram of total scores, in tenths of the maximum."""
+    from matplotlib.figure import Figure   # here: every grade command imports this module
+    from matplotlib.ticker import MaxNLocator
     fig = Figure(figsize=(6, 2.6))
     ax = fig.add_subplot()
     top = stats.max_score or 1
@@ -212,6 +212,8 @@ def score_histogram(stats):
 
 def _barh(labels, values, annotations, title, xlabel, color, percent=False):
     """Horizontal bars, first label on top, each annotated at its end."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
     fig = Figure(figsize=(6, 0.5 + 0.4 * len(labels)))
     ax = fig.add_subplot()
     ax.barh(labels[::-1], values[::-1], color=color)

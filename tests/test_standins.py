@@ -322,3 +322,20 @@ def test_hidden_cases_score_the_stand_in_run_in_the_grader_s_words():
     del results[f"{case_key(cases[0])}|{STANDIN}"]   # without its stand-in run, a case is its own run
     report = verify.grade_check("rnn_forward", cases, results, hidden=True)
     assert report.passed == 1 and report.failures[0][0] == "hidden case 1"
+
+
+HANDS_OVER = {
+    "rnn_forward": "def rnn_forward(x, h0, Wx, Wh, b):\n"
+                   "    from rnnkit import standins\n    return standins.rnn_forward(x, h0, Wx, Wh, b)\n",
+    "rnn_backward": "def rnn_backward(dh, cache):\n"
+                    "    from rnnkit import standins\n    return standins.rnn_backward(dh, cache)\n",
+}
+
+
+@pytest.mark.parametrize("layer", sorted(HANDS_OVER))
+def test_a_layer_that_hands_its_work_to_the_kit_s_stand_in_layer_earns_nothing(layer):
+    """The attack: a layer without a loop that returns the kit's public stand-in layer,
+    hoping its stand-in run equals the stand-in steps unrolled. The stand-in layers are
+    not that unrolling, so both runs are wrong."""
+    passed, text = said(namespace("01_rnn", {layer: HANDS_OVER[layer]}), layer)
+    assert not passed and "right with a stand-in" not in text, text

@@ -148,13 +148,15 @@ def report_outputs(checks, earned, points, timed_out=False):
     for check in checks:
         tasks.setdefault(check["task"], []).append(check)
     summary += [line for task, same in tasks.items() for line in summarise(task, same)]
-    details = [f"{c['task']}: {m}" for c in checks for m in c["failures"]]
-    details += [f"{c['task']}: note: {m}" for c in checks for m in c.get("notes", [])]
+    failed = [f"{c['task']}: {m}" for c in checks for m in c["failures"]]
+    notes = [f"{c['task']}: note: {m}" for c in checks for m in c.get("notes", [])]
     plain = "\n".join(summary + [score_sentence(earned, points)])
     parts = [f"<pre>{html.escape(chr(10).join(summary))}</pre>"]
-    if details:
-        parts.append(f"<details><summary>every failed case ({len(details)})</summary><pre>"
-                     f"{html.escape(chr(10).join(details))}</pre></details>")
+    if failed or notes:   # a passed cell may carry notes (they cost nothing): not "failed cases"
+        said = " and ".join(part for part in (f"every failed case ({len(failed)})" if failed else "",
+                                              f"every note ({len(notes)})" if notes else "") if part)
+        parts.append(f"<details><summary>{said}</summary><pre>"
+                     f"{html.escape(chr(10).join(failed + notes))}</pre></details>")
     parts.append(f"<p><strong>{html.escape(score_sentence(earned, points))}</strong></p>")
     return [new_output("display_data", data={"text/html": "\n".join(parts), "text/plain": plain})]
 

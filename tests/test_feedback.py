@@ -39,12 +39,22 @@ def test_one_line_per_distinct_problem_with_its_cases():
     ]
 
 
+def test_a_passed_cell_with_notes_shows_them_as_notes_not_failed_cases():
+    """A layer kept its points through its stand-in run: its notes cost nothing, so the
+    toggle does not call them failed cases."""
+    checks = [{"task": "rnn_backward", "passed": 25, "total": 25, "failures": [],
+               "notes": ["[N=2, T=3, D=4, H=5] your rnn_backward chains rnn_step_backward right"]}]
+    (out,) = feedback.report_outputs(checks, 2, 2)
+    page = out.data["text/html"]
+    assert "<summary>every note (1)</summary>" in page and "failed" not in page
+
+
 def test_report_labels_the_partial_score_and_keeps_every_case_on_demand():
     (out,) = feedback.report_outputs(CHECKS, 1.2571, 2)
     assert out.output_type == "display_data"          # no bare Out[..] prompt
     page = out.data["text/html"]
     assert "Partial score of this test cell: 1.2571 of 2 points" in out.data["text/plain"]
-    assert page.count("<details>") == 1 and "every failed case (14)" in page
+    assert page.count("<details>") == 1 and "every failed case (13) and every note (1)" in page
     assert "[hidden case 3] db: wrong in the forget gate (f) block (error 9x the tolerance)" in page
     assert "[N=1, D=2, H=3] dx: has shape (2, 1), expected (1, 2)" in page
 

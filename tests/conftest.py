@@ -33,6 +33,14 @@ from autograder.sandbox import CGROUP_ROOT, Sandbox, cgroup_controllers
 SKIPPED = []
 
 
+def pytest_xdist_auto_num_workers(config):
+    """``-n auto`` (pyproject.toml): as many test processes as the grader has workers, one
+    more than the cores (:func:`autograder.scheduling.default_workers`): a test waits on
+    kernels, sleepers and subprocesses much of its time, so cores alone would sit idle."""
+    from autograder.scheduling import default_workers
+    return default_workers()
+
+
 def pytest_runtest_logreport(report):
     if report.skipped and not hasattr(report, "wasxfail"):
         SKIPPED.append(report.nodeid)

@@ -47,7 +47,7 @@ from browser_support import (
 from ci import unavailable
 
 # All tests here share one server, one browser and one visit of each page: keep them on
-# one xdist worker (`pytest -n 2 --dist loadgroup`).
+# one xdist worker (`pytest -n auto --dist loadgroup`).
 pytestmark = pytest.mark.xdist_group("book-browser")
 
 PAGES = toc_pages()

@@ -46,8 +46,8 @@ system-deps:
 corpora:
 	@bash scripts/system-deps.sh fortunes-zh fonts-noto-cjk
 
-# Two pytest workers, both grading; an xdist group keeps together only the tests that share a
-# graded class (see pyproject.toml).
+# One pytest process per grading worker (cores + 1), all grading; an xdist group keeps
+# together only the tests that share a graded class (see pyproject.toml).
 # publish after book-strict: the public edition reuses its executed notebooks, and
 # tests/test_publish.py scans dist/public.
 test: system-deps book-strict publish

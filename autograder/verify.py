@@ -71,18 +71,22 @@ def reference_probes(task, case, inputs):
 def reference_expected(task, case):
     """``(outputs, probes)`` of ``case`` from the references, as :func:`rnnkit.compare.grade_check` takes."""
     inputs, outputs = _reference_case(task, case)
-    return outputs, lambda: reference_probes(task, case, inputs)
+    return outputs, lambda: _kept_probes(task, case)
 
 
-#: (task name, case key) -> (task, inputs, outputs) computed in this process: a batch's
-#: worker meets the same cases in every submission of an assignment.
+#: (task name, case key) -> [task, inputs, outputs, probes or None] computed in this process:
+#: a batch's worker meets the same cases in every submission of an assignment.
 _KEPT = {}
 KEPT_CASES = 4096   # at most (the course's cases: about a hundred, 0.1 MB in all)
 
 
-def _reference_case(task, case):
-    """The case's inputs and the references' outputs for them, read-only, computed once per
-    process: both follow from the task and the case (its seed) alone."""
+def _read_only(arrays):
+    for array in arrays:
+        if isinstance(array, np.ndarray):
+            array.setflags(write=False)
+
+
+def _kept(task, case):
     key = (task.name, compare.case_key(case))
     kept = _KEPT.get(key)
     if kept is None or kept[0] is not task:
@@ -90,11 +94,27 @@ def _reference_case(task, case):
             _KEPT.clear()
         inputs = reference_inputs(task, case)
         outputs = reference_outputs(task, inputs)
-        for array in [*inputs.values(), *outputs]:
-            if isinstance(array, np.ndarray):
-                array.setflags(write=False)
-        kept = _KEPT[key] = (task, inputs, outputs)
+        _read_only([*inputs.values(), *outputs])
+        kept = _KEPT[key] = [task, inputs, outputs, None]
+    return kept
+
+
+def _reference_case(task, case):
+    """The case's inputs and the references' outputs for them, read-only, computed once per
+    process: both follow from the task and the case (its seed) alone."""
+    kept = _kept(task, case)
     return kept[1], kept[2]
+
+
+def _kept_probes(task, case):
+    """:func:`reference_probes` of the case, read-only, computed once per process when first
+    asked for (a wrong case's diagnosis, a stand-in run's expected outputs), like its outputs."""
+    kept = _kept(task, case)
+    if kept[3] is None:
+        probes = reference_probes(task, case, kept[1])
+        _read_only([a for outputs in probes.values() for a in outputs])
+        kept[3] = probes
+    return kept[3]
 
 
 def grade_check(task_name, cases, results, hidden=False, kernel_text=True):

@@ -234,3 +234,8 @@ def test_references_are_computed_once_per_case_and_cannot_be_changed(monkeypatch
         first[0][0, 0] = 1.0
     diagnosis = probes()   # the probes' inputs are made from the kept inputs, as copies
     assert diagnosis and runs == ["rnn_step_forward"] * (2 + len(diagnosis))
+    # asked again (a stand-in run's expected outputs, a second wrong submission): kept too
+    assert verify.reference_expected(task, case)[1]() is diagnosis
+    assert runs == ["rnn_step_forward"] * (2 + len(diagnosis))
+    with pytest.raises(ValueError, match="read-only"):
+        next(iter(diagnosis.values()))[0][0, 0] = 1.0

@@ -145,11 +145,10 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
             if task.standins and inner:   # the probes ran with the wrong inner function: not said
                 hint = (f"; wrong with a stand-in {_listed(task.standins)} too, so {task.needs[0]} itself "
                         f"is wrong; {_listed(inner)} also {_fails(inner)}")
-            elif task.standins:           # the stand-in run is wrong too: the layer itself is
-                hint = diagnose(task, case, results, key, probes, dict(wrong))
+            elif feeding and not task.standins:   # with stand-ins, both runs wrong: the layer itself is
+                hint = depends_hint(task, feeding)
             else:
-                hint = (depends_hint(task, feeding) if feeding
-                        else diagnose(task, case, results, key, probes, dict(wrong)))
+                hint = diagnose(task, case, results, key, probes, dict(wrong))
             for name, problem in wrong:
                 label = f"{task.labels[name]} differs: " if name in task.labels else ""
                 report.failures.append((where, f"{name}: {label}{problem}{hint}"))
@@ -163,9 +162,8 @@ def grade_check(task_name, cases, results, expected, hidden=False, kernel_text=T
         report.notes.append((rescued[0], standin_note(task, results, broken, inner, not report.lost)))
         broken = {name: said for name, said in broken.items() if not set(TASKS[name].needs) & set(inner)}
     if broken and cases and report.passed == report.total:
-        report.notes.append((task.describe(cases[0]), f"your {task.name} is right; {' and '.join(broken)} "
-                             f"{'fail' if len(broken) > 1 else 'fails'} {'their' if len(broken) > 1 else 'its'} "
-                             f"own check: fix {'them' if len(broken) > 1 else 'it'} first"
+        report.notes.append((task.describe(cases[0]), f"your {task.name} is right; {_listed(broken)} "
+                             f"{_fails(broken)}: fix {'them' if len(broken) > 1 else 'it'} first"
                              + "".join(f" ({broken[name]})" for name in broken if broken[name])))
     return report
 
@@ -282,9 +280,8 @@ def broken_dependencies(task, results, expected):
 
 
 def depends_hint(task, broken):
-    listed = " and ".join(broken)
-    return (f"; it uses {listed}, which {'fail' if len(broken) > 1 else 'fails'} "
-            f"{'their' if len(broken) > 1 else 'its'} own check: fix {listed} first")
+    listed = _listed(broken)
+    return f"; it uses {listed}, which {_fails(broken)}: fix {listed} first"
 
 
 def _input_names(task, case, said):
